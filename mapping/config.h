@@ -1,0 +1,80 @@
+// Config: the whole crmsync configuration file, validated against
+// schemas/config.schema.json and resolved (API keys read from the environment
+// or mounted files) at start-up.
+//
+// LoadConfig* throw ConfigError on any problem; the message names every
+// offending JSON path (e.g. "/providers/replify/baseUrl: ..."). After start-up
+// a Config is an immutable value shared read-only between threads.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mapping/rules.h"
+
+namespace crmsync::mapping {
+
+class ConfigError : public std::runtime_error {
+ public:
+  // Each problem is "<json path>: <what is wrong>".
+  explicit ConfigError(std::vector<std::string> problems);
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
+
+struct KafkaConfig {
+  std::string bootstrap_servers;
+  std::vector<std::string> topics;
+  std::string group_id = "crmsync";
+  // librdkafka properties passed through as-is (security.protocol, sasl.*, ...).
+  // The worker applies its forced settings after these.
+  std::map<std::string, std::string> properties;
+};
+
+struct ProviderConfig {
+  std::string name;      // "replify"
+  std::string base_url;  // e.g. "https://api.heylibby.com/api/v1"
+  std::string api_key;   // resolved secret; never log it
+  size_t max_batch = 100;
+  std::chrono::milliseconds linger{50};
+  int max_in_flight = 4;
+  std::chrono::milliseconds request_timeout{10000};
+};
+
+struct WorkerConfig {
+  // Deadline for draining in-flight work on SIGTERM or partition revoke.
+  std::chrono::milliseconds drain_timeout{10000};
+  std::chrono::milliseconds commit_interval{1000};
+  // Backpressure: partitions pause above this many undelivered operations.
+  size_t max_pending_operations = 50000;
+  std::chrono::milliseconds retry_initial_backoff{200};
+  std::chrono::milliseconds retry_max_backoff{30000};
+  // "host:port" for /metrics and /healthz; empty disables the listener.
+  std::string metrics_listen = "0.0.0.0:9464";
+};
+
+struct Config {
+  KafkaConfig kafka;
+  std::map<std::string, ProviderConfig> providers;  // by name
+  Rules rules;
+  WorkerConfig worker;
+};
+
+// Where an API key comes from: {"env": "NAME"} or {"file": "/path"}.
+// Reads the environment through this function so that tests can inject one.
+using EnvLookup = std::optional<std::string> (*)(std::string_view name);
+std::optional<std::string> ProcessEnv(std::string_view name);
+
+// Parses, validates (schema + semantic checks such as UUID campaign ids and
+// rules referring to configured providers) and resolves a config document.
+Config LoadConfigFromString(std::string_view json, EnvLookup env = ProcessEnv);
+Config LoadConfigFromFile(const std::string& path, EnvLookup env = ProcessEnv);
+
+}  // namespace crmsync::mapping

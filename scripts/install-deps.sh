@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages crmsync builds and tests with. Idempotent: apt-get
+# runs only when a package is missing.
+set -euo pipefail
+
+packages=(
+  build-essential cmake make pkg-config ccache clang clang-format
+  librdkafka-dev          # Kafka consumer/producer and the mock cluster (rdkafka_mock.h)
+  libcurl4-openssl-dev    # HTTP engine (curl multi)
+  rapidjson-dev           # JSON parsing, writing and JSON Schema validation
+  prometheus-cpp-dev      # /metrics exposition
+  libspdlog-dev           # structured logging
+  libcli11-dev            # command line
+  libcpp-httplib-dev      # provider simulator's HTTP server
+  libgtest-dev libgmock-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

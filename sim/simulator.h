@@ -1,0 +1,86 @@
+// Simulator: a loopback HTTP server that behaves like the documented provider
+// APIs (validation, per-item results, error bodies, auth), holding state in
+// memory, with knobs for latency and injected failures.
+//
+// Routes by path prefix, one per provider:
+//   /replify/api/v1/...   Replify (seeds 000/001): POST /campaigns/{id}/contacts
+// Control endpoints (no auth):
+//   GET  /_sim/state   JSON of every provider's state and request counters
+//   POST /_sim/knobs   JSON {"latencyMs", "failureRate", "failAll"} (any subset)
+//   POST /_sim/reset   forget all state and counters
+//
+// Thread-safe: handlers run on the server's worker threads; all state is
+// behind one mutex. Start() throws std::runtime_error if it cannot listen.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace crmsync::sim {
+
+struct Knobs {
+  std::chrono::milliseconds latency{0};  // added before every provider response
+  double failure_rate = 0.0;             // fraction of requests answered 500 or 503
+  bool fail_all = false;                 // answer every provider request 503
+};
+
+// One contact as Replify holds it in a campaign.
+struct ReplifyContact {
+  std::string first_name, last_name, email, phone, status;
+  std::map<std::string, std::string> metadata;
+  std::string external_id_key, external_id_value;
+  bool operator==(const ReplifyContact&) const = default;
+};
+
+struct Counters {
+  uint64_t requests = 0;         // provider requests received
+  uint64_t injected_failures = 0;
+  uint64_t unauthorized = 0;
+};
+
+class Simulator {
+ public:
+  struct Options {
+    std::string host = "127.0.0.1";
+    int port = 0;  // 0: any free port
+    // Accepted API key per provider name ("replify", ...).
+    std::map<std::string, std::string> api_keys = {{"replify", "sim-replify-key"}};
+    Knobs knobs;
+    int threads = 16;  // server worker threads (bounds concurrent requests)
+    uint64_t seed = 1;  // for failure injection
+  };
+
+  explicit Simulator(Options options);
+  ~Simulator();  // stops the server
+  Simulator(const Simulator&) = delete;
+  Simulator& operator=(const Simulator&) = delete;
+
+  // Binds and starts serving; returns once requests are accepted.
+  void Start();
+  void Stop();
+
+  int Port() const;
+  // Base URL of one provider's API, e.g. "http://127.0.0.1:4242/replify/api/v1".
+  std::string BaseUrl(const std::string& provider) const;
+
+  void SetKnobs(const Knobs& knobs);
+  Knobs GetKnobs() const;
+
+  // Snapshot of Replify campaigns: campaignId -> (contact identity -> contact).
+  // The identity is the email if the contact has one, else the phone.
+  std::map<std::string, std::map<std::string, ReplifyContact>> ReplifyCampaigns() const;
+  Counters GetCounters() const;
+  // The same as GET /_sim/state.
+  std::string StateJson() const;
+  void Reset();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace crmsync::sim

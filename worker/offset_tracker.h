@@ -1,0 +1,59 @@
+// OffsetTracker: per partition, which consumed messages are fully done, and the
+// offset that may be committed (the end of the contiguous run of done
+// messages, i.e. the next offset to consume).
+//
+// Not thread-safe: owned by the worker's loop thread. Never throws; misuse
+// (completing an unknown offset) is an assert in debug builds and ignored
+// otherwise.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "worker/kafka/topic_partition.h"
+
+namespace crmsync::worker {
+
+class OffsetTracker {
+ public:
+  // Starts tracking a partition (on assignment). Idempotent.
+  void Assign(const kafka::TopicPartition& tp);
+  // Stops tracking (on revoke); later calls for it are ignored.
+  void Revoke(const kafka::TopicPartition& tp);
+  bool IsAssigned(const kafka::TopicPartition& tp) const;
+
+  // Registers a consumed message that needs `pending` completions before it is
+  // done (0: done at once). Offsets of one partition arrive in increasing order;
+  // gaps (compacted or transactional offsets) are allowed.
+  void Add(const kafka::TopicPartition& tp, int64_t offset, size_t pending);
+
+  // One of the message's operations finished (delivered or deliberately
+  // rejected). Ignored for partitions that are not assigned.
+  void Complete(const kafka::TopicPartition& tp, int64_t offset);
+
+  // The offset to commit (last contiguous done offset + 1) if it advanced
+  // since the last call for this partition.
+  std::optional<int64_t> TakeCommittable(const kafka::TopicPartition& tp);
+
+  // Committable offset (last contiguous done + 1) for every assigned
+  // partition that advanced since the last call.
+  std::vector<std::pair<kafka::TopicPartition, int64_t>> TakeAllCommittable();
+
+  // Messages registered but not yet done, over all partitions / for one.
+  size_t Outstanding() const;
+  size_t Outstanding(const kafka::TopicPartition& tp) const;
+
+ private:
+  struct PartitionState {
+    std::map<int64_t, size_t> pending;  // offset -> remaining completions (>0)
+    int64_t next_expected = -1;  // one past the highest offset added
+    int64_t committable = -1;    // last computed watermark
+    int64_t reported = -1;       // last watermark returned by Take*
+  };
+  std::map<kafka::TopicPartition, PartitionState> partitions_;
+};
+
+}  // namespace crmsync::worker
