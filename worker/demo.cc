@@ -1,1 +1,185 @@
-// placeholder
+#include "worker/demo.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "crmsync_schemas.h"
+#include "mapping/config.h"
+#include "sim/simulator.h"
+#include "worker/kafka/admin.h"
+#include "worker/kafka/producer.h"
+#include "worker/kafka/test_broker.h"
+#include "worker/metrics.h"
+#include "worker/sample_events.h"
+#include "worker/worker.h"
+
+namespace crmsync::worker {
+namespace {
+
+constexpr char kTopic[] = "crm.contacts";
+constexpr char kSimKey[] = "demo-replify-key";
+
+// The demo's only secret is the simulator's key; nothing is read from the
+// environment.
+std::optional<std::string> DemoEnv(std::string_view name) {
+  if (name == "REPLIFY_API_KEY") return std::string(kSimKey);
+  return std::nullopt;
+}
+
+// Campaign -> the names of the rules that write to it, as a readable label.
+std::map<std::string, std::string> CampaignLabels(const mapping::Config& config) {
+  std::map<std::string, std::set<std::string>> rules;
+  for (const auto& rule : config.rules.rules) {
+    for (const auto& action : rule.actions) {
+      if (action.action == mapping::Action::kUpsert) rules[action.target].insert(rule.name);
+    }
+  }
+  std::map<std::string, std::string> labels;
+  for (const auto& [campaign, names] : rules) {
+    std::string label;
+    for (const auto& name : names) label += (label.empty() ? "" : ", ") + name;
+    labels[campaign] = label;
+  }
+  return labels;
+}
+
+void PrintSummary(const sim::Simulator& simulator, const mapping::Config& config) {
+  const auto labels = CampaignLabels(config);
+  std::printf("\nWhat each Replify campaign now holds:\n");
+  for (const auto& [campaign, contacts] : simulator.ReplifyCampaigns()) {
+    std::map<std::string, size_t> by_status;
+    std::map<std::string, size_t> by_tier;
+    for (const auto& [id, contact] : contacts) {
+      ++by_status[contact.status.empty() ? "active" : contact.status];
+      auto tier = contact.metadata.find("tier");
+      ++by_tier[tier == contact.metadata.end() ? "-" : tier->second];
+    }
+    auto label = labels.find(campaign);
+    std::printf("\n  campaign %s%s%s%s\n", campaign.c_str(), label == labels.end() ? "" : " (",
+                label == labels.end() ? "" : label->second.c_str(),
+                label == labels.end() ? "" : ")");
+    std::printf("    %zu contacts;", contacts.size());
+    for (const auto& [status, n] : by_status) std::printf(" %s %zu", status.c_str(), n);
+    std::printf("; tiers:");
+    for (const auto& [tier, n] : by_tier) std::printf(" %s %zu", tier.c_str(), n);
+    std::printf("\n    %-14s %-10s %-24s %-12s %-10s %s\n", "first name", "last name", "email",
+                "phone", "tier", "status");
+    size_t shown = 0;
+    for (const auto& [id, contact] : contacts) {
+      if (shown++ == 5) break;
+      auto tier = contact.metadata.find("tier");
+      std::printf("    %-14s %-10s %-24s %-12s %-10s %s\n", contact.first_name.c_str(),
+                  contact.last_name.c_str(), contact.email.c_str(), contact.phone.c_str(),
+                  tier == contact.metadata.end() ? "-" : tier->second.c_str(),
+                  contact.status.empty() ? "active" : contact.status.c_str());
+    }
+    if (contacts.size() > shown) std::printf("    ... and %zu more\n", contacts.size() - shown);
+  }
+}
+
+}  // namespace
+
+int RunDemo(const DemoOptions& options) {
+  spdlog::set_level(options.verbose ? spdlog::level::info : spdlog::level::err);
+  const bool tty = isatty(STDOUT_FILENO) != 0;
+  const auto started = std::chrono::steady_clock::now();
+
+  kafka::TestBroker broker;
+  broker.CreateTopic(kTopic, options.partitions);
+
+  sim::Simulator::Options sim_options;
+  sim_options.api_keys = {{"replify", kSimKey}};
+  sim_options.knobs.latency = std::chrono::milliseconds(options.latency_ms);
+  sim::Simulator simulator(sim_options);
+  simulator.Start();
+
+  mapping::Config config =
+      mapping::LoadConfigFromString(schemas::EmbeddedFile("examples/crmsync.json"), &DemoEnv);
+  config.kafka.bootstrap_servers = broker.BootstrapServers();
+  config.kafka.topics = {kTopic};
+  for (auto& [name, provider] : config.providers) provider.base_url = simulator.BaseUrl(name);
+  config.worker.metrics_listen = "127.0.0.1:0";
+  config.worker.commit_interval = std::chrono::milliseconds(200);
+
+  std::printf("crmsync demo\n");
+  std::printf("  Kafka (librdkafka mock cluster): %s, topic %s with %d partitions\n",
+              broker.BootstrapServers().c_str(), kTopic, options.partitions);
+  std::printf("  provider simulator: %s (latency %d ms)\n", simulator.BaseUrl("replify").c_str(),
+              options.latency_ms);
+
+  SampleOptions sample;
+  sample.events = options.events;
+  sample.contacts = options.contacts;
+  sample.malformed_every = 997;  // a few poison messages: skipped with a reason
+  const auto events = GenerateSampleEvents(sample);
+  {
+    kafka::Producer producer(broker.BootstrapServers());
+    for (const auto& event : events) producer.Produce(kTopic, event.key, event.payload);
+    producer.Flush();
+  }
+  const size_t malformed =
+      std::count_if(events.begin(), events.end(), [](const SampleEvent& e) { return e.malformed; });
+  std::printf("  produced %zu CRM events for %zu contacts (%zu of them malformed)\n\n",
+              events.size(), options.contacts, malformed);
+
+  Metrics metrics(config.worker.metrics_listen);
+  Worker worker(config, metrics);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { worker.Run(stop); });
+
+  const auto& stats = worker.Stats();
+  int64_t lag = -1;
+  auto last_lag_query = std::chrono::steady_clock::time_point{};
+  bool done = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_lag_query >= std::chrono::milliseconds(500)) {
+      last_lag_query = now;
+      try {
+        lag = kafka::TotalLag(
+            kafka::QueryGroupLag(broker.BootstrapServers(), config.kafka.group_id, kTopic));
+      } catch (const std::exception& e) {
+        spdlog::debug("lag query: {}", e.what());
+      }
+    }
+    std::printf(
+        "%s  consumed %6llu/%zu   delivered %6llu   pending %5llu   retried %4llu   "
+        "lag %6lld%s",
+        tty ? "\r" : "", static_cast<unsigned long long>(stats.consumed.load()), events.size(),
+        static_cast<unsigned long long>(stats.delivered.load()),
+        static_cast<unsigned long long>(stats.pending.load()),
+        static_cast<unsigned long long>(stats.retried.load()), static_cast<long long>(lag),
+        tty ? "" : "\n");
+    std::fflush(stdout);
+    done = lag == 0 && stats.consumed.load() >= events.size() && stats.pending.load() == 0;
+  }
+  stop = true;
+  runner.join();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  const sim::Counters counters = simulator.GetCounters();
+  std::printf(
+      "\n\n%s after %.1f s: %llu events consumed, %llu operations delivered in %llu "
+      "requests, %llu rejected, %llu malformed and %llu unmatched events skipped; "
+      "committed lag %lld.\n",
+      done ? "Done" : "Gave up", seconds, static_cast<unsigned long long>(stats.consumed.load()),
+      static_cast<unsigned long long>(stats.delivered.load()),
+      static_cast<unsigned long long>(counters.requests),
+      static_cast<unsigned long long>(stats.rejected.load()),
+      static_cast<unsigned long long>(stats.malformed.load()),
+      static_cast<unsigned long long>(stats.unmatched.load()), static_cast<long long>(lag));
+  PrintSummary(simulator, config);
+  return done ? 0 : 1;
+}
+
+}  // namespace crmsync::worker

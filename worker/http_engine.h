@@ -36,8 +36,7 @@ class HttpEngine {
   HttpEngine& operator=(const HttpEngine&) = delete;
 
   // Queues a request; `timeout` bounds the whole transfer.
-  void Submit(providers::HttpRequest request, std::chrono::milliseconds timeout,
-              Callback callback);
+  void Submit(providers::HttpRequest request, std::chrono::milliseconds timeout, Callback callback);
 
   // Requests submitted and not yet completed.
   size_t InFlight() const;

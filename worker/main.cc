@@ -1,1 +1,89 @@
-int main() { return 0; }
+// crmsync: composition only — parse the command line, load the config, wire
+// the worker, handle signals.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+
+#include "mapping/config.h"
+#include "worker/demo.h"
+#include "worker/metrics.h"
+#include "worker/worker.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  // The first signal asks for a graceful drain; a second one means "now".
+  if (g_stop.exchange(true)) _exit(130);
+}
+
+void InstallSignalHandlers() {
+  struct sigaction action {};
+  action.sa_handler = &OnSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+int Run(const std::string& config_path) {
+  crmsync::mapping::Config config = crmsync::mapping::LoadConfigFromFile(config_path);
+  crmsync::worker::Metrics metrics(config.worker.metrics_listen);
+  crmsync::worker::Worker worker(std::move(config), metrics);
+  InstallSignalHandlers();
+  return worker.Run(g_stop);
+}
+
+int CheckConfig(const std::string& config_path) {
+  crmsync::mapping::LoadConfigFromFile(config_path);
+  std::printf("%s: ok\n", config_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"crmsync: keeps outreach providers in step with CRM change events on Kafka"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+
+  std::string config_path;
+  CLI::App* run = app.add_subcommand("run", "consume and deliver until SIGTERM");
+  run->add_option("-c,--config", config_path, "config file (JSON)")->required();
+
+  std::string check_path;
+  CLI::App* check = app.add_subcommand("check-config", "validate a config file and exit");
+  check->add_option("file", check_path, "config file (JSON)")->required();
+
+  crmsync::worker::DemoOptions demo_options;
+  CLI::App* demo =
+      app.add_subcommand("demo", "embedded broker, simulator and sample events; no setup needed");
+  demo->add_option("--events", demo_options.events, "events to produce")->capture_default_str();
+  demo->add_option("--contacts", demo_options.contacts, "distinct contacts")->capture_default_str();
+  demo->add_option("--latency-ms", demo_options.latency_ms, "simulated provider latency")
+      ->capture_default_str();
+  demo->add_flag("--verbose", demo_options.verbose, "show the worker's log");
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+
+  try {
+    if (*run) return Run(config_path);
+    if (*check) return CheckConfig(check_path);
+    if (*demo) return crmsync::worker::RunDemo(demo_options);
+  } catch (const crmsync::mapping::ConfigError& e) {
+    std::fprintf(stderr, "invalid configuration:\n%s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "crmsync: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -49,9 +49,9 @@ class OffsetTracker {
  private:
   struct PartitionState {
     std::map<int64_t, size_t> pending;  // offset -> remaining completions (>0)
-    int64_t next_expected = -1;  // one past the highest offset added
-    int64_t committable = -1;    // last computed watermark
-    int64_t reported = -1;       // last watermark returned by Take*
+    int64_t next_expected = -1;         // one past the highest offset added
+    int64_t committable = -1;           // last computed watermark
+    int64_t reported = -1;              // last watermark returned by Take*
   };
   std::map<kafka::TopicPartition, PartitionState> partitions_;
 };

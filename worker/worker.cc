@@ -1,1 +1,305 @@
-// placeholder
+#include "worker/worker.h"
+
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "providers/registry.h"
+#include "worker/process_message.h"
+
+namespace crmsync::worker {
+namespace {
+
+std::map<std::string, ProviderLimits> LimitsFrom(const mapping::Config& config) {
+  std::map<std::string, ProviderLimits> limits;
+  for (const auto& [name, provider] : config.providers) {
+    limits[name] = ProviderLimits{provider.max_batch, provider.linger, provider.max_in_flight};
+  }
+  return limits;
+}
+
+// Label for http_requests_total: the HTTP status, or how the transport failed.
+std::string ResponseCode(const providers::HttpResponse& response) {
+  switch (response.transport) {
+    case providers::Transport::kOk:
+      return std::to_string(response.status);
+    case providers::Transport::kTimeout:
+      return "timeout";
+    case providers::Transport::kConnectFailed:
+      return "connect_failed";
+    case providers::Transport::kBroken:
+      return "broken";
+    case providers::Transport::kConfigError:
+      return "config_error";
+  }
+  return "unknown";
+}
+
+constexpr size_t kMaxMessagesPerPoll = 1000;
+constexpr std::chrono::milliseconds kIdlePoll{100};
+constexpr std::chrono::milliseconds kBusyPoll{5};
+constexpr std::chrono::milliseconds kCommitDeadline{5000};
+
+}  // namespace
+
+Worker::Worker(mapping::Config config, Metrics& metrics)
+    : config_(std::move(config)),
+      metrics_(metrics),
+      dispatcher_(LimitsFrom(config_),
+                  RetryPolicy{config_.worker.retry_initial_backoff,
+                              config_.worker.retry_max_backoff, std::chrono::minutes(5)}) {
+  for (const auto& [name, provider_config] : config_.providers) {
+    providers_[name] = providers::CreateProvider(provider_config);
+  }
+  HttpEngine::Options options;
+  int connections = 0;
+  for (const auto& [name, provider_config] : config_.providers) {
+    connections = std::max(connections, provider_config.max_in_flight);
+  }
+  options.max_host_connections = std::max(connections, 1);
+  engine_ = std::make_unique<HttpEngine>(options);
+}
+
+Worker::~Worker() {
+  // The engine's callbacks touch the completion queue: stop it first.
+  engine_.reset();
+  consumer_.reset();
+}
+
+bool Worker::IsCurrent(const MessageRef& ref) const {
+  auto it = epochs_.find(ref.tp);
+  return it != epochs_.end() && it->second == ref.epoch && tracker_.IsAssigned(ref.tp);
+}
+
+void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now) {
+  kafka::TopicPartition tp{std::string(message.topic), message.partition};
+  ++stats_.consumed;
+  metrics_.EventConsumed(tp.topic);
+  if (!tracker_.IsAssigned(tp)) return;
+
+  ProcessedMessage processed = ProcessMessage(message, config_.rules);
+  switch (processed.fate) {
+    case MessageFate::kMalformed:
+      // Logged without the payload: it may hold contact data.
+      spdlog::warn("skipping malformed message {}@{}: {}", tp.ToString(), message.offset,
+                   processed.reason);
+      ++stats_.malformed;
+      metrics_.EventSkipped("malformed");
+      tracker_.Add(tp, message.offset, 0);
+      return;
+    case MessageFate::kUnmatched:
+      ++stats_.unmatched;
+      metrics_.EventSkipped("unmatched");
+      tracker_.Add(tp, message.offset, 0);
+      return;
+    case MessageFate::kOperations:
+      break;
+  }
+  tracker_.Add(tp, message.offset, processed.operations.size());
+  const MessageRef origin{tp, message.offset, epochs_[tp]};
+  for (mapping::Operation& op : processed.operations) {
+    dispatcher_.Enqueue(std::move(op), origin, now);
+  }
+}
+
+void Worker::Pump(bool flush_all) {
+  std::vector<Completion> done;
+  {
+    std::lock_guard lock(completions_mutex_);
+    done.swap(completions_);
+  }
+  const Clock::time_point now = Clock::now();
+  auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
+  for (Completion& completion : done) {
+    const providers::Provider& provider = *providers_.at(completion.provider);
+    metrics_.HttpRequest(completion.provider, ResponseCode(completion.response),
+                         completion.seconds);
+    std::vector<providers::Outcome> outcomes =
+        provider.Classify(*completion.batch, completion.response);
+    uint64_t retried = 0;
+    for (const auto& outcome : outcomes) {
+      if (outcome.kind == providers::OutcomeKind::kRetry) ++retried;
+    }
+    if (retried > 0) {
+      stats_.retried += retried;
+      metrics_.Operation(completion.provider, "retried", retried);
+      spdlog::debug("{}: {} item(s) will be retried: {}", completion.provider, retried,
+                    outcomes.front().reason);
+    }
+    // `completion.batch` dies inside OnResult.
+    for (const Finished& finished :
+         dispatcher_.OnResult(completion.batch_id, outcomes, now, keep_retrying)) {
+      if (finished.kind == providers::OutcomeKind::kReject) {
+        ++stats_.rejected;
+        metrics_.Operation(finished.provider, "rejected", 1);
+        spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
+                     finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
+                     finished.reason);
+      } else {
+        ++stats_.delivered;
+        metrics_.Operation(finished.provider, "delivered", 1);
+      }
+      if (IsCurrent(finished.origin)) {
+        tracker_.Complete(finished.origin.tp, finished.origin.offset);
+      }
+    }
+  }
+
+  for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all)) {
+    const providers::Provider& provider = *providers_.at(out.provider);
+    const auto& provider_config = config_.providers.at(out.provider);
+    metrics_.BatchSent(out.provider, out.batch->items.size());
+    const auto started = Clock::now();
+    engine_->Submit(provider.BuildRequest(*out.batch), provider_config.request_timeout,
+                    [this, id = out.id, name = out.provider, batch = out.batch,
+                     started](providers::HttpResponse response) {
+                      Completion completion{
+                          id, name, batch, std::move(response),
+                          std::chrono::duration<double>(Clock::now() - started).count()};
+                      {
+                        std::lock_guard lock(completions_mutex_);
+                        completions_.push_back(std::move(completion));
+                      }
+                      completions_cv_.notify_one();
+                    });
+  }
+  stats_.pending = dispatcher_.Pending();
+  metrics_.SetPending(dispatcher_.Pending());
+}
+
+void Worker::WaitForCompletions(Clock::time_point until) {
+  if (auto next = dispatcher_.NextDeadline(); next && *next < until) until = *next;
+  std::unique_lock lock(completions_mutex_);
+  completions_cv_.wait_until(lock, until, [this] { return !completions_.empty(); });
+}
+
+void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
+                   Clock::time_point deadline) {
+  auto outstanding = [&] {
+    if (partitions.empty()) return tracker_.Outstanding();
+    size_t total = 0;
+    for (const auto& tp : partitions) total += tracker_.Outstanding(tp);
+    return total;
+  };
+  Pump(/*flush_all=*/true);
+  while (outstanding() > 0 && Clock::now() < deadline) {
+    WaitForCompletions(deadline);
+    Pump(/*flush_all=*/true);
+  }
+  if (size_t left = outstanding(); left > 0) {
+    spdlog::warn("drain deadline passed with {} message(s) unfinished; they will be replayed",
+                 left);
+  }
+}
+
+void Worker::StoreAndCommit() {
+  auto advanced = tracker_.TakeAllCommittable();
+  if (!advanced.empty()) {
+    consumer_->StoreOffsets(advanced);
+    for (const auto& [tp, offset] : advanced) {
+      stored_[tp] = offset;
+      metrics_.SetCommitted(tp.topic, tp.partition, offset);
+    }
+  }
+  consumer_->CommitStoredAsync();
+}
+
+bool Worker::CommitNow(const std::vector<kafka::TopicPartition>& partitions) {
+  for (const auto& [tp, offset] : tracker_.TakeAllCommittable()) stored_[tp] = offset;
+  std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets;
+  for (const auto& tp : partitions) {
+    if (auto it = stored_.find(tp); it != stored_.end()) {
+      offsets.emplace_back(tp, it->second);
+      metrics_.SetCommitted(tp.topic, tp.partition, it->second);
+    }
+  }
+  return consumer_->CommitSync(offsets, kCommitDeadline);
+}
+
+void Worker::ApplyBackpressure() {
+  const size_t pending = dispatcher_.Pending();
+  const size_t limit = config_.worker.max_pending_operations;
+  if (!paused_ && pending >= limit) {
+    paused_ = true;
+    consumer_->Pause(consumer_->Assignment());
+    spdlog::info("backpressure: {} operations pending, pausing consumption", pending);
+  } else if (paused_ && pending <= limit / 2) {
+    paused_ = false;
+    consumer_->Resume(consumer_->Assignment());
+    spdlog::info("backpressure released: {} operations pending", pending);
+  } else if (paused_ && assignment_changed_) {
+    consumer_->Pause(consumer_->Assignment());
+  }
+  assignment_changed_ = false;
+}
+
+void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
+  for (const auto& tp : partitions) {
+    tracker_.Assign(tp);
+    ++epochs_[tp];
+  }
+  stats_.assigned_partitions += partitions.size();
+  assignment_changed_ = true;
+  spdlog::info("assigned {} partition(s)", partitions.size());
+}
+
+void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
+  if (lost) {
+    spdlog::warn("{} partition(s) lost; their unfinished work will be replayed by the new owner",
+                 partitions.size());
+  } else {
+    Drain(partitions, Clock::now() + config_.worker.drain_timeout);
+    CommitNow(partitions);
+  }
+  for (const auto& tp : partitions) {
+    dispatcher_.DropPartition(tp);
+    tracker_.Revoke(tp);
+    ++epochs_[tp];
+    stored_.erase(tp);
+  }
+  stats_.assigned_partitions -= std::min<uint64_t>(stats_.assigned_partitions, partitions.size());
+  stats_.pending = dispatcher_.Pending();
+  spdlog::info("revoked {} partition(s)", partitions.size());
+}
+
+int Worker::Run(const std::atomic<bool>& stop) {
+  kafka::ConsumerOptions options{config_.kafka.bootstrap_servers, config_.kafka.group_id,
+                                 config_.kafka.topics, config_.kafka.properties};
+  consumer_ = std::make_unique<kafka::Consumer>(options, this);
+  spdlog::info("consuming {} as group '{}'", fmt::join(config_.kafka.topics, ","),
+               config_.kafka.group_id);
+
+  Clock::time_point next_commit = Clock::now() + config_.worker.commit_interval;
+  while (!stop.load()) {
+    std::chrono::milliseconds timeout = kIdlePoll;
+    if (dispatcher_.Pending() > 0) timeout = kBusyPoll;
+    if (auto next = dispatcher_.NextDeadline()) {
+      auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now());
+      timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
+    }
+    consumer_->Poll(timeout, kMaxMessagesPerPoll, [this](const kafka::Message& message) {
+      HandleMessage(message, Clock::now());
+    });
+    Pump(/*flush_all=*/false);
+    ApplyBackpressure();
+    if (Clock::now() >= next_commit) {
+      StoreAndCommit();
+      next_commit = Clock::now() + config_.worker.commit_interval;
+    }
+  }
+
+  spdlog::info("stopping: draining {} pending operation(s)", dispatcher_.Pending());
+  const auto assignment = consumer_->Assignment();
+  consumer_->Pause(assignment);  // stop fetching
+  Drain({}, Clock::now() + config_.worker.drain_timeout);
+  CommitNow(assignment);
+  consumer_->Close();  // revokes through OnRevoking (already drained) and leaves
+  spdlog::info("stopped: consumed {}, delivered {}, rejected {}, malformed {}",
+               stats_.consumed.load(), stats_.delivered.load(), stats_.rejected.load(),
+               stats_.malformed.load());
+  return 0;
+}
+
+}  // namespace crmsync::worker

@@ -1,1 +1,256 @@
-// placeholder
+#include "worker/kafka/consumer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace crmsync::kafka {
+namespace {
+
+void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
+      RD_KAFKA_CONF_OK) {
+    throw std::runtime_error("kafka property '" + name + "': " + errstr);
+  }
+}
+
+std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  out.reserve(list->cnt);
+  for (int i = 0; i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition});
+  }
+  return out;
+}
+
+void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug.
+  if (level <= 3) {
+    spdlog::error("kafka {}: {}", facility, message);
+  } else if (level == 4) {
+    spdlog::warn("kafka {}: {}", facility, message);
+  } else {
+    spdlog::debug("kafka {}: {}", facility, message);
+  }
+}
+
+}  // namespace
+
+TopicPartitionListPtr MakePartitionList(const std::vector<TopicPartition>& partitions) {
+  TopicPartitionListPtr list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (const auto& tp : partitions) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition);
+  }
+  return list;
+}
+
+TopicPartitionListPtr MakeOffsetList(
+    const std::vector<std::pair<TopicPartition, int64_t>>& offsets) {
+  TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [tp, offset] : offsets) {
+    rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = offset;
+  }
+  return list;
+}
+
+Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
+    : listener_(listener) {
+  ConfPtr conf(rd_kafka_conf_new());
+  // Defaults a user may override.
+  Set(conf.get(), "auto.offset.reset", "earliest");
+  Set(conf.get(), "enable.partition.eof", "false");
+  Set(conf.get(), "client.id", "crmsync");
+  for (const auto& [name, value] : options.properties) Set(conf.get(), name, value);
+  // Forced after the passthrough properties so that they cannot be overridden:
+  // offsets are stored only once every operation of a message (and of all
+  // earlier messages) is done, and committed by the worker itself.
+  Set(conf.get(), "bootstrap.servers", options.bootstrap_servers);
+  Set(conf.get(), "group.id", options.group_id);
+  Set(conf.get(), "enable.auto.offset.store", "false");
+  Set(conf.get(), "enable.auto.commit", "false");
+  Set(conf.get(), "partition.assignment.strategy", "cooperative-sticky");
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &Consumer::OnCommit);
+  rd_kafka_conf_set_log_cb(conf.get(), &LogFromKafka);
+
+  char errstr[512];
+  // rd_kafka_new takes ownership of the conf only on success.
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr));
+  if (rk == nullptr) throw std::runtime_error(std::string("kafka consumer: ") + errstr);
+  conf.release();
+  handle_.reset(rk);
+  // Serve the main queue (errors, logs, commit results) from consumer_poll too.
+  rd_kafka_poll_set_consumer(rk);
+
+  TopicPartitionListPtr topics(
+      rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size())));
+  for (const auto& topic : options.topics) {
+    rd_kafka_topic_partition_list_add(topics.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  if (rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, topics.get())) {
+    throw std::runtime_error(std::string("kafka subscribe: ") + rd_kafka_err2str(err));
+  }
+}
+
+Consumer::~Consumer() {
+  if (!closed_) Close();
+}
+
+size_t Consumer::Poll(std::chrono::milliseconds timeout, size_t max_messages,
+                      const std::function<void(const Message&)>& handler) {
+  size_t handled = 0;
+  int wait_ms = static_cast<int>(timeout.count());
+  while (handled < max_messages) {
+    MessagePtr msg(rd_kafka_consumer_poll(handle_.get(), wait_ms));
+    wait_ms = 0;  // only the first poll may wait
+    if (!msg) break;
+    if (msg->err) {
+      if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) continue;
+      spdlog::warn("kafka consumer: {} ({})", rd_kafka_message_errstr(msg.get()),
+                   rd_kafka_err2name(msg->err));
+      continue;
+    }
+    Message view;
+    view.topic = rd_kafka_topic_name(msg->rkt);
+    view.partition = msg->partition;
+    view.offset = msg->offset;
+    view.key = std::string_view(static_cast<const char*>(msg->key), msg->key_len);
+    view.null_payload = msg->payload == nullptr;
+    view.payload = std::string_view(static_cast<const char*>(msg->payload), msg->len);
+    view.timestamp_ms = rd_kafka_message_timestamp(msg.get(), nullptr);
+    handler(view);
+    ++handled;
+  }
+  return handled;
+}
+
+void Consumer::StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>>& offsets) {
+  if (offsets.empty()) return;
+  TopicPartitionListPtr list = MakeOffsetList(offsets);
+  if (rd_kafka_resp_err_t err = rd_kafka_offsets_store(handle_.get(), list.get())) {
+    // _STATE: the partition was revoked meanwhile; its offsets belong to the
+    // next owner now.
+    spdlog::debug("kafka offsets_store: {}", rd_kafka_err2str(err));
+  }
+}
+
+void Consumer::CommitStoredAsync() {
+  rd_kafka_resp_err_t err = rd_kafka_commit(handle_.get(), nullptr, /*async=*/1);
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("kafka commit: {}", rd_kafka_err2str(err));
+  }
+}
+
+bool Consumer::CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
+                          std::chrono::milliseconds deadline) {
+  if (offsets.empty()) return true;
+  TopicPartitionListPtr list = MakeOffsetList(offsets);
+  // A private queue lets us wait for this commit's result with a deadline
+  // instead of rd_kafka_commit(sync), which can block for a socket timeout.
+  QueuePtr queue(rd_kafka_queue_new(handle_.get()));
+  rd_kafka_resp_err_t err =
+      rd_kafka_commit_queue(handle_.get(), list.get(), queue.get(), nullptr, nullptr);
+  if (err) {
+    spdlog::warn("kafka commit: {}", rd_kafka_err2str(err));
+    return false;
+  }
+  const auto end = std::chrono::steady_clock::now() + deadline;
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      spdlog::warn("kafka commit: no answer within {} ms", deadline.count());
+      return false;
+    }
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), static_cast<int>(left.count()));
+    if (event == nullptr) continue;
+    const bool is_commit = rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT;
+    const rd_kafka_resp_err_t result = rd_kafka_event_error(event);
+    std::string reason = result ? rd_kafka_event_error_string(event) : "";
+    rd_kafka_event_destroy(event);
+    if (!is_commit) continue;
+    if (result) spdlog::warn("kafka commit: {}", reason);
+    return result == RD_KAFKA_RESP_ERR_NO_ERROR;
+  }
+}
+
+void Consumer::Pause(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return;
+  TopicPartitionListPtr list = MakePartitionList(partitions);
+  rd_kafka_pause_partitions(handle_.get(), list.get());
+}
+
+void Consumer::Resume(const std::vector<TopicPartition>& partitions) {
+  if (partitions.empty()) return;
+  TopicPartitionListPtr list = MakePartitionList(partitions);
+  rd_kafka_resume_partitions(handle_.get(), list.get());
+}
+
+std::vector<TopicPartition> Consumer::Assignment() const {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (rd_kafka_assignment(handle_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
+  TopicPartitionListPtr list(raw);
+  return ToVector(list.get());
+}
+
+void Consumer::Close() {
+  if (closed_) return;
+  closed_ = true;
+  // Revokes the assignment through the rebalance callback, then leaves the group.
+  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(handle_.get())) {
+    spdlog::warn("kafka consumer close: {}", rd_kafka_err2str(err));
+  }
+}
+
+void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  auto* self = static_cast<Consumer*>(opaque);
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+  switch (err) {
+    case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
+      self->listener_->OnAssigned(ToVector(partitions));
+      rd_kafka_error_t* error = nullptr;
+      if (cooperative) {
+        error = rd_kafka_incremental_assign(rk, partitions);
+      } else {
+        rd_kafka_assign(rk, partitions);
+      }
+      if (error) {
+        spdlog::error("kafka assign: {}", rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+      }
+      break;
+    }
+    case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
+      self->listener_->OnRevoking(ToVector(partitions), rd_kafka_assignment_lost(rk) != 0);
+      if (cooperative) {
+        if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
+          spdlog::error("kafka unassign: {}", rd_kafka_error_string(error));
+          rd_kafka_error_destroy(error);
+        }
+      } else {
+        rd_kafka_assign(rk, nullptr);
+      }
+      break;
+    }
+    default:
+      spdlog::error("kafka rebalance error: {}", rd_kafka_err2str(err));
+      rd_kafka_assign(rk, nullptr);
+      break;
+  }
+}
+
+void Consumer::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
+                        void*) {
+  // _NO_OFFSET: nothing new to commit. Other failures (e.g. REBALANCE_IN_PROGRESS)
+  // are retried by the next periodic commit; they never lose data.
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    spdlog::warn("kafka commit failed: {}", rd_kafka_err2str(err));
+  }
+}
+
+}  // namespace crmsync::kafka

@@ -1,0 +1,88 @@
+// Consumer: the worker's librdkafka KafkaConsumer — cooperative-sticky group
+// membership, manual offset storage, pause/resume, and commits that never
+// block without a deadline.
+//
+// Not thread-safe: every method is called from the worker's loop thread. The
+// RebalanceListener is invoked from inside Poll() on that same thread.
+// The constructor throws std::runtime_error naming the librdkafka property
+// that was rejected; per-message and commit errors are returned or logged,
+// never thrown.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "worker/kafka/handles.h"
+#include "worker/kafka/message.h"
+#include "worker/kafka/topic_partition.h"
+
+namespace crmsync::kafka {
+
+class RebalanceListener {
+ public:
+  virtual ~RebalanceListener() = default;
+  virtual void OnAssigned(const std::vector<TopicPartition>& partitions) = 0;
+  // Called before the partitions are given up. `lost` is true when the group
+  // already considers them gone (session timeout): committing is pointless.
+  virtual void OnRevoking(const std::vector<TopicPartition>& partitions, bool lost) = 0;
+};
+
+struct ConsumerOptions {
+  std::string bootstrap_servers;
+  std::string group_id;
+  std::vector<std::string> topics;
+  // User passthrough properties, applied first; forced settings override them.
+  std::map<std::string, std::string> properties;
+};
+
+class Consumer {
+ public:
+  Consumer(const ConsumerOptions& options, RebalanceListener* listener);
+  ~Consumer();
+  Consumer(const Consumer&) = delete;
+  Consumer& operator=(const Consumer&) = delete;
+
+  // Waits up to `timeout` for the first message, then takes whatever else is
+  // already buffered, up to `max_messages`; `handler` runs for each message.
+  // Returns how many messages were handled.
+  size_t Poll(std::chrono::milliseconds timeout, size_t max_messages,
+              const std::function<void(const Message&)>& handler);
+
+  // Records the next offsets to commit (last done + 1) for these partitions.
+  void StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>>& offsets);
+  // Commits the stored offsets of the current assignment without waiting.
+  void CommitStoredAsync();
+  // Commits these offsets and waits for the broker's answer at most until
+  // `deadline`. Returns true if the commit was acknowledged.
+  bool CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
+                  std::chrono::milliseconds deadline);
+
+  void Pause(const std::vector<TopicPartition>& partitions);
+  void Resume(const std::vector<TopicPartition>& partitions);
+  std::vector<TopicPartition> Assignment() const;
+
+  // Leaves the group (revoking through the listener) and closes the handle.
+  void Close();
+
+ private:
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
+
+  KafkaPtr handle_;
+  RebalanceListener* listener_;
+  bool closed_ = false;
+};
+
+// Builds a librdkafka partition list (offsets set when given).
+TopicPartitionListPtr MakePartitionList(const std::vector<TopicPartition>& partitions);
+TopicPartitionListPtr MakeOffsetList(
+    const std::vector<std::pair<TopicPartition, int64_t>>& offsets);
+
+}  // namespace crmsync::kafka

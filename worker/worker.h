@@ -1,0 +1,103 @@
+// Worker: the consume → map → dispatch → deliver → commit loop.
+//
+// Owns the Kafka consumer, the HTTP engine, the providers, the dispatcher and
+// the offset tracker. Run() executes the loop on the calling thread; the HTTP
+// engine has its own I/O thread whose completions are handed back through a
+// queue, so all pipeline state is touched by the loop thread only. Stats()
+// may be read from any thread.
+//
+// Guarantee: a partition's offset is committed only up to the first message
+// that is not yet done (every operation delivered or deliberately rejected).
+// The constructor throws on bad configuration (std::runtime_error or
+// mapping::ConfigError); Run() does not throw for per-message problems.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "mapping/config.h"
+#include "providers/provider.h"
+#include "worker/dispatcher.h"
+#include "worker/http_engine.h"
+#include "worker/kafka/consumer.h"
+#include "worker/metrics.h"
+#include "worker/offset_tracker.h"
+
+namespace crmsync::worker {
+
+// Counters for progress displays and tests (Prometheus has the same and more).
+struct WorkerStats {
+  std::atomic<uint64_t> consumed{0};
+  std::atomic<uint64_t> malformed{0};
+  std::atomic<uint64_t> unmatched{0};
+  std::atomic<uint64_t> delivered{0};  // operations the provider confirmed
+  std::atomic<uint64_t> rejected{0};   // operations the provider refused for good
+  std::atomic<uint64_t> retried{0};    // operation attempts that will be retried
+  std::atomic<uint64_t> pending{0};    // operations queued or in flight
+  std::atomic<uint64_t> assigned_partitions{0};
+};
+
+class Worker : public kafka::RebalanceListener {
+ public:
+  Worker(mapping::Config config, Metrics& metrics);
+  ~Worker() override;
+
+  // Consumes until `stop` is set, then stops fetching, drains in-flight work
+  // within worker.drainTimeoutMs, commits what is done and leaves the group.
+  // Returns 0 after a clean shutdown.
+  int Run(const std::atomic<bool>& stop);
+
+  const WorkerStats& Stats() const { return stats_; }
+
+  // kafka::RebalanceListener (called from inside Run's polling).
+  void OnAssigned(const std::vector<kafka::TopicPartition>& partitions) override;
+  void OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) override;
+
+ private:
+  struct Completion {
+    uint64_t batch_id = 0;
+    std::string provider;
+    const providers::Batch* batch = nullptr;
+    providers::HttpResponse response;
+    double seconds = 0;
+  };
+
+  void HandleMessage(const kafka::Message& message, Clock::time_point now);
+  // Applies finished HTTP exchanges and sends every batch that is due.
+  void Pump(bool flush_all);
+  // Waits until a completion arrives or `until` passes.
+  void WaitForCompletions(Clock::time_point until);
+  // Drains until none of `partitions` (all, if empty) has unfinished messages.
+  void Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point deadline);
+  void StoreAndCommit();
+  bool CommitNow(const std::vector<kafka::TopicPartition>& partitions);
+  void ApplyBackpressure();
+  bool IsCurrent(const MessageRef& ref) const;
+
+  mapping::Config config_;
+  Metrics& metrics_;
+  WorkerStats stats_;
+  std::map<std::string, std::unique_ptr<providers::Provider>> providers_;
+  Dispatcher dispatcher_;
+  OffsetTracker tracker_;
+  std::map<kafka::TopicPartition, uint64_t> epochs_;
+  std::map<kafka::TopicPartition, int64_t> stored_;  // last stored offset per partition
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::unique_ptr<HttpEngine> engine_;
+
+  std::mutex completions_mutex_;
+  std::condition_variable completions_cv_;
+  std::vector<Completion> completions_;
+
+  bool paused_ = false;
+  bool assignment_changed_ = false;
+};
+
+}  // namespace crmsync::worker
