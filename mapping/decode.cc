@@ -1,1 +1,265 @@
-// placeholder
+#include "mapping/decode.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
+#include <cstring>
+
+#include "crmsync_schemas.h"
+#include "mapping/json_schema.h"
+
+namespace crmsync::mapping {
+namespace {
+
+// RapidJSON's parser and validator recurse once per nesting level, so a
+// hostile payload of a million '[' would overflow the stack. A canonical event
+// is three levels deep; unknown root fields get generous room beyond that.
+constexpr int kMaxNesting = 64;
+// Echoed values are cut so that a giant field cannot flood a log line.
+constexpr size_t kMaxEcho = 128;
+// Most events fit in this much DOM memory, so parsing them does not touch the
+// heap for the document itself.
+constexpr size_t kInlineDomBytes = 8192;
+
+const JsonSchema& EventSchema() {
+  static const JsonSchema schema(schemas::EmbeddedFile("event.schema.json"));
+  return schema;
+}
+
+std::string Echo(std::string_view text) {
+  if (text.size() <= kMaxEcho) return std::string(text);
+  return std::string(text.substr(0, kMaxEcho)) + "...";
+}
+
+// The checks RapidJSON cannot make safely: no NUL byte (its length-bounded
+// parse treats one as the end of input and would accept trailing garbage) and
+// bounded nesting (see kMaxNesting).
+std::optional<DecodeError> CheckBytes(std::string_view payload) {
+  if (const void* nul = std::memchr(payload.data(), '\0', payload.size())) {
+    const size_t offset = static_cast<const char*>(nul) - payload.data();
+    return DecodeError{"invalid JSON: NUL byte at offset " + std::to_string(offset), ""};
+  }
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < payload.size(); ++i) {
+    const char c = payload[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        break;
+      case '{':
+      case '[':
+        if (++depth > kMaxNesting) {
+          return DecodeError{"payload nests deeper than " + std::to_string(kMaxNesting) +
+                                 " levels at offset " + std::to_string(i),
+                             ""};
+        }
+        break;
+      case '}':
+      case ']':
+        --depth;
+        break;
+      default:
+        break;
+    }
+  }
+  return std::nullopt;
+}
+
+bool ReadDigits(std::string_view text, size_t& pos, size_t count, int& out) {
+  if (pos + count > text.size()) return false;
+  out = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const char c = text[pos + i];
+    if (c < '0' || c > '9') return false;
+    out = out * 10 + (c - '0');
+  }
+  pos += count;
+  return true;
+}
+
+bool Expect(std::string_view text, size_t& pos, char a, char b = '\0') {
+  if (pos >= text.size() || (text[pos] != a && (b == '\0' || text[pos] != b))) return false;
+  ++pos;
+  return true;
+}
+
+bool IsLeapYear(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
+
+int DaysInMonth(int year, int month) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return month == 2 && IsLeapYear(year) ? 29 : kDays[month - 1];
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+// days_from_civil), exact for every year RFC 3339 can spell.
+int64_t DaysFromCivil(int year, int month, int day) {
+  year -= month <= 2 ? 1 : 0;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+// RFC 3339 section 5.6 date-time -> milliseconds since the epoch. Fractions
+// beyond milliseconds are truncated; a leap second (:60) counts as the first
+// second of the next minute.
+std::optional<int64_t> ParseRfc3339(std::string_view text) {
+  size_t pos = 0;
+  int year, month, day, hour, minute, second;
+  if (!ReadDigits(text, pos, 4, year) || !Expect(text, pos, '-') ||
+      !ReadDigits(text, pos, 2, month) || !Expect(text, pos, '-') ||
+      !ReadDigits(text, pos, 2, day) || !Expect(text, pos, 'T', 't') ||
+      !ReadDigits(text, pos, 2, hour) || !Expect(text, pos, ':') ||
+      !ReadDigits(text, pos, 2, minute) || !Expect(text, pos, ':') ||
+      !ReadDigits(text, pos, 2, second)) {
+    return std::nullopt;
+  }
+  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour > 23 ||
+      minute > 59 || second > 60) {
+    return std::nullopt;
+  }
+  int64_t millis = 0;
+  if (Expect(text, pos, '.')) {
+    const size_t start = pos;
+    int scale = 100;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      millis += (text[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  int64_t offset_seconds = 0;
+  if (!Expect(text, pos, 'Z', 'z')) {
+    if (pos >= text.size() || (text[pos] != '+' && text[pos] != '-')) return std::nullopt;
+    const int sign = text[pos] == '-' ? -1 : 1;
+    ++pos;
+    int offset_hour, offset_minute;
+    if (!ReadDigits(text, pos, 2, offset_hour) || !Expect(text, pos, ':') ||
+        !ReadDigits(text, pos, 2, offset_minute) || offset_hour > 23 || offset_minute > 59) {
+      return std::nullopt;
+    }
+    offset_seconds = sign * (offset_hour * 3600 + offset_minute * 60);
+  }
+  if (pos != text.size()) return std::nullopt;
+  const int64_t seconds =
+      DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
+  return seconds * 1000 + millis;
+}
+
+std::string_view StringOf(const rapidjson::Value& value) {
+  return {value.GetString(), value.GetStringLength()};
+}
+
+const rapidjson::Value* Find(const rapidjson::Value& object, const char* name) {
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::optional<std::string> OptionalString(const rapidjson::Value& object, const char* name) {
+  const rapidjson::Value* value = Find(object, name);
+  if (value == nullptr || !value->IsString()) return std::nullopt;
+  return std::string(StringOf(*value));
+}
+
+// Fills `event` from a schema-valid document: the schema has already checked
+// every type this relies on, the IsX() tests only keep a schema edit from
+// turning into undefined behaviour.
+void Fill(const rapidjson::Document& doc, CrmEvent& event) {
+  event.event_id = OptionalString(doc, "eventId").value_or("");
+  event.occurred_at = OptionalString(doc, "occurredAt").value_or("");
+  event.external_id_key = OptionalString(doc, "externalIdKey").value_or("");
+  event.external_id_value = OptionalString(doc, "externalIdValue").value_or("");
+  event.status = OptionalString(doc, "status");
+  const rapidjson::Value* contact = Find(doc, "contact");
+  if (contact == nullptr || !contact->IsObject()) return;
+  event.contact.first_name = OptionalString(*contact, "firstName");
+  event.contact.last_name = OptionalString(*contact, "lastName");
+  event.contact.email = OptionalString(*contact, "email");
+  event.contact.phone = OptionalString(*contact, "phone");
+  const rapidjson::Value* properties = Find(*contact, "properties");
+  if (properties == nullptr || !properties->IsObject()) return;
+  for (const auto& property : properties->GetObject()) {
+    std::string name(StringOf(property.name));
+    const rapidjson::Value& value = property.value;
+    if (value.IsString()) {
+      event.contact.properties.emplace(std::move(name), StringOf(value));
+    } else if (value.IsBool()) {
+      event.contact.properties.emplace(std::move(name), value.GetBool() ? "true" : "false");
+    } else if (value.IsNumber()) {
+      event.contact.properties.emplace(std::move(name), NumberText(value));
+    }
+  }
+}
+
+std::string WithoutFinalPeriod(std::string text) {
+  if (!text.empty() && text.back() == '.') text.pop_back();
+  return text;
+}
+
+}  // namespace
+
+std::string DecodeError::ToString() const {
+  // A document-level problem already says where it is ("at offset N").
+  if (json_path.empty()) return reason;
+  return reason + " at " + json_path;
+}
+
+DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
+  if (auto error = CheckBytes(payload)) return *std::move(error);
+
+  char inline_dom[kInlineDomBytes];
+  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
+  rapidjson::Document doc(&allocator);
+  // Strings must be valid UTF-8: they are copied into provider requests, and
+  // one bad byte would make a provider reject a whole batch of contacts.
+  doc.Parse<rapidjson::kParseDefaultFlags | rapidjson::kParseValidateEncodingFlag>(payload.data(),
+                                                                                   payload.size());
+  if (doc.HasParseError()) {
+    return DecodeError{
+        "invalid JSON: " + WithoutFinalPeriod(rapidjson::GetParseError_En(doc.GetParseError())) +
+            " at offset " + std::to_string(doc.GetErrorOffset()),
+        ""};
+  }
+  if (auto violation = EventSchema().FirstViolation(doc)) {
+    return DecodeError{"schema violation: " + violation->message, violation->path};
+  }
+
+  CrmEvent event;
+  Fill(doc, event);
+  const std::optional<EventKind> kind = ParseEventKind(OptionalString(doc, "kind").value_or(""));
+  if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind"};
+  event.kind = *kind;
+
+  const std::optional<int64_t> occurred_at_ms = ParseRfc3339(event.occurred_at);
+  if (!occurred_at_ms) {
+    return DecodeError{"occurredAt '" + Echo(event.occurred_at) +
+                           "' is not an RFC 3339 date-time (e.g. 2026-11-23T12:00:00Z)",
+                       "/occurredAt"};
+  }
+  event.occurred_at_ms = *occurred_at_ms;
+
+  if (event.external_id_key.find(':') != std::string::npos) {
+    return DecodeError{"externalIdKey '" + Echo(event.external_id_key) +
+                           "' must not contain ':' (it separates key and value in the Kafka key)",
+                       "/externalIdKey"};
+  }
+  if (!key.empty() && key != event.ContactKey()) {
+    return DecodeError{"Kafka key '" + Echo(key) + "' does not match event identity '" +
+                           Echo(event.ContactKey()) + "'",
+                       ""};
+  }
+  return event;
+}
+
+}  // namespace crmsync::mapping

@@ -9,8 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "worker/kafka/topic_partition.h"
@@ -47,13 +49,20 @@ class OffsetTracker {
   size_t Outstanding(const kafka::TopicPartition& tp) const;
 
  private:
+  // One registered message not yet released from the head of its partition.
+  struct Entry {
+    int64_t offset;
+    size_t remaining;  // completions still expected; 0: done
+  };
   struct PartitionState {
-    std::map<int64_t, size_t> pending;  // offset -> remaining completions (>0)
-    int64_t next_expected = -1;         // one past the highest offset added
-    int64_t committable = -1;           // last computed watermark
-    int64_t reported = -1;              // last watermark returned by Take*
+    std::deque<Entry> entries;  // increasing offsets; the head is never done
+    int64_t last_added = -1;    // highest offset registered
+    int64_t committable = -1;   // last contiguous done offset + 1; -1: none yet
+    int64_t reported = -1;      // last value returned by Take*
+    size_t outstanding = 0;     // entries with remaining > 0
   };
   std::map<kafka::TopicPartition, PartitionState> partitions_;
+  size_t total_outstanding_ = 0;
 };
 
 }  // namespace crmsync::worker

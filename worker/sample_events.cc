@@ -36,7 +36,7 @@ std::string Rfc3339(int64_t ms) {
   const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char buf[40];
+  char buf[96];
   std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));
@@ -78,7 +78,7 @@ std::string ToCanonicalJson(const mapping::CrmEvent& event) {
     w.Key("properties");
     w.StartObject();
     for (const auto& [name, value] : event.contact.properties) {
-      w.Key(name);
+      w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
       w.String(value);
     }
     w.EndObject();
@@ -107,7 +107,7 @@ std::vector<SampleEvent> GenerateSampleEvents(const SampleOptions& options) {
     event.occurred_at = Rfc3339(clock_ms);
     event.external_id_key = options.id_key;
     event.external_id_value = std::to_string(100000 + index);
-    char phone[16];
+    char phone[32];
     std::snprintf(phone, sizeof(phone), "1555%07zu", index);
     event.contact.phone = phone;
     event.contact.email = "contact" + std::to_string(index) + "@example.com";

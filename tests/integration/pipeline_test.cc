@@ -1,1 +1,308 @@
-// placeholder
+// End to end: real Kafka protocol (the mock cluster over loopback TCP) →
+// worker → real HTTP → provider simulator. Each test checks the simulator's
+// final state against the last event of every contact and the group's
+// committed offsets against the log.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "mapping/config.h"
+#include "sim/simulator.h"
+#include "tests/support/broker_fixture.h"
+#include "worker/kafka/admin.h"
+#include "worker/kafka/producer.h"
+#include "worker/metrics.h"
+#include "worker/sample_events.h"
+#include "worker/worker.h"
+
+namespace crmsync::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kCampaign[] = "5b0e8f0c-3d2a-4c1e-9f47-a2c6d8e0b1f3";
+constexpr char kKey[] = "pipeline-test-key";
+
+std::optional<std::string> TestEnv(std::string_view name) {
+  if (name == "REPLIFY_API_KEY") return std::string(kKey);
+  return std::nullopt;
+}
+
+std::string ConfigJson(const std::string& bootstrap, const std::string& topic,
+                       const std::string& group, const std::string& base_url) {
+  return R"({
+  "kafka": {"bootstrapServers": ")" +
+         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group + R"(",
+            "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}},
+  "providers": {"replify": {"baseUrl": ")" +
+         base_url + R"(", "apiKey": {"env": "REPLIFY_API_KEY"},
+                            "maxBatch": 50, "lingerMs": 5, "maxInFlight": 8, "requestTimeoutMs": 5000}},
+  "rules": [
+    {"name": "stop-outreach", "when": {"kinds": ["contact.status_changed"], "statuses": ["completed", "disqualified"]},
+     "actions": [{"provider": "replify", "campaignId": ")" +
+         kCampaign + R"(", "action": "updateOnly"}]},
+    {"name": "deleted", "when": {"kinds": ["contact.deleted"]},
+     "actions": [{"provider": "replify", "campaignId": ")" +
+         kCampaign + R"(", "action": "remove"}]},
+    {"name": "sync", "when": {"kinds": ["contact.created", "contact.updated"]},
+     "actions": [{"provider": "replify", "campaignId": ")" +
+         kCampaign + R"(", "action": "upsert"}]}
+  ],
+  "worker": {"drainTimeoutMs": 10000, "commitIntervalMs": 100, "maxPendingOperations": 5000,
+             "retry": {"initialBackoffMs": 20, "maxBackoffMs": 200},
+             "metrics": {"listen": "127.0.0.1:0"}}
+})";
+}
+
+// The test's own model of Replify's documented semantics, applied to the
+// events in order: what the campaign must hold at the end.
+std::map<std::string, sim::ReplifyContact> Expected(
+    const std::vector<worker::SampleEvent>& events) {
+  std::map<std::string, sim::ReplifyContact> state;
+  for (const auto& sample : events) {
+    if (sample.malformed) continue;
+    const mapping::CrmEvent& e = sample.event;
+    const std::string email = *e.contact.email;
+    auto it = state.find(email);
+    switch (e.kind) {
+      case mapping::EventKind::kCreated:
+      case mapping::EventKind::kUpdated: {
+        sim::ReplifyContact& c = state[email];
+        c.first_name = e.contact.first_name.value_or(c.first_name);
+        c.last_name = e.contact.last_name.value_or(c.last_name);
+        c.email = email;
+        c.phone = *e.contact.phone;
+        for (const auto& [k, v] : e.contact.properties) c.metadata[k] = v;
+        c.external_id_key = e.external_id_key;
+        c.external_id_value = e.external_id_value;
+        break;
+      }
+      case mapping::EventKind::kStatusChanged:
+        if (it != state.end()) it->second.status = *e.status;  // updateOnly: never adds
+        break;
+      case mapping::EventKind::kDeleted:
+        if (it != state.end()) state.erase(it);
+        break;
+    }
+  }
+  return state;
+}
+
+class PipelineTest : public BrokerTest {
+ protected:
+  void SetUp() override {
+    sim::Simulator::Options options;
+    options.api_keys = {{"replify", kKey}};
+    simulator_ = std::make_unique<sim::Simulator>(options);
+    simulator_->Start();
+    topic_ = MakeTopic(8);
+    group_ = MakeGroup();
+  }
+
+  mapping::Config LoadConfig() {
+    return mapping::LoadConfigFromString(
+        ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify")), &TestEnv);
+  }
+
+  void Produce(const std::vector<worker::SampleEvent>& events) {
+    kafka::Producer producer(Bootstrap());
+    for (const auto& e : events) producer.Produce(topic_, e.key, e.payload);
+    producer.Flush();
+  }
+
+  std::map<std::string, sim::ReplifyContact> Campaign() {
+    auto campaigns = simulator_->ReplifyCampaigns();
+    auto it = campaigns.find(kCampaign);
+    return it == campaigns.end() ? std::map<std::string, sim::ReplifyContact>{} : it->second;
+  }
+
+  std::vector<kafka::PartitionLag> Lags() {
+    return kafka::QueryGroupLag(Bootstrap(), group_, topic_);
+  }
+
+  bool FullyCommitted() {
+    try {
+      auto lags = Lags();
+      return kafka::TotalLag(lags) == 0 &&
+             std::all_of(lags.begin(), lags.end(),
+                         [](const kafka::PartitionLag& l) { return l.committed == l.log_end; });
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
+  std::unique_ptr<sim::Simulator> simulator_;
+  std::string topic_;
+  std::string group_;
+};
+
+// Runs a Worker on its own thread for the lifetime of the object.
+class RunningWorker {
+ public:
+  explicit RunningWorker(mapping::Config config)
+      : metrics_(config.worker.metrics_listen), worker_(std::move(config), metrics_) {
+    thread_ = std::thread([this] { exit_code_ = worker_.Run(stop_); });
+  }
+  ~RunningWorker() { Stop(); }
+  int Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return exit_code_;
+  }
+  const worker::WorkerStats& Stats() const { return worker_.Stats(); }
+
+ private:
+  worker::Metrics metrics_;
+  worker::Worker worker_;
+  std::atomic<bool> stop_{false};
+  int exit_code_ = -1;
+  std::thread thread_;
+};
+
+TEST_F(PipelineTest, TenThousandEventsReachTheLastStateOfEveryContact) {
+  worker::SampleOptions sample;
+  sample.events = 10000;
+  sample.contacts = 2000;
+  sample.seed = 7;
+  const auto events = worker::GenerateSampleEvents(sample);
+  Produce(events);
+
+  RunningWorker running(LoadConfig());
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)))
+      << "consumed " << running.Stats().consumed << ", pending " << running.Stats().pending;
+  EXPECT_EQ(running.Stop(), 0);
+
+  const auto expected = Expected(events);
+  EXPECT_GT(expected.size(), 100u);
+  EXPECT_EQ(Campaign(), expected);
+  EXPECT_EQ(running.Stats().consumed, events.size());
+  EXPECT_EQ(running.Stats().rejected, 0u);
+  EXPECT_TRUE(FullyCommitted());
+}
+
+TEST_F(PipelineTest, OutageNeverCommitsPastUndeliveredEventsAndRecovers) {
+  worker::SampleOptions sample;
+  sample.events = 3000;
+  sample.contacts = 500;
+  sample.seed = 11;
+  const auto events = worker::GenerateSampleEvents(sample);
+  const std::vector<worker::SampleEvent> first(events.begin(), events.begin() + 1000);
+  const std::vector<worker::SampleEvent> second(events.begin() + 1000, events.end());
+
+  RunningWorker running(LoadConfig());
+  Produce(first);
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
+  const auto before = Lags();
+
+  simulator_->SetKnobs(sim::Knobs{milliseconds(0), 0.0, /*fail_all=*/true});
+  Produce(second);
+  ASSERT_TRUE(WaitFor(
+      [&] { return running.Stats().consumed >= events.size() && running.Stats().retried >= 200; },
+      seconds(60)));
+  // Several commit intervals pass while every request fails.
+  const uint64_t retried = running.Stats().retried;
+  ASSERT_TRUE(WaitFor([&] { return running.Stats().retried >= retried + 100; }, seconds(30)));
+  const auto during = Lags();
+  ASSERT_EQ(during.size(), before.size());
+  for (size_t p = 0; p < during.size(); ++p) {
+    EXPECT_EQ(during[p].committed, before[p].committed) << "partition " << p;
+    EXPECT_GT(during[p].log_end, during[p].committed) << "partition " << p;
+  }
+
+  simulator_->SetKnobs(sim::Knobs{});
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)));
+  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(running.Stop(), 0);
+}
+
+TEST_F(PipelineTest, MalformedEventsAreSkippedAndNeverStopTheirPartition) {
+  worker::SampleOptions sample;
+  sample.events = 2000;
+  sample.contacts = 300;
+  sample.seed = 13;
+  sample.malformed_every = 10;
+  const auto events = worker::GenerateSampleEvents(sample);
+  Produce(events);
+
+  RunningWorker running(LoadConfig());
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
+  EXPECT_EQ(running.Stats().malformed, 200u);
+  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(running.Stop(), 0);
+}
+
+// A child `crmsync run` process.
+class WorkerProcess {
+ public:
+  explicit WorkerProcess(const std::string& config_path) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setenv("REPLIFY_API_KEY", kKey, 1);
+      const std::string binary = std::string(CRMSYNC_BINARY_DIR) + "/crmsync";
+      execl(binary.c_str(), binary.c_str(), "--log-level", "warn", "run", "--config",
+            config_path.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~WorkerProcess() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  void Kill9() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+  // SIGTERM, then the exit status (or -1 if it did not exit normally).
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+TEST_F(PipelineTest, KillNineMidStreamLosesNothing) {
+  worker::SampleOptions sample;
+  sample.events = 10000;
+  sample.contacts = 2000;
+  sample.seed = 17;
+  const auto events = worker::GenerateSampleEvents(sample);
+  // Slow the provider down so that the kill lands mid-stream.
+  simulator_->SetKnobs(sim::Knobs{milliseconds(15), 0.0, false});
+  Produce(events);
+
+  const std::string config_path = ::testing::TempDir() + "/" + group_ + ".json";
+  std::ofstream(config_path) << ConfigJson(Bootstrap(), topic_, group_,
+                                           simulator_->BaseUrl("replify"));
+  {
+    WorkerProcess first(config_path);
+    ASSERT_TRUE(WaitFor([&] { return simulator_->GetCounters().requests >= 30; }, seconds(60)));
+    first.Kill9();
+  }
+  EXPECT_FALSE(FullyCommitted()) << "the kill came too late to test anything";
+  simulator_->SetKnobs(sim::Knobs{});
+
+  WorkerProcess second(config_path);
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)));
+  EXPECT_EQ(second.Terminate(), 0);
+  EXPECT_EQ(Campaign(), Expected(events));
+}
+
+}  // namespace
+}  // namespace crmsync::testing

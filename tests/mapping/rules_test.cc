@@ -1,1 +1,272 @@
-// placeholder
+#include "mapping/rules.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+namespace crmsync::mapping {
+namespace {
+
+constexpr char kCampaignA[] = "3f9a1c52-6a1e-4c55-9a57-2b1d1f0e8a10";
+constexpr char kCampaignB[] = "8c2d7e41-0b6f-4d3a-a1c9-5e7f9b2d4c63";
+
+CrmEvent Event(EventKind kind, std::optional<std::string> status = std::nullopt) {
+  CrmEvent event;
+  event.event_id = "evt-1";
+  event.occurred_at = "2026-11-23T12:00:00Z";
+  event.occurred_at_ms = 1795435200000;
+  event.external_id_key = "hubspotId";
+  event.external_id_value = "1234";
+  event.kind = kind;
+  event.status = std::move(status);
+  event.contact.first_name = "Ava";
+  event.contact.last_name = "Lopez";
+  event.contact.email = "ava@example.com";
+  event.contact.phone = "15551234567";
+  event.contact.properties = {{"tier", "pro"}, {"lifecycleStage", "customer"}};
+  return event;
+}
+
+RuleAction To(const std::string& target, Action action = Action::kUpsert) {
+  RuleAction a;
+  a.provider = "replify";
+  a.target = target;
+  a.action = action;
+  return a;
+}
+
+Rule Named(const std::string& name, std::vector<RuleAction> actions) {
+  Rule rule;
+  rule.name = name;
+  rule.actions = std::move(actions);
+  return rule;
+}
+
+TEST(MapTest, FirstMatchingRuleWinsInOrder) {
+  Rule specific = Named("specific", {To(kCampaignA)});
+  specific.kinds = {EventKind::kCreated};
+  Rule general = Named("general", {To(kCampaignB)});
+  Rules rules{{specific, general}};
+
+  const MapResult created = Map(Event(EventKind::kCreated), rules);
+  EXPECT_EQ(created.rule, "specific");
+  ASSERT_EQ(created.operations.size(), 1u);
+  EXPECT_EQ(created.operations[0].target, kCampaignA);
+
+  const MapResult updated = Map(Event(EventKind::kUpdated), rules);
+  EXPECT_EQ(updated.rule, "general");
+  ASSERT_EQ(updated.operations.size(), 1u);
+  EXPECT_EQ(updated.operations[0].target, kCampaignB);
+
+  Rules reversed{{general, specific}};
+  EXPECT_EQ(Map(Event(EventKind::kCreated), reversed).rule, "general");
+}
+
+TEST(MapTest, KindsConditionAcceptsOnlyListedKinds) {
+  Rule rule = Named("r", {To(kCampaignA)});
+  rule.kinds = {EventKind::kCreated, EventKind::kUpdated};
+  const Rules rules{{rule}};
+  EXPECT_EQ(Map(Event(EventKind::kCreated), rules).rule, "r");
+  EXPECT_EQ(Map(Event(EventKind::kUpdated), rules).rule, "r");
+  EXPECT_EQ(Map(Event(EventKind::kDeleted), rules).rule, "");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged), rules).rule, "");
+}
+
+TEST(MapTest, StatusesConditionNeedsAListedStatus) {
+  Rule rule = Named("stop", {To(kCampaignA, Action::kUpdateOnly)});
+  rule.statuses = {"completed", "disqualified"};
+  const Rules rules{{rule}};
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "completed"), rules).rule, "stop");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "disqualified"), rules).rule, "stop");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "active"), rules).rule, "");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged), rules).rule, "");
+}
+
+TEST(MapTest, PropertiesConditionNeedsEachPropertyWithAnAcceptedValue) {
+  Rule rule = Named("pro", {To(kCampaignA)});
+  rule.properties = {{"tier", {"pro", "enterprise"}}, {"lifecycleStage", {"customer"}}};
+  const Rules rules{{rule}};
+
+  CrmEvent event = Event(EventKind::kUpdated);
+  EXPECT_EQ(Map(event, rules).rule, "pro");
+  event.contact.properties["tier"] = "enterprise";
+  EXPECT_EQ(Map(event, rules).rule, "pro");
+  event.contact.properties["tier"] = "trial";
+  EXPECT_EQ(Map(event, rules).rule, "");
+  event.contact.properties["tier"] = "pro";
+  event.contact.properties["lifecycleStage"] = "lead";
+  EXPECT_EQ(Map(event, rules).rule, "");
+  event.contact.properties.erase("lifecycleStage");
+  EXPECT_EQ(Map(event, rules).rule, "");
+}
+
+TEST(MapTest, AllConditionsMustHoldTogether) {
+  Rule rule = Named("r", {To(kCampaignA)});
+  rule.kinds = {EventKind::kStatusChanged};
+  rule.statuses = {"completed"};
+  rule.properties = {{"tier", {"pro"}}};
+  const Rules rules{{rule}};
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "completed"), rules).rule, "r");
+  EXPECT_EQ(Map(Event(EventKind::kUpdated, "completed"), rules).rule, "");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "active"), rules).rule, "");
+  CrmEvent trial = Event(EventKind::kStatusChanged, "completed");
+  trial.contact.properties["tier"] = "trial";
+  EXPECT_EQ(Map(trial, rules).rule, "");
+}
+
+TEST(MapTest, RuleWithoutConditionsMatchesEveryEvent) {
+  const Rules rules{{Named("all", {To(kCampaignA)})}};
+  for (EventKind kind :
+       {EventKind::kCreated, EventKind::kUpdated, EventKind::kDeleted, EventKind::kStatusChanged}) {
+    EXPECT_EQ(Map(Event(kind), rules).rule, "all") << EventKindName(kind);
+  }
+}
+
+TEST(MapTest, UpsertCarriesEveryFieldOfTheEvent) {
+  const Rules rules{{Named("sync", {To(kCampaignA)})}};
+  const MapResult result = Map(Event(EventKind::kUpdated, "active"), rules);
+  ASSERT_EQ(result.operations.size(), 1u);
+  const Operation& op = result.operations[0];
+  EXPECT_EQ(op.provider, "replify");
+  EXPECT_EQ(op.target, kCampaignA);
+  EXPECT_EQ(op.action, Action::kUpsert);
+  EXPECT_EQ(op.contact_key, "hubspotId:1234");
+  EXPECT_FALSE(op.routing.has_value());
+  Contact expected;
+  expected.first_name = "Ava";
+  expected.last_name = "Lopez";
+  expected.email = "ava@example.com";
+  expected.phone = "15551234567";
+  expected.status = "active";
+  expected.metadata = {{"tier", "pro"}, {"lifecycleStage", "customer"}};
+  expected.external_id_key = "hubspotId";
+  expected.external_id_value = "1234";
+  EXPECT_EQ(op.contact, expected);
+}
+
+TEST(MapTest, RemoveSendsOnlyIdentityFields) {
+  RuleAction remove = To(kCampaignA, Action::kRemove);
+  remove.status = "completed";
+  const Rules rules{{Named("deleted", {remove})}};
+  const MapResult result = Map(Event(EventKind::kDeleted, "completed"), rules);
+  ASSERT_EQ(result.operations.size(), 1u);
+  Contact expected;
+  expected.email = "ava@example.com";
+  expected.phone = "15551234567";
+  expected.external_id_key = "hubspotId";
+  expected.external_id_value = "1234";
+  EXPECT_EQ(result.operations[0].action, Action::kRemove);
+  EXPECT_EQ(result.operations[0].contact, expected);
+}
+
+TEST(MapTest, ConstantStatusOverridesEventStatus) {
+  RuleAction stop = To(kCampaignA, Action::kUpdateOnly);
+  stop.status = "completed";
+  const Rules rules{{Named("stop", {stop})}};
+  EXPECT_EQ(
+      Map(Event(EventKind::kStatusChanged, "disqualified"), rules).operations[0].contact.status,
+      "completed");
+  EXPECT_EQ(Map(Event(EventKind::kStatusChanged), rules).operations[0].contact.status, "completed");
+}
+
+TEST(MapTest, EventStatusIsSentWhenNoConstantIsSet) {
+  const Rules rules{{Named("r", {To(kCampaignA)})}};
+  EXPECT_EQ(
+      Map(Event(EventKind::kStatusChanged, "disqualified"), rules).operations[0].contact.status,
+      "disqualified");
+  EXPECT_FALSE(Map(Event(EventKind::kUpdated), rules).operations[0].contact.status.has_value());
+}
+
+TEST(MapTest, IdentityAndMetadataCanBeLeftOut) {
+  RuleAction action = To(kCampaignA);
+  action.send_external_id = false;
+  action.metadata_from_properties = false;
+  const Rules rules{{Named("r", {action})}};
+  const Contact contact = Map(Event(EventKind::kUpdated), rules).operations[0].contact;
+  EXPECT_FALSE(contact.external_id_key.has_value());
+  EXPECT_FALSE(contact.external_id_value.has_value());
+  EXPECT_TRUE(contact.metadata.empty());
+  EXPECT_EQ(contact.email, "ava@example.com");
+}
+
+TEST(MapTest, RoutingIsCopiedAndSeparatesBatches) {
+  RuleAction site_a = To(kCampaignA);
+  site_a.routing = Routing{"hubspotId", "site-a"};
+  RuleAction site_b = To(kCampaignA);
+  site_b.routing = Routing{"hubspotId", "site-b"};
+  const Rules rules{{Named("sites", {site_a, site_b})}};
+  const MapResult result = Map(Event(EventKind::kUpdated), rules);
+  ASSERT_EQ(result.operations.size(), 2u);
+  EXPECT_EQ(result.operations[0].routing, (Routing{"hubspotId", "site-a"}));
+  EXPECT_EQ(result.operations[1].routing, (Routing{"hubspotId", "site-b"}));
+  EXPECT_NE(result.operations[0].BatchKey(), result.operations[1].BatchKey());
+}
+
+TEST(MapTest, EachActionYieldsOneOperationInOrder) {
+  const Rules rules{
+      {Named("both", {To(kCampaignA, Action::kUpdateOnly), To(kCampaignB, Action::kUpdateOnly)})}};
+  const MapResult result = Map(Event(EventKind::kStatusChanged, "completed"), rules);
+  ASSERT_EQ(result.operations.size(), 2u);
+  EXPECT_EQ(result.operations[0].target, kCampaignA);
+  EXPECT_EQ(result.operations[1].target, kCampaignB);
+  EXPECT_EQ(result.operations[1].action, Action::kUpdateOnly);
+}
+
+TEST(MapTest, NoMatchingRuleYieldsNothing) {
+  Rule rule = Named("created", {To(kCampaignA)});
+  rule.kinds = {EventKind::kCreated};
+  const MapResult result = Map(Event(EventKind::kDeleted), Rules{{rule}});
+  EXPECT_TRUE(result.operations.empty());
+  EXPECT_EQ(result.rule, "");
+  EXPECT_TRUE(Map(Event(EventKind::kDeleted), Rules{}).operations.empty());
+}
+
+TEST(BatchKeyTest, JoinsProviderTargetAndRoutingButNotAction) {
+  Operation op;
+  op.provider = "replify";
+  op.target = kCampaignA;
+  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1f\x1f");
+  Operation removal = op;
+  removal.action = Action::kRemove;
+  removal.contact_key = "other:1";
+  EXPECT_EQ(removal.BatchKey(), op.BatchKey());
+  op.routing = Routing{"hubspotId", "site-a"};
+  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1fhubspotId\x1fsite-a");
+}
+
+TEST(BatchKeyTest, FieldBoundariesCannotCollide) {
+  Operation a;
+  a.provider = "replify";
+  a.target = "x";
+  a.routing = Routing{"ab", "c"};
+  Operation b = a;
+  b.routing = Routing{"a", "bc"};
+  EXPECT_NE(a.BatchKey(), b.BatchKey());
+}
+
+TEST(NamesTest, ActionNamesRoundTrip) {
+  std::set<std::string_view> names;
+  for (Action action : {Action::kUpsert, Action::kUpdateOnly, Action::kRemove}) {
+    names.insert(ActionName(action));
+    EXPECT_EQ(ParseAction(ActionName(action)), action);
+  }
+  EXPECT_EQ(names, (std::set<std::string_view>{"upsert", "updateOnly", "remove"}));
+  EXPECT_FALSE(ParseAction("delete").has_value());
+  EXPECT_FALSE(ParseAction("").has_value());
+}
+
+TEST(NamesTest, EventKindNamesRoundTrip) {
+  std::set<std::string_view> names;
+  for (EventKind kind :
+       {EventKind::kCreated, EventKind::kUpdated, EventKind::kDeleted, EventKind::kStatusChanged}) {
+    names.insert(EventKindName(kind));
+    EXPECT_EQ(ParseEventKind(EventKindName(kind)), kind);
+  }
+  EXPECT_EQ(names, (std::set<std::string_view>{"contact.created", "contact.updated",
+                                               "contact.deleted", "contact.status_changed"}));
+  EXPECT_FALSE(ParseEventKind("contact.exploded").has_value());
+  EXPECT_FALSE(ParseEventKind("Contact.Created").has_value());
+}
+
+}  // namespace
+}  // namespace crmsync::mapping

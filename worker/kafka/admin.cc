@@ -1,1 +1,116 @@
-// placeholder
+#include "worker/kafka/admin.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <thread>
+
+#include "worker/kafka/handles.h"
+
+namespace crmsync::kafka {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+[[noreturn]] void Fail(const std::string& what, rd_kafka_resp_err_t err) {
+  throw std::runtime_error("group lag: " + what + ": " + rd_kafka_err2name(err));
+}
+
+void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
+      RD_KAFKA_CONF_OK) {
+    throw std::runtime_error("group lag: kafka property '" + name + "': " + errstr);
+  }
+}
+
+// Failures surface as exceptions naming the librdkafka error, so the
+// short-lived handle's own chatter stays at debug.
+void LogQuietly(const rd_kafka_t*, int, const char* facility, const char* message) {
+  spdlog::debug("kafka lag query {}: {}", facility, message);
+}
+
+int RemainingMs(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return static_cast<int>(std::max<int64_t>(left.count(), 0));
+}
+
+// Partition count of `topic`. A topic that was created a moment ago may still
+// report a transient error, so topic-level errors are retried until the deadline.
+int PartitionCount(rd_kafka_t* rk, const std::string& topic, Clock::time_point deadline) {
+  for (;;) {
+    const rd_kafka_metadata_t* raw = nullptr;
+    const rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 1, nullptr, &raw, RemainingMs(deadline));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) Fail("metadata for '" + topic + "'", err);
+    MetadataPtr metadata(raw);
+    rd_kafka_resp_err_t topic_err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    for (int i = 0; i < metadata->topic_cnt; ++i) {
+      const rd_kafka_metadata_topic_t& t = metadata->topics[i];
+      if (topic != t.topic) continue;
+      if (t.err == RD_KAFKA_RESP_ERR_NO_ERROR && t.partition_cnt > 0) return t.partition_cnt;
+      topic_err = t.err;
+    }
+    if (Clock::now() >= deadline) Fail("topic '" + topic + "'", topic_err);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+std::vector<PartitionLag> QueryGroupLag(const std::string& bootstrap_servers,
+                                        const std::string& group_id, const std::string& topic,
+                                        std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  ConfPtr conf(rd_kafka_conf_new());
+  Set(conf.get(), "bootstrap.servers", bootstrap_servers);
+  // The handle only reads the group's committed offsets: it never subscribes,
+  // so it never joins the group or disturbs its members.
+  Set(conf.get(), "group.id", group_id);
+  Set(conf.get(), "enable.auto.commit", "false");
+  Set(conf.get(), "client.id", "crmsync-lag");
+  rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
+  char errstr[512];
+  // rd_kafka_new takes ownership of the configuration only on success.
+  KafkaPtr handle(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr)));
+  if (!handle) throw std::runtime_error(std::string("group lag: ") + errstr);
+  conf.release();
+  rd_kafka_t* rk = handle.get();
+
+  const int partition_count = PartitionCount(rk, topic, deadline);
+  TopicPartitionListPtr committed(rd_kafka_topic_partition_list_new(partition_count));
+  for (int p = 0; p < partition_count; ++p) {
+    rd_kafka_topic_partition_list_add(committed.get(), topic.c_str(), p);
+  }
+  rd_kafka_resp_err_t err = rd_kafka_committed(rk, committed.get(), RemainingMs(deadline));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) Fail("committed offsets of group '" + group_id + "'", err);
+
+  std::vector<PartitionLag> lags;
+  lags.reserve(partition_count);
+  for (int i = 0; i < committed->cnt; ++i) {
+    const rd_kafka_topic_partition_t& elem = committed->elems[i];
+    if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Fail("committed offset of " + topic + "/" + std::to_string(elem.partition), elem.err);
+    }
+    PartitionLag lag;
+    lag.partition = elem.partition;
+    // Logical offsets (RD_KAFKA_OFFSET_INVALID: the group never committed
+    // here) are all negative.
+    lag.committed = elem.offset < 0 ? -1 : elem.offset;
+    err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), elem.partition, &lag.log_start,
+                                           &lag.log_end, RemainingMs(deadline));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Fail("watermarks of " + topic + "/" + std::to_string(elem.partition), err);
+    }
+    lags.push_back(lag);
+  }
+  return lags;
+}
+
+int64_t TotalLag(const std::vector<PartitionLag>& lags) {
+  int64_t total = 0;
+  for (const auto& lag : lags) total += lag.Lag();
+  return total;
+}
+
+}  // namespace crmsync::kafka

@@ -1,1 +1,131 @@
-// placeholder
+#include "worker/kafka/producer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace crmsync::kafka {
+namespace {
+
+void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
+      RD_KAFKA_CONF_OK) {
+    throw std::runtime_error("producer: kafka property '" + name + "': " + errstr);
+  }
+}
+
+void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // syslog levels: 0..3 error, 4 warning, 5..7 informational and debug.
+  if (level <= 3) {
+    spdlog::error("kafka producer {}: {}", facility, message);
+  } else if (level == 4) {
+    spdlog::warn("kafka producer {}: {}", facility, message);
+  } else {
+    spdlog::debug("kafka producer {}: {}", facility, message);
+  }
+}
+
+// How long Produce() keeps retrying a full local queue before giving up.
+constexpr auto kQueueFullPatience = std::chrono::seconds(30);
+// How long the destructor waits for outstanding messages.
+constexpr int kCloseFlushMs = 5000;
+
+}  // namespace
+
+Producer::Producer(const std::string& bootstrap_servers,
+                   const std::map<std::string, std::string>& properties) {
+  ConfPtr conf(rd_kafka_conf_new());
+  // Defaults a caller may override: a short linger batches bursts, and lz4
+  // keeps bulk test data under the mock broker's per-partition size cap.
+  Set(conf.get(), "linger.ms", "5");
+  Set(conf.get(), "compression.type", "lz4");
+  for (const auto& [name, value] : properties) Set(conf.get(), name, value);
+  Set(conf.get(), "bootstrap.servers", bootstrap_servers);
+  rd_kafka_conf_set_opaque(conf.get(), this);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::OnDelivery);
+  rd_kafka_conf_set_log_cb(conf.get(), &LogFromKafka);
+
+  char errstr[512];
+  // rd_kafka_new takes ownership of the configuration only on success.
+  handle_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof(errstr)));
+  if (!handle_) throw std::runtime_error(std::string("producer: ") + errstr);
+  conf.release();
+}
+
+Producer::~Producer() {
+  rd_kafka_t* rk = handle_.get();
+  if (rd_kafka_flush(rk, kCloseFlushMs) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("producer closing with {} undelivered message(s)", rd_kafka_outq_len(rk));
+    // Without a purge rd_kafka_destroy() would keep retrying them until
+    // message.timeout.ms.
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(rk, 0);
+  }
+}
+
+void Producer::Produce(const std::string& topic, std::string_view key, std::string_view value,
+                       int32_t partition) {
+  rd_kafka_t* rk = handle_.get();
+  const auto give_up = std::chrono::steady_clock::now() + kQueueFullPatience;
+  for (;;) {
+    // RD_KAFKA_MSG_F_COPY: the caller's buffers need not outlive this call.
+    // An empty key is sent as no key, so the partitioner spreads such messages.
+    const rd_kafka_resp_err_t err =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
+                          RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() >= give_up) {
+      throw std::runtime_error("producer: cannot produce to '" + topic +
+                               "': " + rd_kafka_err2name(err));
+    }
+    // Serving delivery reports is what frees room in the queue.
+    rd_kafka_poll(rk, 100);
+  }
+  // Delivery reports run only from rd_kafka_poll(); without this they would
+  // pile up until Flush().
+  rd_kafka_poll(rk, 0);
+}
+
+void Producer::Flush(std::chrono::milliseconds timeout) {
+  rd_kafka_t* rk = handle_.get();
+  const rd_kafka_resp_err_t err = rd_kafka_flush(rk, static_cast<int>(timeout.count()));
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error("producer: " + std::to_string(rd_kafka_outq_len(rk)) +
+                             " message(s) still undelivered after " +
+                             std::to_string(timeout.count()) + " ms (" + rd_kafka_err2name(err) +
+                             ")");
+  }
+  // Failures are reported once, by the Flush() that follows them, so that a
+  // caller may go on producing after handling them.
+  const uint64_t failed = failed_.exchange(0);
+  if (failed == 0) return;
+  std::string first_error;
+  {
+    std::lock_guard lock(error_mu_);
+    first_error.swap(first_error_);
+  }
+  throw std::runtime_error("producer: " + std::to_string(failed) +
+                           " message(s) failed delivery; first error: " + first_error);
+}
+
+void Producer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+  auto* self = static_cast<Producer*>(opaque);
+  if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    self->delivered_.fetch_add(1);
+    return;
+  }
+  {
+    std::lock_guard lock(self->error_mu_);
+    if (self->first_error_.empty()) {
+      self->first_error_ =
+          std::string(rd_kafka_err2name(msg->err)) + ": " + rd_kafka_message_errstr(msg);
+    }
+  }
+  self->failed_.fetch_add(1);
+}
+
+}  // namespace crmsync::kafka

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -43,7 +44,8 @@ class Producer {
   KafkaPtr handle_;
   std::atomic<uint64_t> delivered_{0};
   std::atomic<uint64_t> failed_{0};
-  std::string first_error_;
+  std::mutex error_mu_;      // guards first_error_ (delivery reports run on polling threads)
+  std::string first_error_;  // first delivery failure since the last Flush()
 };
 
 }  // namespace crmsync::kafka

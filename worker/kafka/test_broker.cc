@@ -1,1 +1,66 @@
-// placeholder
+#include "worker/kafka/test_broker.h"
+
+#include <librdkafka/rdkafka_mock.h>
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace crmsync::kafka {
+namespace {
+
+// The hosting handle has no bootstrap servers of its own and complains about
+// it; nothing it says matters to a test, so all of it goes to debug.
+void LogQuietly(const rd_kafka_t*, int, const char* facility, const char* message) {
+  spdlog::debug("kafka mock {}: {}", facility, message);
+}
+
+void Set(rd_kafka_conf_t* conf, const char* name, const char* value) {
+  char errstr[512];
+  if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+    throw std::runtime_error(std::string("test broker: kafka property '") + name + "': " + errstr);
+  }
+}
+
+}  // namespace
+
+TestBroker::TestBroker(int broker_count) {
+  ConfPtr conf(rd_kafka_conf_new());
+  Set(conf.get(), "client.id", "crmsync-testbroker");
+  rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
+  char errstr[512];
+  // rd_kafka_new takes ownership of the configuration only on success.
+  handle_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof(errstr)));
+  if (!handle_) throw std::runtime_error(std::string("test broker: ") + errstr);
+  conf.release();
+
+  cluster_ = rd_kafka_mock_cluster_new(handle_.get(), broker_count);
+  if (cluster_ == nullptr) {
+    throw std::runtime_error("test broker: cannot create a mock cluster of " +
+                             std::to_string(broker_count) + " broker(s)");
+  }
+  bootstrap_servers_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+  spdlog::debug("test broker listening on {}", bootstrap_servers_);
+}
+
+TestBroker::~TestBroker() {
+  // The cluster runs on the handle's threads, so it goes first.
+  if (cluster_ != nullptr) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+void TestBroker::CreateTopic(const std::string& topic, int partitions, int replication_factor) {
+  // The mock accepts nonsense counts and makes a topic of its default size.
+  if (partitions < 1 || replication_factor < 1) {
+    throw std::runtime_error("test broker: cannot create topic '" + topic + "' with " +
+                             std::to_string(partitions) + " partition(s) and replication factor " +
+                             std::to_string(replication_factor));
+  }
+  const rd_kafka_resp_err_t err =
+      rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, replication_factor);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    throw std::runtime_error("test broker: cannot create topic '" + topic + "' with " +
+                             std::to_string(partitions) +
+                             " partition(s): " + rd_kafka_err2name(err));
+  }
+}
+
+}  // namespace crmsync::kafka
