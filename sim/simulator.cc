@@ -1,1 +1,308 @@
-// placeholder
+#include "sim/simulator.h"
+
+#include <httplib.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <variant>
+
+#include "sim/replify_sim.h"
+
+namespace crmsync::sim {
+namespace {
+
+constexpr char kJson[] = "application/json";
+
+Knobs Sanitised(Knobs knobs) {
+  knobs.latency = std::max(knobs.latency, std::chrono::milliseconds(0));
+  knobs.failure_rate = std::clamp(knobs.failure_rate, 0.0, 1.0);
+  return knobs;
+}
+
+// Wildcard listen addresses are not where a client connects to.
+std::string UrlHost(const std::string& host) {
+  if (host.empty() || host == "0.0.0.0") return "127.0.0.1";
+  if (host == "::") return "[::1]";
+  if (host.find(':') != std::string::npos) return "[" + host + "]";
+  return host;
+}
+
+void Send(httplib::Response& res, const SimReply& reply) {
+  res.status = reply.status;
+  res.set_content(reply.body, kJson);
+}
+
+}  // namespace
+
+struct Simulator::Impl {
+  explicit Impl(Options opts)
+      : options(std::move(opts)), knobs(Sanitised(options.knobs)), rng(options.seed) {}
+
+  void Route();
+  // Before any provider request is handled: counts it, checks its API key and
+  // decides on an injected failure. Returns the reply that preempts the
+  // request, if any. Caller holds mutex.
+  std::optional<SimReply> AdmitLocked(const std::string& provider, const std::string& api_key);
+  void SleepLatency() const;
+  std::string StateJsonLocked() const;
+  std::string KnobsJsonLocked() const;
+  SimReply UpdateKnobs(const std::string& body);
+  void ResetLocked();
+
+  const Options options;
+  mutable std::mutex mutex;
+  Knobs knobs;
+  Counters counters;
+  std::mt19937_64 rng;
+  ReplifyState replify;
+
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+};
+
+void Simulator::Impl::Route() {
+  const int threads = std::max(1, options.threads);
+  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // Clients (libcurl, httplib::Client) reuse connections for many requests;
+  // httplib's default closes a connection after 5.
+  server.set_keep_alive_max_count(1'000'000);
+  // Small JSON requests and responses on a kept-alive connection would
+  // otherwise meet Nagle's algorithm and delayed ACKs (~40 ms stalls).
+  server.set_tcp_nodelay(true);
+
+  server.Post(std::string(kReplifyPathPrefix) + R"(/campaigns/([^/]+)/contacts)",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                SleepLatency();
+                // Parsing needs no state, so it runs outside the lock.
+                auto parsed = ParseReplifyRequest(req.matches[1].str(), req.body);
+                SimReply reply;
+                {
+                  std::lock_guard lock(mutex);
+                  if (auto refused = AdmitLocked("replify", req.get_header_value("x-api-key"))) {
+                    reply = std::move(*refused);
+                  } else if (auto* invalid = std::get_if<SimReply>(&parsed)) {
+                    reply = std::move(*invalid);
+                  } else {
+                    reply = replify.Apply(std::get<ReplifyRequest>(parsed));
+                  }
+                }
+                Send(res, reply);
+              });
+
+  server.Get("/_sim/state", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mutex);
+    res.set_content(StateJsonLocked(), kJson);
+  });
+  server.Post("/_sim/knobs", [this](const httplib::Request& req, httplib::Response& res) {
+    Send(res, UpdateKnobs(req.body));
+  });
+  server.Post("/_sim/reset", [this](const httplib::Request&, httplib::Response& res) {
+    {
+      std::lock_guard lock(mutex);
+      ResetLocked();
+    }
+    Send(res, MessageReply(200, "reset"));
+  });
+
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) {
+      Send(res, MessageReply(res.status, res.status == 404 ? "Not Found" : "Error"));
+    }
+  });
+  server.set_exception_handler(
+      [](const httplib::Request&, httplib::Response& res, std::exception_ptr error) {
+        std::string what = "unknown error";
+        try {
+          std::rethrow_exception(error);
+        } catch (const std::exception& e) {
+          what = e.what();
+        } catch (...) {
+        }
+        Send(res, MessageReply(500, "simulator error: " + what));
+      });
+}
+
+std::optional<SimReply> Simulator::Impl::AdmitLocked(const std::string& provider,
+                                                     const std::string& api_key) {
+  ++counters.requests;
+  const auto expected = options.api_keys.find(provider);
+  if (expected == options.api_keys.end() || api_key.empty() || api_key != expected->second) {
+    ++counters.unauthorized;
+    return MessageReply(401, "Unauthorized");
+  }
+  if (knobs.fail_all) {
+    ++counters.injected_failures;
+    return MessageReply(503, "Service Unavailable");
+  }
+  if (knobs.failure_rate > 0.0 && std::bernoulli_distribution(knobs.failure_rate)(rng)) {
+    ++counters.injected_failures;
+    // Both answers real load balancers give; the worker must retry either.
+    if (rng() % 2 == 0) return MessageReply(500, "Internal Server Error");
+    return MessageReply(503, "Service Unavailable");
+  }
+  return std::nullopt;
+}
+
+void Simulator::Impl::ResetLocked() {
+  replify.Clear();
+  counters = Counters{};
+  // Reseeded so that a reset run injects the same failures as a fresh one.
+  rng.seed(options.seed);
+}
+
+void Simulator::Impl::SleepLatency() const {
+  std::chrono::milliseconds latency;
+  {
+    std::lock_guard lock(mutex);
+    latency = knobs.latency;
+  }
+  // A slow provider holds the connection and a server thread, just like this.
+  if (latency.count() > 0) std::this_thread::sleep_for(latency);
+}
+
+std::string Simulator::Impl::KnobsJsonLocked() const {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("latencyMs");
+  writer.Int64(knobs.latency.count());
+  writer.Key("failureRate");
+  writer.Double(knobs.failure_rate);
+  writer.Key("failAll");
+  writer.Bool(knobs.fail_all);
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string Simulator::Impl::StateJsonLocked() const {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("replify");
+  replify.WriteJson(writer);
+  writer.Key("counters");
+  writer.StartObject();
+  writer.Key("requests");
+  writer.Uint64(counters.requests);
+  writer.Key("injectedFailures");
+  writer.Uint64(counters.injected_failures);
+  writer.Key("unauthorized");
+  writer.Uint64(counters.unauthorized);
+  writer.EndObject();
+  writer.Key("knobs");
+  const std::string knobs_json = KnobsJsonLocked();
+  writer.RawValue(knobs_json.data(), knobs_json.size(), rapidjson::kObjectType);
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
+  rapidjson::Document document;
+  document.Parse(body.data(), body.size());
+  if (document.HasParseError() || !document.IsObject()) {
+    return MessageReply(400, "knobs must be a JSON object");
+  }
+  std::lock_guard lock(mutex);
+  // All or nothing: a bad field leaves every knob as it was.
+  Knobs next = knobs;
+  for (const auto& member : document.GetObject()) {
+    const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& value = member.value;
+    if (name == "latencyMs" && value.IsNumber() && value.GetDouble() >= 0) {
+      next.latency = std::chrono::milliseconds(static_cast<int64_t>(value.GetDouble()));
+    } else if (name == "failureRate" && value.IsNumber() && value.GetDouble() >= 0 &&
+               value.GetDouble() <= 1) {
+      next.failure_rate = value.GetDouble();
+    } else if (name == "failAll" && value.IsBool()) {
+      next.fail_all = value.GetBool();
+    } else {
+      return MessageReply(400, "unknown knob or bad value: " + std::string(name) +
+                                   " (latencyMs >= 0, 0 <= failureRate <= 1, failAll boolean)");
+    }
+  }
+  knobs = next;
+  return SimReply{200, KnobsJsonLocked()};
+}
+
+Simulator::Simulator(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  impl_->Route();
+}
+
+Simulator::~Simulator() { Stop(); }
+
+void Simulator::Start() {
+  if (impl_->thread.joinable()) return;
+  const Options& options = impl_->options;
+  if (options.port == 0) {
+    impl_->port = impl_->server.bind_to_any_port(options.host);
+  } else {
+    impl_->port = impl_->server.bind_to_port(options.host, options.port) ? options.port : -1;
+  }
+  if (impl_->port <= 0) {
+    throw std::runtime_error("simulator: cannot listen on " + options.host + ":" +
+                             std::to_string(options.port));
+  }
+  impl_->thread = std::thread([this] { impl_->server.listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs, so Start() only
+  // returns once it does; the socket already queues connections meanwhile.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!impl_->server.is_running()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      throw std::runtime_error("simulator: server thread did not start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+void Simulator::Stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->server.stop();
+  impl_->thread.join();
+}
+
+int Simulator::Port() const { return impl_->port; }
+
+std::string Simulator::BaseUrl(const std::string& provider) const {
+  const std::string prefix =
+      provider == "replify" ? std::string(kReplifyPathPrefix) : "/" + provider;
+  return "http://" + UrlHost(impl_->options.host) + ":" + std::to_string(impl_->port) + prefix;
+}
+
+void Simulator::SetKnobs(const Knobs& knobs) {
+  std::lock_guard lock(impl_->mutex);
+  impl_->knobs = Sanitised(knobs);
+}
+
+Knobs Simulator::GetKnobs() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->knobs;
+}
+
+std::map<std::string, std::map<std::string, ReplifyContact>> Simulator::ReplifyCampaigns() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->replify.Snapshot();
+}
+
+Counters Simulator::GetCounters() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->counters;
+}
+
+std::string Simulator::StateJson() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->StateJsonLocked();
+}
+
+void Simulator::Reset() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->ResetLocked();
+}
+
+}  // namespace crmsync::sim

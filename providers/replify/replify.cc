@@ -1,1 +1,352 @@
-// placeholder
+#include "providers/replify/replify.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+namespace crmsync::providers::replify {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Longest provider text copied into a reason: reasons travel into logs and
+// dead-letter headers, and an error page must not bloat them.
+constexpr size_t kMaxReasonText = 300;
+
+// Replify's own wire names. They happen to equal mapping::ActionName today,
+// but they are this provider's contract (other providers name actions
+// differently), so they are spelled out here.
+std::string_view ActionWireName(mapping::Action action) {
+  switch (action) {
+    case mapping::Action::kUpsert:
+      return "upsert";
+    case mapping::Action::kUpdateOnly:
+      return "updateOnly";
+    case mapping::Action::kRemove:
+      return "remove";
+  }
+  return "upsert";
+}
+
+// RFC 3986 path segment: everything but the unreserved set is escaped, so a
+// target can never add path segments or a query.
+std::string PercentEncode(std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(segment.size());
+  for (const char c : segment) {
+    const auto byte = static_cast<unsigned char>(c);
+    const bool unreserved = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
+                            (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' ||
+                            c == '~';
+    if (unreserved) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0x0F];
+    }
+  }
+  return out;
+}
+
+void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
+  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+void WriteOptional(JsonWriter& writer, std::string_view key,
+                   const std::optional<std::string>& value) {
+  if (value) WriteString(writer, key, *value);
+}
+
+void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
+  writer.StartObject();
+  WriteOptional(writer, "firstName", contact.first_name);
+  WriteOptional(writer, "lastName", contact.last_name);
+  WriteOptional(writer, "email", contact.email);
+  WriteOptional(writer, "phone", contact.phone);
+  WriteOptional(writer, "status", contact.status);
+  if (!contact.metadata.empty()) {
+    writer.Key("contactMetadata");
+    writer.StartObject();
+    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
+    writer.EndObject();
+  }
+  WriteOptional(writer, "externalIdKey", contact.external_id_key);
+  WriteOptional(writer, "externalIdValue", contact.external_id_value);
+  writer.EndObject();
+}
+
+// Cuts at a UTF-8 character boundary so that a reason stays valid text.
+std::string Truncate(std::string text) {
+  if (text.size() <= kMaxReasonText) return text;
+  size_t cut = kMaxReasonText;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  text += "...";
+  return text;
+}
+
+// A non-empty string member, else nullopt. Replify reports absent fields as
+// missing, null or "" alike, and an empty identity never identifies anyone.
+std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
+  const auto it = object.FindMember(name);
+  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
+    return std::nullopt;
+  }
+  return std::string_view(it->value.GetString(), it->value.GetStringLength());
+}
+
+std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
+  if (!value || value->empty()) return std::nullopt;
+  return std::string_view(*value);
+}
+
+// The human text of an error body or error entry. The shape is undocumented,
+// so the usual spellings are all accepted: {"message"}, {"error": "..."},
+// {"error": {"message"}}, {"reason"}.
+std::optional<std::string_view> ErrorText(const rapidjson::Value& object) {
+  if (!object.IsObject()) return std::nullopt;
+  for (const char* name : {"error", "message", "reason"}) {
+    if (auto text = StringMember(object, name)) return text;
+  }
+  const auto error = object.FindMember("error");
+  if (error != object.MemberEnd() && error->value.IsObject()) {
+    return StringMember(error->value, "message");
+  }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
+  if (!response.retry_after) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
+}
+
+// Matches per-item result entries back to batch items. Replify's results
+// carry no item index, only the contact's email and phone, so each entry
+// takes the first item not yet taken with the same identity: the same email
+// (preferring an equal phone too), or for an entry without email the same
+// phone (preferring an item without email). Entries that name nobody match the
+// first unmatched item without email or phone.
+class ItemMatcher {
+ public:
+  explicit ItemMatcher(const Batch& batch) : batch_(batch), taken_(batch.items.size(), false) {
+    for (size_t i = 0; i < batch.items.size(); ++i) {
+      const mapping::Contact& contact = batch.items[i]->contact;
+      const auto email = NonEmpty(contact.email);
+      const auto phone = NonEmpty(contact.phone);
+      if (email) by_email_[*email].push_back(i);
+      if (phone) by_phone_[*phone].push_back(i);
+      if (!email && !phone) anonymous_.push_back(i);
+    }
+  }
+
+  std::optional<size_t> Take(const rapidjson::Value& entry) {
+    if (!entry.IsObject()) return std::nullopt;
+    const auto email = StringMember(entry, "email");
+    const auto phone = StringMember(entry, "phone");
+    if (email) {
+      return TakeFrom(Find(by_email_, *email),
+                      [&](const mapping::Contact& c) { return NonEmpty(c.phone) == phone; });
+    }
+    if (phone) {
+      return TakeFrom(Find(by_phone_, *phone),
+                      [](const mapping::Contact& c) { return !NonEmpty(c.email); });
+    }
+    return TakeFrom(&anonymous_, [](const mapping::Contact&) { return true; });
+  }
+
+ private:
+  using Index = std::unordered_map<std::string_view, std::vector<size_t>>;
+
+  static const std::vector<size_t>* Find(const Index& index, std::string_view key) {
+    const auto it = index.find(key);
+    return it == index.end() ? nullptr : &it->second;
+  }
+
+  template <typename Preferred>
+  std::optional<size_t> TakeFrom(const std::vector<size_t>* candidates, Preferred preferred) {
+    if (candidates == nullptr) return std::nullopt;
+    std::optional<size_t> fallback;
+    for (const size_t i : *candidates) {
+      if (taken_[i]) continue;
+      if (preferred(batch_.items[i]->contact)) {
+        taken_[i] = true;
+        return i;
+      }
+      if (!fallback) fallback = i;
+    }
+    if (fallback) taken_[*fallback] = true;
+    return fallback;
+  }
+
+  const Batch& batch_;
+  std::vector<bool> taken_;
+  Index by_email_;
+  Index by_phone_;
+  std::vector<size_t> anonymous_;
+};
+
+}  // namespace
+
+ReplifyProvider::ReplifyProvider(const mapping::ProviderConfig& config)
+    : base_url_(config.base_url), api_key_(config.api_key), max_batch_(config.max_batch) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+}
+
+HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
+  HttpRequest request;
+  request.method = "POST";
+  request.url = base_url_ + "/campaigns/" + PercentEncode(batch.target) + "/contacts";
+  request.headers = {
+      {"Content-Type", "application/json"},
+      {"Accept", "application/json"},
+      {"x-api-key", api_key_},
+  };
+
+  // Sized for a typical contact so that the buffer rarely grows.
+  rapidjson::StringBuffer buffer(nullptr, 128 + 192 * batch.items.size());
+  JsonWriter writer(buffer);
+  writer.StartObject();
+  writer.Key("contacts");
+  writer.StartArray();
+  for (const mapping::Operation* item : batch.items) WriteContact(writer, item->contact);
+  writer.EndArray();
+  // Sent even for upsert: relying on the documented default would silently
+  // change meaning if Replify ever changed it.
+  WriteString(writer, "action", ActionWireName(batch.action));
+  if (batch.routing) {
+    WriteString(writer, "externalIdKey", batch.routing->external_id_key);
+    WriteString(writer, "externalIdValue", batch.routing->external_id_value);
+  }
+  writer.EndObject();
+  request.body.assign(buffer.GetString(), buffer.GetSize());
+  return request;
+}
+
+std::vector<Outcome> ReplifyProvider::Classify(const Batch& batch,
+                                               const HttpResponse& response) const {
+  Outcome failure;
+  failure.kind = OutcomeKind::kRetry;
+  failure.http_status = static_cast<int>(response.status);
+  // Every transport failure is retried: the request may or may not have been
+  // applied, and a replay of an idempotent state-set is harmless. A
+  // configuration error is retried too (never lose data); it persists until
+  // someone fixes the config, which the circuit breaker and metrics surface.
+  switch (response.transport) {
+    case Transport::kOk:
+      if (response.status >= 200 && response.status < 300) return ClassifyAccepted(batch, response);
+      return AllItems(batch, ClassifyHttpError(response));
+    case Transport::kTimeout:
+      failure.reason = "replify: request timed out: " + Scrub(response.transport_error);
+      return AllItems(batch, failure);
+    case Transport::kConnectFailed:
+      failure.reason = "replify: connection failed: " + Scrub(response.transport_error);
+      return AllItems(batch, failure);
+    case Transport::kBroken:
+      failure.reason = "replify: connection broken: " + Scrub(response.transport_error);
+      return AllItems(batch, failure);
+    case Transport::kConfigError:
+      failure.reason =
+          "replify: request not sent (configuration): " + Scrub(response.transport_error);
+      return AllItems(batch, failure);
+  }
+  failure.reason = "replify: unknown transport result";
+  return AllItems(batch, failure);
+}
+
+std::vector<Outcome> ReplifyProvider::AllItems(const Batch& batch, Outcome outcome) const {
+  return std::vector<Outcome>(batch.items.size(), outcome);
+}
+
+std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
+                                                       const HttpResponse& response) const {
+  Outcome done;
+  done.kind = OutcomeKind::kDone;
+  done.http_status = static_cast<int>(response.status);
+  std::vector<Outcome> outcomes(batch.items.size(), done);
+
+  // A 2xx means Replify accepted and processed the request; the per-item
+  // detail is advisory. If it cannot be read, every item counts as done:
+  // retrying would only re-apply a request that was already applied.
+  rapidjson::Document body;
+  body.Parse(response.body.data(), response.body.size());
+  if (body.HasParseError() || !body.IsObject()) return outcomes;
+
+  ItemMatcher matcher(batch);
+  // Successes are matched first so that, among items with the same identity,
+  // the earlier ones take the successes, as Replify processes them in order.
+  const auto success = body.FindMember("success");
+  if (success != body.MemberEnd() && success->value.IsArray()) {
+    for (const auto& entry : success->value.GetArray()) matcher.Take(entry);
+  }
+  const auto errors = body.FindMember("errors");
+  if (errors != body.MemberEnd() && errors->value.IsArray()) {
+    for (const auto& entry : errors->value.GetArray()) {
+      const auto index = matcher.Take(entry);
+      if (!index) continue;
+      const auto text = ErrorText(entry);
+      Outcome& outcome = outcomes[*index];
+      outcome.kind = OutcomeKind::kReject;
+      outcome.reason = "replify rejected contact: " +
+                       Truncate(Scrub(std::string(text.value_or("unspecified error"))));
+    }
+  }
+  // Items that no entry names are done too: e.g. a completed contact that an
+  // upsert does not add is Replify's documented behaviour, not a failure.
+  return outcomes;
+}
+
+Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
+  Outcome outcome;
+  outcome.http_status = static_cast<int>(response.status);
+  const std::string status = std::to_string(response.status);
+
+  rapidjson::Document body;
+  body.Parse(response.body.data(), response.body.size());
+  const std::optional<std::string_view> text =
+      body.HasParseError() ? std::nullopt : ErrorText(body);
+  const std::string detail = text ? ": " + Truncate(Scrub(std::string(*text))) : "";
+
+  const long code = response.status;
+  if (code == 401 || code == 403) {
+    // A configuration problem, not a property of the items: retrying never
+    // loses data, and the circuit breaker stops the hammering.
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.reason = "replify: authentication failed (HTTP " + status + ") — check the API key";
+  } else if (code == 408 || code == 425 || code == 429 || (code >= 500 && code < 600)) {
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.reason = "replify: HTTP " + status + detail;
+    outcome.retry_after = RetryAfter(response);
+  } else if (code == 404) {
+    outcome.kind = OutcomeKind::kReject;
+    outcome.reason = "replify: campaign not found (HTTP 404)";
+  } else if (code >= 400 && code < 500) {
+    outcome.kind = OutcomeKind::kReject;
+    outcome.reason = "replify: HTTP " + status + detail;
+  } else {
+    // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
+    // says the items are bad, so keep them.
+    outcome.kind = OutcomeKind::kRetry;
+    outcome.reason = "replify: unexpected HTTP " + status + detail;
+    outcome.retry_after = RetryAfter(response);
+  }
+  return outcome;
+}
+
+std::string ReplifyProvider::Scrub(std::string text) const {
+  static constexpr std::string_view kMask = "[redacted]";
+  if (api_key_.empty()) return text;
+  for (size_t at = text.find(api_key_); at != std::string::npos;
+       at = text.find(api_key_, at + kMask.size())) {
+    text.replace(at, api_key_.size(), kMask);
+  }
+  return text;
+}
+
+}  // namespace crmsync::providers::replify

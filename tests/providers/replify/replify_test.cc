@@ -1,1 +1,476 @@
-// placeholder
+#include "providers/replify/replify.h"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/schema.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "mapping/config.h"
+#include "providers/registry.h"
+
+namespace crmsync::providers::replify {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr char kCampaign[] = "6f1c2b8e-3d4a-4c5b-9e7f-0a1b2c3d4e5f";
+constexpr char kKey[] = "secret-key-123";
+
+mapping::ProviderConfig Config() {
+  mapping::ProviderConfig config;
+  config.name = "replify";
+  config.base_url = "https://api.heylibby.com/api/v1";
+  config.api_key = kKey;
+  config.max_batch = 250;
+  return config;
+}
+
+mapping::Contact Person(const std::string& email, const std::string& phone) {
+  mapping::Contact contact;
+  contact.email = email;
+  contact.phone = phone;
+  return contact;
+}
+
+// Owns the operations a Batch points at.
+struct Fixture {
+  explicit Fixture(std::vector<mapping::Contact> contacts,
+                   mapping::Action action = mapping::Action::kUpsert) {
+    for (auto& contact : contacts) {
+      mapping::Operation op;
+      op.provider = "replify";
+      op.target = kCampaign;
+      op.action = action;
+      op.contact = std::move(contact);
+      ops.push_back(std::move(op));
+    }
+    batch.target = kCampaign;
+    batch.action = action;
+    for (const auto& op : ops) batch.items.push_back(&op);
+  }
+  std::vector<mapping::Operation> ops;
+  Batch batch;
+};
+
+rapidjson::Document ParseBody(const HttpRequest& request) {
+  rapidjson::Document doc;
+  doc.Parse(request.body.c_str());
+  EXPECT_FALSE(doc.HasParseError()) << request.body;
+  return doc;
+}
+
+std::string Header(const HttpRequest& request, const std::string& name) {
+  for (const auto& [key, value] : request.headers) {
+    if (key == name) return value;
+  }
+  return "<absent>";
+}
+
+HttpResponse Response(long status, std::string body) {
+  HttpResponse response;
+  response.status = status;
+  response.body = std::move(body);
+  response.content_type = "application/json";
+  return response;
+}
+
+// Names every violation of the request schema, or "" when the body is valid.
+std::string SchemaViolation(const std::string& body) {
+  std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) +
+                     "/schemas/providers/replify.request.schema.json");
+  std::stringstream text;
+  text << file.rdbuf();
+  rapidjson::Document schema_doc;
+  schema_doc.Parse(text.str().c_str());
+  if (schema_doc.HasParseError()) return "schema is not JSON";
+  rapidjson::SchemaDocument schema(schema_doc);
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  if (doc.HasParseError()) return "body is not JSON";
+  rapidjson::SchemaValidator validator(schema);
+  if (doc.Accept(validator)) return "";
+  rapidjson::StringBuffer where;
+  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
+  return std::string(validator.GetInvalidSchemaKeyword()) + " at " + where.GetString();
+}
+
+TEST(ReplifyProvider, NameAndMaxBatchComeFromConfig) {
+  const ReplifyProvider provider(Config());
+  EXPECT_EQ(provider.Name(), "replify");
+  EXPECT_EQ(provider.MaxBatch(), 250u);
+}
+
+TEST(ReplifyProvider, BuildsPostToCampaignContactsWithHeaders) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("ava@example.com", "15551234567")});
+  const HttpRequest request = provider.BuildRequest(f.batch);
+  EXPECT_EQ(request.method, "POST");
+  EXPECT_EQ(request.url,
+            std::string("https://api.heylibby.com/api/v1/campaigns/") + kCampaign + "/contacts");
+  EXPECT_EQ(Header(request, "Content-Type"), "application/json");
+  EXPECT_EQ(Header(request, "Accept"), "application/json");
+  EXPECT_EQ(Header(request, "x-api-key"), kKey);
+}
+
+TEST(ReplifyProvider, IgnoresTrailingSlashOfBaseUrl) {
+  mapping::ProviderConfig config = Config();
+  config.base_url = "http://127.0.0.1:8080/replify/api/v1/";
+  const ReplifyProvider provider(config);
+  Fixture f({Person("a@example.com", "1")});
+  EXPECT_EQ(
+      provider.BuildRequest(f.batch).url,
+      std::string("http://127.0.0.1:8080/replify/api/v1/campaigns/") + kCampaign + "/contacts");
+}
+
+TEST(ReplifyProvider, PercentEncodesCampaignId) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  f.batch.target = "a b/c?d#e%f~g.h_i-j";
+  EXPECT_EQ(provider.BuildRequest(f.batch).url,
+            "https://api.heylibby.com/api/v1/campaigns/a%20b%2Fc%3Fd%23e%25f~g.h_i-j/contacts");
+}
+
+TEST(ReplifyProvider, SendsEveryContactField) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact contact = Person("ava@example.com", "15551234567");
+  contact.first_name = "Ava";
+  contact.last_name = "Lopez";
+  contact.status = "active";
+  contact.metadata = {{"source", "web_form"}, {"tier", "trial"}};
+  contact.external_id_key = "hubspotId";
+  contact.external_id_value = "1234";
+  Fixture f({contact});
+  const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+  ASSERT_TRUE(doc["contacts"].IsArray());
+  ASSERT_EQ(doc["contacts"].Size(), 1u);
+  const auto& c = doc["contacts"][0];
+  EXPECT_STREQ(c["firstName"].GetString(), "Ava");
+  EXPECT_STREQ(c["lastName"].GetString(), "Lopez");
+  EXPECT_STREQ(c["email"].GetString(), "ava@example.com");
+  EXPECT_STREQ(c["phone"].GetString(), "15551234567");
+  EXPECT_STREQ(c["status"].GetString(), "active");
+  EXPECT_STREQ(c["contactMetadata"]["source"].GetString(), "web_form");
+  EXPECT_STREQ(c["contactMetadata"]["tier"].GetString(), "trial");
+  EXPECT_STREQ(c["externalIdKey"].GetString(), "hubspotId");
+  EXPECT_STREQ(c["externalIdValue"].GetString(), "1234");
+  EXPECT_EQ(c.MemberCount(), 8u);
+}
+
+TEST(ReplifyProvider, OmitsAbsentFieldsAndEmptyMetadata) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact contact;
+  contact.email = "only@example.com";
+  Fixture f({contact});
+  const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+  const auto& c = doc["contacts"][0];
+  EXPECT_EQ(c.MemberCount(), 1u);
+  EXPECT_STREQ(c["email"].GetString(), "only@example.com");
+  EXPECT_FALSE(c.HasMember("contactMetadata"));
+  EXPECT_FALSE(doc.HasMember("externalIdKey"));
+  EXPECT_FALSE(doc.HasMember("externalIdValue"));
+}
+
+TEST(ReplifyProvider, PutsRoutingAtRequestRoot) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact contact = Person("a@example.com", "1");
+  contact.external_id_key = "hubspotId";
+  contact.external_id_value = "77";
+  Fixture f({contact});
+  f.batch.routing = mapping::Routing{"siteKey", "site-a"};
+  const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+  EXPECT_STREQ(doc["externalIdKey"].GetString(), "siteKey");
+  EXPECT_STREQ(doc["externalIdValue"].GetString(), "site-a");
+  EXPECT_STREQ(doc["contacts"][0]["externalIdKey"].GetString(), "hubspotId");
+  EXPECT_STREQ(doc["contacts"][0]["externalIdValue"].GetString(), "77");
+}
+
+TEST(ReplifyProvider, SendsEveryActionByItsWireName) {
+  const ReplifyProvider provider(Config());
+  const std::pair<mapping::Action, const char*> cases[] = {
+      {mapping::Action::kUpsert, "upsert"},
+      {mapping::Action::kUpdateOnly, "updateOnly"},
+      {mapping::Action::kRemove, "remove"},
+  };
+  for (const auto& [action, name] : cases) {
+    Fixture f({Person("a@example.com", "1")}, action);
+    const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+    ASSERT_TRUE(doc.HasMember("action")) << name;
+    EXPECT_STREQ(doc["action"].GetString(), name);
+  }
+}
+
+TEST(ReplifyProvider, RemovePayloadCarriesIdentityOfEveryContact) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact by_phone;
+  by_phone.phone = "15550000002";
+  Fixture f({Person("gone@example.com", "15550000001"), by_phone}, mapping::Action::kRemove);
+  const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+  EXPECT_STREQ(doc["action"].GetString(), "remove");
+  ASSERT_EQ(doc["contacts"].Size(), 2u);
+  EXPECT_STREQ(doc["contacts"][0]["email"].GetString(), "gone@example.com");
+  EXPECT_STREQ(doc["contacts"][1]["phone"].GetString(), "15550000002");
+  EXPECT_FALSE(doc["contacts"][1].HasMember("email"));
+}
+
+TEST(ReplifyProvider, KeepsItemOrderAndEscapesText) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact tricky = Person("q@example.com", "2");
+  tricky.first_name = "Zoë \"Q\"\n\\";
+  Fixture f({Person("p@example.com", "1"), tricky, Person("r@example.com", "3")});
+  const rapidjson::Document doc = ParseBody(provider.BuildRequest(f.batch));
+  ASSERT_EQ(doc["contacts"].Size(), 3u);
+  EXPECT_STREQ(doc["contacts"][0]["email"].GetString(), "p@example.com");
+  EXPECT_STREQ(doc["contacts"][1]["firstName"].GetString(), "Zoë \"Q\"\n\\");
+  EXPECT_STREQ(doc["contacts"][2]["email"].GetString(), "r@example.com");
+}
+
+TEST(ReplifyProvider, BuiltBodiesValidateAgainstRequestSchema) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact full = Person("ava@example.com", "15551234567");
+  full.first_name = "Ava";
+  full.last_name = "Lopez";
+  full.status = "completed";
+  full.metadata = {{"tier", "pro"}};
+  full.external_id_key = "hubspotId";
+  full.external_id_value = "1";
+  mapping::Contact phone_only;
+  phone_only.phone = "15550000000";
+
+  Fixture upsert({full, phone_only});
+  Fixture routed({full}, mapping::Action::kUpdateOnly);
+  routed.batch.routing = mapping::Routing{"hubspotId", "site-a"};
+  Fixture remove({Person("x@example.com", "1"), phone_only}, mapping::Action::kRemove);
+  for (const Batch* batch : {&upsert.batch, &routed.batch, &remove.batch}) {
+    EXPECT_EQ(SchemaViolation(provider.BuildRequest(*batch).body), "");
+  }
+}
+
+TEST(ReplifyProvider, RequestSchemaRejectsRemoveWithoutIdentity) {
+  // The schema is strict enough to catch what Replify documents as invalid.
+  EXPECT_NE(SchemaViolation(R"({"contacts":[{"firstName":"A"}],"action":"remove"})"), "");
+  EXPECT_NE(SchemaViolation(R"({"contacts":[],"action":"upsert"})"), "");
+  EXPECT_NE(SchemaViolation(R"({"contacts":[{"email":"a"}],"action":"delete"})"), "");
+  EXPECT_NE(SchemaViolation(R"({"contacts":[{"email":"a"}],"externalIdKey":"k"})"), "");
+}
+
+TEST(ReplifyProvider, AllSuccessIsDone) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"message":"Processed 2 contacts successfully","success":[
+        {"phone":"1","email":"a@example.com","action":"created"},
+        {"phone":"2","email":"b@example.com","action":"updated"}],"errors":[]})"));
+  ASSERT_EQ(outcomes.size(), 2u);
+  for (const Outcome& outcome : outcomes) {
+    EXPECT_EQ(outcome.kind, OutcomeKind::kDone);
+    EXPECT_EQ(outcome.http_status, 200);
+  }
+}
+
+TEST(ReplifyProvider, ErrorEntriesRejectTheirItemsAndTheRestAreDone) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact by_phone;
+  by_phone.phone = "15550000003";
+  mapping::Contact with_reason = Person("d@example.com", "4");
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2"), by_phone, with_reason,
+             Person("e@example.com", "5")});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"message":"Processed 2 contacts successfully, 3 failed",
+        "success":[{"phone":"1","email":"a@example.com","action":"created"}],
+        "errors":[{"email":"b@example.com","phone":"2","error":"invalid phone"},
+                  {"email":null,"phone":"15550000003","message":"blocked number"},
+                  {"email":"d@example.com","reason":"duplicate"}]})"));
+  ASSERT_EQ(outcomes.size(), 5u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[1].reason, "replify rejected contact: invalid phone");
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].reason, "replify rejected contact: blocked number");
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[3].reason, "replify rejected contact: duplicate");
+  // Not named at all (e.g. a completed contact that upsert skips): done.
+  EXPECT_EQ(outcomes[4].kind, OutcomeKind::kDone);
+  for (const Outcome& outcome : outcomes) EXPECT_EQ(outcome.http_status, 200);
+}
+
+TEST(ReplifyProvider, DuplicateEmailsMatchByPhoneThenInOrder) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("same@example.com", "1"), Person("same@example.com", "2"),
+             Person("twin@example.com", "9"), Person("twin@example.com", "9")});
+  const auto outcomes = provider.Classify(f.batch, Response(200, R"({"success":[
+          {"phone":"1","email":"same@example.com","action":"updated"},
+          {"phone":"9","email":"twin@example.com","action":"updated"}],
+        "errors":[{"email":"same@example.com","phone":"2","error":"bad phone"},
+                  {"email":"twin@example.com","phone":"9","error":"conflict"}]})"));
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[1].reason, "replify rejected contact: bad phone");
+  // Identical duplicates: each entry consumes one item, successes first.
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[3].reason, "replify rejected contact: conflict");
+}
+
+TEST(ReplifyProvider, ErrorEntryWithoutIdentityRejectsContactWithoutIdentity) {
+  const ReplifyProvider provider(Config());
+  mapping::Contact nobody;
+  nobody.first_name = "Nobody";
+  Fixture f({Person("a@example.com", "1"), nobody});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"success":[{"phone":"1","email":"a@example.com"}],
+        "errors":[{"email":null,"phone":null,"error":"contact requires email or phone"}]})"));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[1].reason, "replify rejected contact: contact requires email or phone");
+}
+
+TEST(ReplifyProvider, UnreadableSuccessBodyIsDone) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});
+  for (const char* body : {"", "<html>ok</html>", "[1,2]", R"({"errors":"nope"})"}) {
+    const auto outcomes = provider.Classify(f.batch, Response(200, body));
+    ASSERT_EQ(outcomes.size(), 2u);
+    for (const Outcome& outcome : outcomes) {
+      EXPECT_EQ(outcome.kind, OutcomeKind::kDone) << body;
+      EXPECT_EQ(outcome.http_status, 200);
+    }
+  }
+}
+
+TEST(ReplifyProvider, AuthenticationFailureRetriesWithoutLeakingKey) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  for (const long status : {401L, 403L}) {
+    const auto outcomes = provider.Classify(
+        f.batch, Response(status, std::string(R"({"message":"bad key )") + kKey + "\"}"));
+    ASSERT_EQ(outcomes.size(), 1u);
+    EXPECT_EQ(outcomes[0].kind, OutcomeKind::kRetry);
+    EXPECT_EQ(outcomes[0].reason, "replify: authentication failed (HTTP " + std::to_string(status) +
+                                      ") — check the API key");
+    EXPECT_EQ(outcomes[0].http_status, status);
+  }
+}
+
+TEST(ReplifyProvider, TransientStatusesRetryAfterProvidersDelay) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});
+  for (const long status : {408L, 425L, 429L, 500L, 502L, 503L, 504L}) {
+    HttpResponse response = Response(status, R"({"message":"Service Unavailable"})");
+    response.retry_after = seconds(7);
+    const auto outcomes = provider.Classify(f.batch, response);
+    ASSERT_EQ(outcomes.size(), 2u);
+    for (const Outcome& outcome : outcomes) {
+      EXPECT_EQ(outcome.kind, OutcomeKind::kRetry) << status;
+      EXPECT_EQ(outcome.http_status, status);
+      EXPECT_EQ(outcome.retry_after, milliseconds(7000));
+    }
+  }
+  const auto without = provider.Classify(f.batch, Response(503, ""));
+  EXPECT_EQ(without[0].kind, OutcomeKind::kRetry);
+  EXPECT_FALSE(without[0].retry_after.has_value());
+}
+
+TEST(ReplifyProvider, MissingCampaignRejects) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  const auto outcomes = provider.Classify(f.batch, Response(404, R"({"message":"Not Found"})"));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_NE(outcomes[0].reason.find("campaign not found"), std::string::npos);
+  EXPECT_EQ(outcomes[0].http_status, 404);
+}
+
+TEST(ReplifyProvider, OtherClientErrorsRejectWithProvidersText) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  auto outcomes =
+      provider.Classify(f.batch, Response(400, R"({"message":"contacts must be an array"})"));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[0].reason, "replify: HTTP 400: contacts must be an array");
+  EXPECT_EQ(outcomes[0].http_status, 400);
+
+  outcomes = provider.Classify(f.batch, Response(422, R"({"error":"unprocessable"})"));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[0].reason, "replify: HTTP 422: unprocessable");
+
+  outcomes = provider.Classify(f.batch, Response(413, "<html>too large</html>"));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[0].reason, "replify: HTTP 413");
+}
+
+TEST(ReplifyProvider, TruncatesLongProviderText) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  const std::string long_text(1000, 'x');
+  const auto outcomes =
+      provider.Classify(f.batch, Response(400, R"({"message":")" + long_text + "\"}"));
+  EXPECT_EQ(outcomes[0].reason, "replify: HTTP 400: " + std::string(300, 'x') + "...");
+}
+
+TEST(ReplifyProvider, TransportFailuresRetry) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});
+  for (const Transport transport : {Transport::kTimeout, Transport::kConnectFailed,
+                                    Transport::kBroken, Transport::kConfigError}) {
+    HttpResponse response;
+    response.transport = transport;
+    response.transport_error = "Operation failed near x-api-key: " + std::string(kKey);
+    const auto outcomes = provider.Classify(f.batch, response);
+    ASSERT_EQ(outcomes.size(), 2u);
+    for (const Outcome& outcome : outcomes) {
+      EXPECT_EQ(outcome.kind, OutcomeKind::kRetry);
+      EXPECT_EQ(outcome.http_status, 0);
+      EXPECT_NE(outcome.reason.find("Operation failed"), std::string::npos) << outcome.reason;
+      EXPECT_EQ(outcome.reason.find(kKey), std::string::npos) << outcome.reason;
+    }
+  }
+}
+
+TEST(ReplifyProvider, ReasonsNeverContainApiKey) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  const std::string echo = std::string(R"({"message":"key )") + kKey + " refused " + kKey + "\"}";
+  for (const long status : {400L, 401L, 409L, 500L}) {
+    const auto outcomes = provider.Classify(f.batch, Response(status, echo));
+    EXPECT_EQ(outcomes[0].reason.find(kKey), std::string::npos) << outcomes[0].reason;
+  }
+  const auto accepted = provider.Classify(
+      f.batch, Response(200, std::string(R"({"errors":[{"email":"a@example.com","error":")") +
+                                 kKey + "\"}]}"));
+  EXPECT_EQ(accepted[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(accepted[0].reason.find(kKey), std::string::npos) << accepted[0].reason;
+}
+
+TEST(ReplifyProvider, UnexpectedStatusRetries) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1")});
+  const auto outcomes = provider.Classify(f.batch, Response(302, ""));
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kRetry);
+  EXPECT_EQ(outcomes[0].http_status, 302);
+}
+
+TEST(ProviderRegistry, KnowsReplify) {
+  const auto& names = KnownProviders();
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0], "replify");
+  const auto provider = CreateProvider(Config());
+  ASSERT_NE(provider, nullptr);
+  EXPECT_EQ(provider->Name(), "replify");
+  EXPECT_EQ(provider->MaxBatch(), 250u);
+}
+
+TEST(ProviderRegistry, RejectsUnknownProvider) {
+  mapping::ProviderConfig config = Config();
+  config.name = "mailchimp";
+  EXPECT_THROW(CreateProvider(config), mapping::ConfigError);
+}
+
+}  // namespace
+}  // namespace crmsync::providers::replify
