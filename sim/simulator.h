@@ -37,7 +37,7 @@ struct ReplifyContact {
 };
 
 struct Counters {
-  uint64_t requests = 0;         // provider requests received
+  uint64_t requests = 0;  // provider requests received
   uint64_t injected_failures = 0;
   uint64_t unauthorized = 0;
 };
@@ -50,7 +50,7 @@ class Simulator {
     // Accepted API key per provider name ("replify", ...).
     std::map<std::string, std::string> api_keys = {{"replify", "sim-replify-key"}};
     Knobs knobs;
-    int threads = 16;  // server worker threads (bounds concurrent requests)
+    int threads = 16;   // server worker threads (bounds concurrent requests)
     uint64_t seed = 1;  // for failure injection
   };
 

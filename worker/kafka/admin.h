@@ -20,9 +20,9 @@ struct PartitionLag {
   int64_t Lag() const { return log_end - (committed < 0 ? log_start : committed); }
 };
 
-std::vector<PartitionLag> QueryGroupLag(const std::string& bootstrap_servers,
-                                        const std::string& group_id, const std::string& topic,
-                                        std::chrono::milliseconds timeout = std::chrono::seconds(10));
+std::vector<PartitionLag> QueryGroupLag(
+    const std::string& bootstrap_servers, const std::string& group_id, const std::string& topic,
+    std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 // Sum of Lag() over all partitions of the topic.
 int64_t TotalLag(const std::vector<PartitionLag>& lags);
