@@ -46,6 +46,9 @@ struct ProviderConfig {
   std::chrono::milliseconds linger{50};
   int max_in_flight = 4;
   std::chrono::milliseconds request_timeout{10000};
+  // The provider's whole config object as JSON text, for provider-specific
+  // settings (e.g. Whippy's listMethod) that its factory reads.
+  std::string settings_json;
 };
 
 struct WorkerConfig {

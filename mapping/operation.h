@@ -5,20 +5,30 @@
 // Operations by BatchKey() and hands batches to a providers::Provider.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crmsync::mapping {
 
+// Which actions a provider accepts is the provider's (and the config
+// schema's) business: Replify upsert/updateOnly/remove, Whippy lists
+// add/remove/overwrite, CampaignLark upsert, Reply.io enroll/unenroll.
 enum class Action {
   kUpsert,      // add or update
   kUpdateOnly,  // update only if already present
   kRemove,      // remove from the target
+  kAdd,         // add to a list
+  kOverwrite,   // replace a list's members with the batch's contacts
+  kEnroll,      // add to a sequence
+  kUnenroll,    // remove from a sequence
 };
 
-// Wire name ("upsert", "updateOnly", "remove"), and the reverse.
+// Wire name ("upsert", "updateOnly", "remove", "add", "overwrite", "enroll",
+// "unenroll"), and the reverse.
 std::string_view ActionName(Action action);
 std::optional<Action> ParseAction(std::string_view name);
 
@@ -30,8 +40,14 @@ struct Contact {
   std::optional<std::string> phone;
   // Outreach status to set, e.g. "completed" / "disqualified" stop outreach.
   std::optional<std::string> status;
-  // Replify contactMetadata (key:value pairs informing the assistant).
+  // The provider's free-form key/value bag: Replify contactMetadata, Whippy
+  // properties, CampaignLark fields by merge tag.
   std::map<std::string, std::string> metadata;
+  // Further named provider fields, dotted for nesting (Whippy "name",
+  // "language", "default_channel_id", "address.city", "birth_date.day", ...).
+  std::map<std::string, std::string> fields;
+  // CampaignLark tag ids.
+  std::vector<int64_t> tags;
   // Per-contact CRM identity sent to the provider (Replify externalIdKey/Value).
   std::optional<std::string> external_id_key;
   std::optional<std::string> external_id_value;
@@ -53,12 +69,17 @@ struct Operation {
   std::string target;    // provider resource, e.g. a Replify campaignId
   Action action = Action::kUpsert;
   std::optional<Routing> routing;
+  // Request-level provider options as a JSON object text (e.g. Whippy
+  // opt_in_to, Reply.io startStepId), equal for every operation of a rule
+  // action; "" when none.
+  std::string options_json;
   // Per-contact ordering identity: "<externalIdKey>:<externalIdValue>".
   std::string contact_key;
   Contact contact;
 
   // Operations with equal BatchKey() may travel in one provider request
-  // (same provider, target and routing; the action is batched separately).
+  // (same provider, target, routing and options; the action is batched
+  // separately).
   std::string BatchKey() const;
 
   bool operator==(const Operation&) const = default;

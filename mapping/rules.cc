@@ -54,6 +54,7 @@ MapResult Map(const CrmEvent& event, const Rules& rules) {
                                             .target = action.target,
                                             .action = action.action,
                                             .routing = action.routing,
+                                            .options_json = {},
                                             .contact_key = event.ContactKey(),
                                             .contact = ContactFor(action, event)});
     }

@@ -58,12 +58,33 @@ struct Outcome {
   std::optional<std::chrono::milliseconds> retry_after;
 };
 
-// Operations that travel together: same provider, target, routing and action.
+// Operations that travel together: same provider, target, routing, options
+// and action.
 struct Batch {
   std::string target;
   mapping::Action action = mapping::Action::kUpsert;
   std::optional<mapping::Routing> routing;
+  std::string options_json;                      // see mapping::Operation
   std::vector<const mapping::Operation*> items;  // not owned; outlive the call
+};
+
+// One batch's conversation with a provider: one or more rounds of HTTP
+// requests (the requests of a round may be sent concurrently), then one
+// Outcome per item. Multi-round exchanges serve look-ups before a write
+// (Reply.io ids by email) and writes split over several requests (a Whippy
+// overwrite beyond 4000 contacts, CampaignLark's one contact per request).
+//
+// Driven by one thread at a time; the Batch outlives the Exchange.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+  // The requests of the next round; empty when the exchange is over.
+  virtual std::vector<HttpRequest> NextRound() = 0;
+  // The response to request `index` of the current round. Called exactly
+  // once per request of the round, in any order, before the next NextRound().
+  virtual void OnResponse(size_t index, const HttpResponse& response) = 0;
+  // Once NextRound() came back empty: one Outcome per batch item, in order.
+  virtual std::vector<Outcome> Outcomes() = 0;
 };
 
 class Provider {
@@ -71,11 +92,25 @@ class Provider {
   virtual ~Provider() = default;
 
   virtual std::string_view Name() const = 0;
-  // Largest number of items one request may carry.
+  // Largest number of items one batch may carry.
   virtual size_t MaxBatch() const = 0;
+  // Starts the exchange for a batch. Providers may keep caches (e.g. id
+  // look-ups) across exchanges, so Start() is called from one thread only.
+  virtual std::unique_ptr<Exchange> Start(const Batch& batch) = 0;
+};
+
+// A provider whose every batch is exactly one request, described by two pure
+// functions.
+class SingleRequestProvider : public Provider {
+ public:
+  virtual bool Supports(mapping::Action action) const = 0;
   virtual HttpRequest BuildRequest(const Batch& batch) const = 0;
   // Exactly one Outcome per batch item, in item order.
   virtual std::vector<Outcome> Classify(const Batch& batch, const HttpResponse& response) const = 0;
+
+  // One round of one request; a batch whose action the provider does not
+  // support is rejected without a request.
+  std::unique_ptr<Exchange> Start(const Batch& batch) override;
 };
 
 }  // namespace crmsync::providers

@@ -104,59 +104,51 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   }
 }
 
-void Worker::Pump(bool flush_all) {
-  std::vector<Completion> done;
-  {
-    std::lock_guard lock(completions_mutex_);
-    done.swap(completions_);
+void Worker::Finish(uint64_t batch_id, const std::string& provider,
+                    const std::vector<providers::Outcome>& outcomes, Clock::time_point now) {
+  uint64_t retried = 0;
+  for (const auto& outcome : outcomes) {
+    if (outcome.kind == providers::OutcomeKind::kRetry) ++retried;
   }
-  const Clock::time_point now = Clock::now();
+  if (retried > 0) {
+    stats_.retried += retried;
+    metrics_.Operation(provider, "retried", retried);
+    spdlog::debug("{}: {} item(s) will be retried", provider, retried);
+  }
   auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
-  for (Completion& completion : done) {
-    const providers::Provider& provider = *providers_.at(completion.provider);
-    metrics_.HttpRequest(completion.provider, ResponseCode(completion.response),
-                         completion.seconds);
-    std::vector<providers::Outcome> outcomes =
-        provider.Classify(*completion.batch, completion.response);
-    uint64_t retried = 0;
-    for (const auto& outcome : outcomes) {
-      if (outcome.kind == providers::OutcomeKind::kRetry) ++retried;
+  for (const Finished& finished : dispatcher_.OnResult(batch_id, outcomes, now, keep_retrying)) {
+    if (finished.kind == providers::OutcomeKind::kReject) {
+      ++stats_.rejected;
+      metrics_.Operation(finished.provider, "rejected", 1);
+      spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
+                   finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
+                   finished.reason);
+    } else {
+      ++stats_.delivered;
+      metrics_.Operation(finished.provider, "delivered", 1);
     }
-    if (retried > 0) {
-      stats_.retried += retried;
-      metrics_.Operation(completion.provider, "retried", retried);
-      spdlog::debug("{}: {} item(s) will be retried: {}", completion.provider, retried,
-                    outcomes.front().reason);
-    }
-    // `completion.batch` dies inside OnResult.
-    for (const Finished& finished :
-         dispatcher_.OnResult(completion.batch_id, outcomes, now, keep_retrying)) {
-      if (finished.kind == providers::OutcomeKind::kReject) {
-        ++stats_.rejected;
-        metrics_.Operation(finished.provider, "rejected", 1);
-        spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
-                     finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
-                     finished.reason);
-      } else {
-        ++stats_.delivered;
-        metrics_.Operation(finished.provider, "delivered", 1);
-      }
-      if (IsCurrent(finished.origin)) {
-        tracker_.Complete(finished.origin.tp, finished.origin.offset);
-      }
-    }
+    if (IsCurrent(finished.origin)) tracker_.Complete(finished.origin.tp, finished.origin.offset);
   }
+}
 
-  for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all)) {
-    const providers::Provider& provider = *providers_.at(out.provider);
-    const auto& provider_config = config_.providers.at(out.provider);
-    metrics_.BatchSent(out.provider, out.batch->items.size());
+void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
+  std::vector<providers::HttpRequest> round = active.exchange->NextRound();
+  if (round.empty()) {
+    // The exchange and the batch it points into must outlive Outcomes().
+    std::vector<providers::Outcome> outcomes = active.exchange->Outcomes();
+    const std::string provider = active.provider;
+    exchanges_.erase(batch_id);
+    Finish(batch_id, provider, outcomes, now);
+    return;
+  }
+  const auto timeout = config_.providers.at(active.provider).request_timeout;
+  active.awaiting = round.size();
+  for (size_t index = 0; index < round.size(); ++index) {
     const auto started = Clock::now();
-    engine_->Submit(provider.BuildRequest(*out.batch), provider_config.request_timeout,
-                    [this, id = out.id, name = out.provider, batch = out.batch,
-                     started](providers::HttpResponse response) {
+    engine_->Submit(std::move(round[index]), timeout,
+                    [this, batch_id, index, started](providers::HttpResponse response) {
                       Completion completion{
-                          id, name, batch, std::move(response),
+                          batch_id, index, std::move(response),
                           std::chrono::duration<double>(Clock::now() - started).count()};
                       {
                         std::lock_guard lock(completions_mutex_);
@@ -164,6 +156,31 @@ void Worker::Pump(bool flush_all) {
                       }
                       completions_cv_.notify_one();
                     });
+  }
+}
+
+void Worker::Pump(bool flush_all) {
+  std::vector<Completion> done;
+  {
+    std::lock_guard lock(completions_mutex_);
+    done.swap(completions_);
+  }
+  const Clock::time_point now = Clock::now();
+  for (Completion& completion : done) {
+    auto it = exchanges_.find(completion.batch_id);
+    if (it == exchanges_.end()) continue;
+    ActiveExchange& active = it->second;
+    metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
+    active.exchange->OnResponse(completion.index, completion.response);
+    if (--active.awaiting == 0) Advance(completion.batch_id, active, now);
+  }
+
+  for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all)) {
+    metrics_.BatchSent(out.provider, out.batch->items.size());
+    ActiveExchange& active = exchanges_[out.id];
+    active.provider = out.provider;
+    active.exchange = providers_.at(out.provider)->Start(*out.batch);
+    Advance(out.id, active, now);
   }
   stats_.pending = dispatcher_.Pending();
   metrics_.SetPending(dispatcher_.Pending());

@@ -63,13 +63,22 @@ class Worker : public kafka::RebalanceListener {
  private:
   struct Completion {
     uint64_t batch_id = 0;
-    std::string provider;
-    const providers::Batch* batch = nullptr;
+    size_t index = 0;  // request index within the exchange's current round
     providers::HttpResponse response;
     double seconds = 0;
   };
+  // A batch's exchange with its provider, while requests are in flight.
+  struct ActiveExchange {
+    std::string provider;
+    std::unique_ptr<providers::Exchange> exchange;
+    size_t awaiting = 0;  // responses of the current round still to come
+  };
 
   void HandleMessage(const kafka::Message& message, Clock::time_point now);
+  // Sends the exchange's next round, or finishes the batch when it has none.
+  void Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
+  void Finish(uint64_t batch_id, const std::string& provider,
+              const std::vector<providers::Outcome>& outcomes, Clock::time_point now);
   // Applies finished HTTP exchanges and sends every batch that is due.
   void Pump(bool flush_all);
   // Waits until a completion arrives or `until` passes.
@@ -87,6 +96,7 @@ class Worker : public kafka::RebalanceListener {
   std::map<std::string, std::unique_ptr<providers::Provider>> providers_;
   Dispatcher dispatcher_;
   OffsetTracker tracker_;
+  std::map<uint64_t, ActiveExchange> exchanges_;  // by dispatcher batch id
   std::map<kafka::TopicPartition, uint64_t> epochs_;
   std::map<kafka::TopicPartition, int64_t> stored_;  // last stored offset per partition
   std::unique_ptr<kafka::Consumer> consumer_;

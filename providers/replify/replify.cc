@@ -28,9 +28,33 @@ std::string_view ActionWireName(mapping::Action action) {
       return "updateOnly";
     case mapping::Action::kRemove:
       return "remove";
+    case mapping::Action::kAdd:
+    case mapping::Action::kOverwrite:
+    case mapping::Action::kEnroll:
+    case mapping::Action::kUnenroll:
+      break;  // not Replify actions: Supports() keeps them away
   }
   return "upsert";
 }
+
+}  // namespace
+
+bool ReplifyProvider::Supports(mapping::Action action) const {
+  switch (action) {
+    case mapping::Action::kUpsert:
+    case mapping::Action::kUpdateOnly:
+    case mapping::Action::kRemove:
+      return true;
+    case mapping::Action::kAdd:
+    case mapping::Action::kOverwrite:
+    case mapping::Action::kEnroll:
+    case mapping::Action::kUnenroll:
+      return false;
+  }
+  return false;
+}
+
+namespace {
 
 // RFC 3986 path segment: everything but the unreserved set is escaped, so a
 // target can never add path segments or a query.

@@ -18,7 +18,7 @@
 
 namespace crmsync::providers::replify {
 
-class ReplifyProvider final : public Provider {
+class ReplifyProvider final : public SingleRequestProvider {
  public:
   static constexpr std::string_view kName = "replify";
 
@@ -28,6 +28,8 @@ class ReplifyProvider final : public Provider {
 
   std::string_view Name() const override { return kName; }
   size_t MaxBatch() const override { return max_batch_; }
+  // upsert, updateOnly and remove.
+  bool Supports(mapping::Action action) const override;
   HttpRequest BuildRequest(const Batch& batch) const override;
   std::vector<Outcome> Classify(const Batch& batch, const HttpResponse& response) const override;
 

@@ -221,17 +221,21 @@ TEST(MapTest, NoMatchingRuleYieldsNothing) {
   EXPECT_TRUE(Map(Event(EventKind::kDeleted), Rules{}).operations.empty());
 }
 
-TEST(BatchKeyTest, JoinsProviderTargetAndRoutingButNotAction) {
+TEST(BatchKeyTest, JoinsProviderTargetRoutingAndOptionsButNotAction) {
   Operation op;
   op.provider = "replify";
   op.target = kCampaignA;
-  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1f\x1f");
+  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1f\x1f\x1f");
   Operation removal = op;
   removal.action = Action::kRemove;
   removal.contact_key = "other:1";
   EXPECT_EQ(removal.BatchKey(), op.BatchKey());
   op.routing = Routing{"hubspotId", "site-a"};
-  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1fhubspotId\x1fsite-a");
+  EXPECT_EQ(op.BatchKey(),
+            std::string("replify\x1f") + kCampaignA + "\x1fhubspotId\x1fsite-a\x1f");
+  Operation with_options = op;
+  with_options.options_json = R"({"startStepId":1})";
+  EXPECT_NE(with_options.BatchKey(), op.BatchKey());
 }
 
 TEST(BatchKeyTest, FieldBoundariesCannotCollide) {
