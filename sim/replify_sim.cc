@@ -152,15 +152,6 @@ void WriteContact(JsonWriter& writer, const ReplifyContact& contact) {
 
 }  // namespace
 
-SimReply MessageReply(int status, std::string_view message) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  writer.StartObject();
-  WriteString(writer, "message", message);
-  writer.EndObject();
-  return SimReply{status, std::string(buffer.GetString(), buffer.GetSize())};
-}
-
 std::variant<ReplifyRequest, SimReply> ParseReplifyRequest(std::string_view campaign_id,
                                                            std::string_view body) {
   if (!IsUuid(campaign_id)) return MessageReply(400, "Invalid campaignId");

@@ -19,18 +19,10 @@
 #include <variant>
 #include <vector>
 
+#include "sim/provider_sim.h"
 #include "sim/simulator.h"
 
 namespace crmsync::sim {
-
-// An HTTP answer as the simulator sends it (always a JSON body).
-struct SimReply {
-  int status = 200;
-  std::string body;
-};
-
-// A JSON body {"message": message} with that status.
-SimReply MessageReply(int status, std::string_view message);
 
 // Path prefix of the simulated Replify API (its "/api/v1" base).
 inline constexpr std::string_view kReplifyPathPrefix = "/replify/api/v1";

@@ -12,6 +12,7 @@
 #include <thread>
 #include <variant>
 
+#include "sim/provider_sim.h"
 #include "sim/replify_sim.h"
 
 namespace crmsync::sim {
@@ -35,21 +36,41 @@ std::string UrlHost(const std::string& host) {
 
 void Send(httplib::Response& res, const SimReply& reply) {
   res.status = reply.status;
-  res.set_content(reply.body, kJson);
+  if (reply.retry_after_seconds) {
+    res.set_header("Retry-After", std::to_string(*reply.retry_after_seconds));
+  }
+  res.set_content(reply.body, reply.content_type.empty() ? kJson : reply.content_type.c_str());
+}
+
+SimReply ReplifyRefusal(Refusal refusal) {
+  switch (refusal) {
+    case Refusal::kUnauthorized:
+      return MessageReply(401, "Unauthorized");
+    case Refusal::kInjected500:
+      return MessageReply(500, "Internal Server Error");
+    case Refusal::kInjected503:
+      return MessageReply(503, "Service Unavailable");
+  }
+  return MessageReply(500, "Internal Server Error");
 }
 
 }  // namespace
 
-struct Simulator::Impl {
+struct Simulator::Impl final : SimHost {
   explicit Impl(Options opts)
-      : options(std::move(opts)), knobs(Sanitised(options.knobs)), rng(options.seed) {}
+      : options(std::move(opts)),
+        knobs(Sanitised(options.knobs)),
+        rng(options.seed),
+        sims(MakeProviderSims()) {}
 
   void Route();
-  // Before any provider request is handled: counts it, checks its API key and
-  // decides on an injected failure. Returns the reply that preempts the
-  // request, if any. Caller holds mutex.
-  std::optional<SimReply> AdmitLocked(const std::string& provider, const std::string& api_key);
-  void SleepLatency() const;
+  // SimHost
+  std::optional<Refusal> AdmitLocked(std::string_view provider, std::string_view api_key) override;
+  void SleepLatency() const override;
+  std::mutex& Mutex() const override { return mutex; }
+  const Knobs& KnobsLocked() const override { return knobs; }
+  void CountRateLimitedLocked() override { ++counters.rate_limited; }
+
   std::string StateJsonLocked() const;
   std::string KnobsJsonLocked() const;
   SimReply UpdateKnobs(const std::string& body);
@@ -61,6 +82,7 @@ struct Simulator::Impl {
   Counters counters;
   std::mt19937_64 rng;
   ReplifyState replify;
+  std::vector<std::unique_ptr<ProviderSim>> sims;
 
   httplib::Server server;
   std::thread thread;
@@ -86,7 +108,7 @@ void Simulator::Impl::Route() {
                 {
                   std::lock_guard lock(mutex);
                   if (auto refused = AdmitLocked("replify", req.get_header_value("x-api-key"))) {
-                    reply = std::move(*refused);
+                    reply = ReplifyRefusal(*refused);
                   } else if (auto* invalid = std::get_if<SimReply>(&parsed)) {
                     reply = std::move(*invalid);
                   } else {
@@ -95,6 +117,8 @@ void Simulator::Impl::Route() {
                 }
                 Send(res, reply);
               });
+
+  for (auto& sim : sims) sim->Register(server, *this);
 
   server.Get("/_sim/state", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard lock(mutex);
@@ -129,29 +153,29 @@ void Simulator::Impl::Route() {
       });
 }
 
-std::optional<SimReply> Simulator::Impl::AdmitLocked(const std::string& provider,
-                                                     const std::string& api_key) {
+std::optional<Refusal> Simulator::Impl::AdmitLocked(std::string_view provider,
+                                                    std::string_view api_key) {
   ++counters.requests;
-  const auto expected = options.api_keys.find(provider);
+  const auto expected = options.api_keys.find(std::string(provider));
   if (expected == options.api_keys.end() || api_key.empty() || api_key != expected->second) {
     ++counters.unauthorized;
-    return MessageReply(401, "Unauthorized");
+    return Refusal::kUnauthorized;
   }
   if (knobs.fail_all) {
     ++counters.injected_failures;
-    return MessageReply(503, "Service Unavailable");
+    return Refusal::kInjected503;
   }
   if (knobs.failure_rate > 0.0 && std::bernoulli_distribution(knobs.failure_rate)(rng)) {
     ++counters.injected_failures;
     // Both answers real load balancers give; the worker must retry either.
-    if (rng() % 2 == 0) return MessageReply(500, "Internal Server Error");
-    return MessageReply(503, "Service Unavailable");
+    return rng() % 2 == 0 ? Refusal::kInjected500 : Refusal::kInjected503;
   }
   return std::nullopt;
 }
 
 void Simulator::Impl::ResetLocked() {
   replify.Clear();
+  for (auto& sim : sims) sim->ResetLocked();
   counters = Counters{};
   // Reseeded so that a reset run injects the same failures as a fresh one.
   rng.seed(options.seed);
@@ -177,6 +201,10 @@ std::string Simulator::Impl::KnobsJsonLocked() const {
   writer.Double(knobs.failure_rate);
   writer.Key("failAll");
   writer.Bool(knobs.fail_all);
+  writer.Key("rateLimits");
+  writer.Bool(knobs.enforce_rate_limits);
+  writer.Key("rateLimitTimeScale");
+  writer.Double(knobs.rate_limit_time_scale);
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -187,6 +215,12 @@ std::string Simulator::Impl::StateJsonLocked() const {
   writer.StartObject();
   writer.Key("replify");
   replify.WriteJson(writer);
+  for (const auto& sim : sims) {
+    writer.Key(sim->Name().data(), static_cast<rapidjson::SizeType>(sim->Name().size()));
+    writer.StartObject();
+    sim->WriteStateLocked(writer);
+    writer.EndObject();
+  }
   writer.Key("counters");
   writer.StartObject();
   writer.Key("requests");
@@ -195,6 +229,8 @@ std::string Simulator::Impl::StateJsonLocked() const {
   writer.Uint64(counters.injected_failures);
   writer.Key("unauthorized");
   writer.Uint64(counters.unauthorized);
+  writer.Key("rateLimited");
+  writer.Uint64(counters.rate_limited);
   writer.EndObject();
   writer.Key("knobs");
   const std::string knobs_json = KnobsJsonLocked();
@@ -222,9 +258,14 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
       next.failure_rate = value.GetDouble();
     } else if (name == "failAll" && value.IsBool()) {
       next.fail_all = value.GetBool();
+    } else if (name == "rateLimits" && value.IsBool()) {
+      next.enforce_rate_limits = value.GetBool();
+    } else if (name == "rateLimitTimeScale" && value.IsNumber() && value.GetDouble() > 0) {
+      next.rate_limit_time_scale = value.GetDouble();
     } else {
       return MessageReply(400, "unknown knob or bad value: " + std::string(name) +
-                                   " (latencyMs >= 0, 0 <= failureRate <= 1, failAll boolean)");
+                                   " (latencyMs >= 0, 0 <= failureRate <= 1, failAll boolean, "
+                                   "rateLimits boolean, rateLimitTimeScale > 0)");
     }
   }
   knobs = next;
@@ -270,8 +311,8 @@ void Simulator::Stop() {
 int Simulator::Port() const { return impl_->port; }
 
 std::string Simulator::BaseUrl(const std::string& provider) const {
-  const std::string prefix =
-      provider == "replify" ? std::string(kReplifyPathPrefix) : "/" + provider;
+  std::string prefix = provider == "replify" ? std::string(kReplifyPathPrefix) : "/" + provider;
+  if (const ProviderSim* sim = Provider(provider)) prefix = std::string(sim->PathPrefix());
   return "http://" + UrlHost(impl_->options.host) + ":" + std::to_string(impl_->port) + prefix;
 }
 
@@ -288,6 +329,13 @@ Knobs Simulator::GetKnobs() const {
 std::map<std::string, std::map<std::string, ReplifyContact>> Simulator::ReplifyCampaigns() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->replify.Snapshot();
+}
+
+ProviderSim* Simulator::Provider(std::string_view name) const {
+  for (const auto& sim : impl_->sims) {
+    if (sim->Name() == name) return sim.get();
+  }
+  return nullptr;
 }
 
 Counters Simulator::GetCounters() const {

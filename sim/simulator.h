@@ -4,9 +4,11 @@
 //
 // Routes by path prefix, one per provider:
 //   /replify/api/v1/...   Replify (seeds 000/001): POST /campaigns/{id}/contacts
+//   others: see sim/registry.cc and each provider's <name>_sim.h
 // Control endpoints (no auth):
 //   GET  /_sim/state   JSON of every provider's state and request counters
-//   POST /_sim/knobs   JSON {"latencyMs", "failureRate", "failAll"} (any subset)
+//   POST /_sim/knobs   JSON {"latencyMs", "failureRate", "failAll", "rateLimits",
+//                      "rateLimitTimeScale"} (any subset)
 //   POST /_sim/reset   forget all state and counters
 //
 // Thread-safe: handlers run on the server's worker threads; all state is
@@ -19,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace crmsync::sim {
 
@@ -26,6 +29,10 @@ struct Knobs {
   std::chrono::milliseconds latency{0};  // added before every provider response
   double failure_rate = 0.0;             // fraction of requests answered 500 or 503
   bool fail_all = false;                 // answer every provider request 503
+  bool enforce_rate_limits = true;       // each provider's documented limits, with 429
+  // Divides every rate-limit window ("per minute" becomes "per second" at 60),
+  // so tests and benchmarks can run documented limits in scaled time.
+  double rate_limit_time_scale = 1.0;
 };
 
 // One contact as Replify holds it in a campaign.
@@ -40,7 +47,10 @@ struct Counters {
   uint64_t requests = 0;  // provider requests received
   uint64_t injected_failures = 0;
   uint64_t unauthorized = 0;
+  uint64_t rate_limited = 0;  // answered 429
 };
+
+class ProviderSim;
 
 class Simulator {
  public:
@@ -74,6 +84,9 @@ class Simulator {
   // The identity is the email if the contact has one, else the phone.
   std::map<std::string, std::map<std::string, ReplifyContact>> ReplifyCampaigns() const;
   Counters GetCounters() const;
+  // A simulated provider other than Replify ("whippy", ...), for typed state
+  // access in tests (dynamic_cast to its class); nullptr if unknown.
+  ProviderSim* Provider(std::string_view name) const;
   // The same as GET /_sim/state.
   std::string StateJson() const;
   void Reset();
