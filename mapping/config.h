@@ -38,6 +38,13 @@ struct KafkaConfig {
   std::map<std::string, std::string> properties;
 };
 
+// A request budget: at most `requests` requests in any `period`.
+struct RateLimit {
+  int requests = 0;
+  std::chrono::milliseconds period{1000};
+  bool operator==(const RateLimit&) const = default;
+};
+
 struct ProviderConfig {
   std::string name;      // "replify"
   std::string base_url;  // e.g. "https://api.heylibby.com/api/v1"
@@ -46,6 +53,10 @@ struct ProviderConfig {
   std::chrono::milliseconds linger{50};
   int max_in_flight = 4;
   std::chrono::milliseconds request_timeout{10000};
+  // Proactive request budgets, all of which must allow a request. Unset: the
+  // provider's documented limits (providers::DocumentedRateLimits); empty:
+  // unlimited.
+  std::optional<std::vector<RateLimit>> rate_limits;
   // The provider's whole config object as JSON text, for provider-specific
   // settings (e.g. Whippy's listMethod) that its factory reads.
   std::string settings_json;

@@ -14,6 +14,10 @@ namespace crmsync::providers {
 // Names accepted in the config's "providers" object.
 const std::vector<std::string_view>& KnownProviders();
 
+// The request limits a provider documents (PROVIDERS.md), the default budget
+// the worker sends at; empty where none is documented.
+std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider);
+
 // Builds the provider named config.name; throws mapping::ConfigError for an
 // unknown name.
 std::unique_ptr<Provider> CreateProvider(const mapping::ProviderConfig& config);

@@ -52,6 +52,9 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
                               config_.worker.retry_max_backoff, std::chrono::minutes(5)}) {
   for (const auto& [name, provider_config] : config_.providers) {
     providers_[name] = providers::CreateProvider(provider_config);
+    budgets_.emplace(
+        name,
+        RequestBudget(provider_config.rate_limits.value_or(providers::DocumentedRateLimits(name))));
   }
   HttpEngine::Options options;
   int connections = 0;
@@ -141,12 +144,25 @@ void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_poin
     Finish(batch_id, provider, outcomes, now);
     return;
   }
-  const auto timeout = config_.providers.at(active.provider).request_timeout;
   active.awaiting = round.size();
+  active.unsent.clear();
+  active.unsent.reserve(round.size());
   for (size_t index = 0; index < round.size(); ++index) {
+    active.unsent.emplace_back(index, std::move(round[index]));
+  }
+  SendWithinBudget(batch_id, active, now);
+}
+
+void Worker::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
+  RequestBudget& budget = budgets_.at(active.provider);
+  const size_t n = std::min(budget.Available(now), active.unsent.size());
+  budget.Take(n, now);
+  const auto timeout = config_.providers.at(active.provider).request_timeout;
+  for (size_t i = 0; i < n; ++i) {
+    auto& [index, request] = active.unsent[i];
     const auto started = Clock::now();
-    engine_->Submit(std::move(round[index]), timeout,
-                    [this, batch_id, index, started](providers::HttpResponse response) {
+    engine_->Submit(std::move(request), timeout,
+                    [this, batch_id, index = index, started](providers::HttpResponse response) {
                       Completion completion{
                           batch_id, index, std::move(response),
                           std::chrono::duration<double>(Clock::now() - started).count()};
@@ -157,6 +173,25 @@ void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_poin
                       completions_cv_.notify_one();
                     });
   }
+  active.unsent.erase(active.unsent.begin(), active.unsent.begin() + static_cast<ptrdiff_t>(n));
+  if (active.unsent.empty()) {
+    waiting_for_budget_.erase(batch_id);
+  } else {
+    waiting_for_budget_.insert(batch_id);
+  }
+}
+
+std::optional<Clock::time_point> Worker::NextDeadline() {
+  std::optional<Clock::time_point> next = dispatcher_.NextDeadline();
+  const Clock::time_point now = Clock::now();
+  for (uint64_t id : waiting_for_budget_) {
+    auto it = exchanges_.find(id);
+    if (it == exchanges_.end()) continue;
+    std::optional<Clock::time_point> free = budgets_.at(it->second.provider).NextFree(now);
+    const Clock::time_point at = free.value_or(now);
+    if (!next || at < *next) next = at;
+  }
+  return next;
 }
 
 void Worker::Pump(bool flush_all) {
@@ -171,8 +206,21 @@ void Worker::Pump(bool flush_all) {
     if (it == exchanges_.end()) continue;
     ActiveExchange& active = it->second;
     metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
+    if (completion.response.transport == providers::Transport::kOk &&
+        completion.response.status == 429) {
+      budgets_.at(active.provider).OnThrottled(now, completion.response.retry_after);
+      spdlog::info("{} answered 429: sending at {:.0f}% of its budget", active.provider,
+                   budgets_.at(active.provider).Factor() * 100);
+    }
     active.exchange->OnResponse(completion.index, completion.response);
     if (--active.awaiting == 0) Advance(completion.batch_id, active, now);
+  }
+
+  for (auto it = waiting_for_budget_.begin(); it != waiting_for_budget_.end();) {
+    const uint64_t id = *it++;  // SendWithinBudget may erase it
+    if (auto active = exchanges_.find(id); active != exchanges_.end()) {
+      SendWithinBudget(id, active->second, now);
+    }
   }
 
   for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all)) {
@@ -187,7 +235,7 @@ void Worker::Pump(bool flush_all) {
 }
 
 void Worker::WaitForCompletions(Clock::time_point until) {
-  if (auto next = dispatcher_.NextDeadline(); next && *next < until) until = *next;
+  if (auto next = NextDeadline(); next && *next < until) until = *next;
   std::unique_lock lock(completions_mutex_);
   completions_cv_.wait_until(lock, until, [this] { return !completions_.empty(); });
 }
@@ -292,7 +340,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     std::chrono::milliseconds timeout = kIdlePoll;
     if (dispatcher_.Pending() > 0) timeout = kBusyPoll;
-    if (auto next = dispatcher_.NextDeadline()) {
+    if (auto next = NextDeadline()) {
       auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now());
       timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
     }

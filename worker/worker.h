@@ -19,7 +19,10 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mapping/config.h"
@@ -29,6 +32,7 @@
 #include "worker/kafka/consumer.h"
 #include "worker/metrics.h"
 #include "worker/offset_tracker.h"
+#include "worker/request_budget.h"
 
 namespace crmsync::worker {
 
@@ -72,11 +76,18 @@ class Worker : public kafka::RebalanceListener {
     std::string provider;
     std::unique_ptr<providers::Exchange> exchange;
     size_t awaiting = 0;  // responses of the current round still to come
+    // Requests of the current round waiting for the provider's budget, with
+    // their index in the round.
+    std::vector<std::pair<size_t, providers::HttpRequest>> unsent;
   };
 
   void HandleMessage(const kafka::Message& message, Clock::time_point now);
   // Sends the exchange's next round, or finishes the batch when it has none.
   void Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
+  // Sends as many unsent requests as the provider's budget allows.
+  void SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
+  // The earliest moment something is due: a batch, a retry or a budget slot.
+  std::optional<Clock::time_point> NextDeadline();
   void Finish(uint64_t batch_id, const std::string& provider,
               const std::vector<providers::Outcome>& outcomes, Clock::time_point now);
   // Applies finished HTTP exchanges and sends every batch that is due.
@@ -97,6 +108,8 @@ class Worker : public kafka::RebalanceListener {
   Dispatcher dispatcher_;
   OffsetTracker tracker_;
   std::map<uint64_t, ActiveExchange> exchanges_;  // by dispatcher batch id
+  std::set<uint64_t> waiting_for_budget_;         // exchanges with unsent requests
+  std::map<std::string, RequestBudget> budgets_;  // by provider
   std::map<kafka::TopicPartition, uint64_t> epochs_;
   std::map<kafka::TopicPartition, int64_t> stored_;  // last stored offset per partition
   std::unique_ptr<kafka::Consumer> consumer_;

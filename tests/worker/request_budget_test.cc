@@ -1,0 +1,67 @@
+#include "worker/request_budget.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+namespace crmsync::worker {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = RequestBudget::Clock;
+
+const Clock::time_point kT0 = Clock::time_point() + std::chrono::hours(1);
+
+TEST(RequestBudgetTest, NoLimitsMeansUnlimited) {
+  RequestBudget budget({});
+  EXPECT_TRUE(budget.Unlimited());
+  EXPECT_EQ(budget.Available(kT0), std::numeric_limits<size_t>::max());
+  EXPECT_FALSE(budget.NextFree(kT0).has_value());
+}
+
+TEST(RequestBudgetTest, NeverMoreThanTheLimitInAnyWindow) {
+  RequestBudget budget({{10, seconds(60)}});
+  EXPECT_EQ(budget.Available(kT0), 10u);
+  budget.Take(4, kT0);
+  budget.Take(6, kT0 + seconds(30));
+  EXPECT_EQ(budget.Available(kT0 + seconds(31)), 0u);
+  // The first four leave the window (plus its safety margin) after a minute;
+  // the other six still count.
+  const auto free = budget.NextFree(kT0 + seconds(31));
+  ASSERT_TRUE(free.has_value());
+  EXPECT_GE(*free, kT0 + seconds(60));
+  EXPECT_LE(*free, kT0 + seconds(62));
+  EXPECT_EQ(budget.Available(kT0 + seconds(62)), 4u);
+  EXPECT_EQ(budget.Available(kT0 + seconds(92)), 10u);
+}
+
+TEST(RequestBudgetTest, EveryLimitMustAllow) {
+  RequestBudget budget({{100, seconds(60)}, {150, seconds(3600)}});
+  budget.Take(100, kT0);
+  EXPECT_EQ(budget.Available(kT0 + seconds(62)), 50u);
+  budget.Take(50, kT0 + seconds(62));
+  EXPECT_EQ(budget.Available(kT0 + seconds(200)), 0u);
+}
+
+TEST(RequestBudgetTest, ThrottleHalvesHoldsForRetryAfterAndRecovers) {
+  RequestBudget budget({{10, seconds(1)}});
+  budget.OnThrottled(kT0, milliseconds(500));
+  EXPECT_DOUBLE_EQ(budget.Factor(), 0.5);
+  EXPECT_EQ(budget.Available(kT0 + milliseconds(499)), 0u);
+  EXPECT_EQ(budget.NextFree(kT0 + milliseconds(100)), kT0 + milliseconds(500));
+  EXPECT_EQ(budget.Available(kT0 + milliseconds(500)), 5u);
+  // Quiet windows bring the budget back to the full limit.
+  EXPECT_EQ(budget.Available(kT0 + seconds(10)), 10u);
+  EXPECT_DOUBLE_EQ(budget.Factor(), 1.0);
+}
+
+TEST(RequestBudgetTest, RepeatedThrottlesBottomOutAboveZero) {
+  RequestBudget budget({{10, seconds(1)}});
+  for (int i = 0; i < 10; ++i) budget.OnThrottled(kT0, std::nullopt);
+  EXPECT_GE(budget.Factor(), 0.1);
+  EXPECT_EQ(budget.Available(kT0), 1u);
+}
+
+}  // namespace
+}  // namespace crmsync::worker

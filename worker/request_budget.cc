@@ -1,0 +1,89 @@
+#include "worker/request_budget.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace crmsync::worker {
+namespace {
+
+constexpr double kMinFactor = 0.1;
+constexpr double kBackoffFactor = 0.5;
+constexpr double kRecoveryFactor = 1.25;
+
+}  // namespace
+
+RequestBudget::RequestBudget(std::vector<mapping::RateLimit> limits) {
+  for (const auto& limit : limits) {
+    if (limit.requests <= 0 || limit.period.count() <= 0) continue;
+    // The provider counts a request when it arrives, we when we send it: a 2%
+    // (at least 20 ms) margin keeps connection set-up jitter from making a
+    // request land inside the previous window.
+    const auto margin = std::max<Clock::duration>(limit.period / 50, std::chrono::milliseconds(20));
+    windows_.push_back(Window{limit, limit.period + margin, {}});
+    longest_period_ = std::max(longest_period_, windows_.back().period);
+  }
+}
+
+size_t RequestBudget::Allowed(const Window& window) const {
+  return std::max<size_t>(1, static_cast<size_t>(std::floor(window.limit.requests * factor_)));
+}
+
+void RequestBudget::Expire(Clock::time_point now) {
+  for (Window& window : windows_) {
+    while (!window.sent.empty() && window.sent.front() + window.period <= now) {
+      window.sent.pop_front();
+    }
+  }
+}
+
+void RequestBudget::Recover(Clock::time_point now) {
+  if (factor_ >= 1.0) return;
+  // One recovery step per quiet longest-window since the last step.
+  while (factor_ < 1.0 && now - last_throttle_ >= longest_period_) {
+    factor_ = std::min(1.0, factor_ * kRecoveryFactor);
+    last_throttle_ += longest_period_;
+  }
+}
+
+size_t RequestBudget::Available(Clock::time_point now) {
+  if (windows_.empty() && now >= hold_until_) return std::numeric_limits<size_t>::max();
+  if (now < hold_until_) return 0;
+  Recover(now);
+  Expire(now);
+  size_t available = std::numeric_limits<size_t>::max();
+  for (const Window& window : windows_) {
+    const size_t allowed = Allowed(window);
+    available =
+        std::min(available, allowed > window.sent.size() ? allowed - window.sent.size() : 0);
+  }
+  return available;
+}
+
+void RequestBudget::Take(size_t n, Clock::time_point now) {
+  for (Window& window : windows_) {
+    for (size_t i = 0; i < n; ++i) window.sent.push_back(now);
+  }
+}
+
+std::optional<RequestBudget::Clock::time_point> RequestBudget::NextFree(Clock::time_point now) {
+  if (Available(now) > 0) return std::nullopt;
+  if (now < hold_until_) return hold_until_;
+  Clock::time_point next = now;
+  for (const Window& window : windows_) {
+    const size_t allowed = Allowed(window);
+    if (window.sent.size() < allowed) continue;
+    // The slot frees when enough of the oldest requests leave the window.
+    next = std::max(next, window.sent[window.sent.size() - allowed] + window.period);
+  }
+  return next;
+}
+
+void RequestBudget::OnThrottled(Clock::time_point now,
+                                std::optional<std::chrono::milliseconds> retry_after) {
+  factor_ = std::max(kMinFactor, factor_ * kBackoffFactor);
+  last_throttle_ = now;
+  if (retry_after) hold_until_ = std::max(hold_until_, now + *retry_after);
+}
+
+}  // namespace crmsync::worker

@@ -1,0 +1,61 @@
+// RequestBudget: a provider's proactive request budget, so the worker sends
+// at the documented limit instead of collecting 429s.
+//
+// Each limit is a sliding window ("at most N requests in any P"), the shape
+// providers enforce; a token bucket would let through up to twice N in some
+// window of length P. On a 429 the budget halves (down to a tenth) and holds
+// off until Retry-After; each quiet period of the longest window after that
+// brings it back up by a quarter, to the full limit.
+//
+// Pure logic with an injected clock; not thread-safe (the worker's loop
+// thread owns it). Never throws.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "mapping/config.h"
+
+namespace crmsync::worker {
+
+class RequestBudget {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  explicit RequestBudget(std::vector<mapping::RateLimit> limits);
+
+  // How many requests may be sent at `now` (SIZE_MAX when unlimited).
+  size_t Available(Clock::time_point now);
+  // Records `n` requests sent at `now` (n <= Available(now)).
+  void Take(size_t n, Clock::time_point now);
+  // When the next request may go, if none may go now.
+  std::optional<Clock::time_point> NextFree(Clock::time_point now);
+
+  // The provider answered 429: slow down, and wait `retry_after` if given.
+  void OnThrottled(Clock::time_point now, std::optional<std::chrono::milliseconds> retry_after);
+
+  // Current fraction of the configured limits in use (1.0 when recovered).
+  double Factor() const { return factor_; }
+  bool Unlimited() const { return windows_.empty(); }
+
+ private:
+  struct Window {
+    mapping::RateLimit limit;
+    Clock::duration period;  // with a safety margin for clock and network skew
+    std::deque<Clock::time_point> sent;
+  };
+  size_t Allowed(const Window& window) const;
+  void Expire(Clock::time_point now);
+  void Recover(Clock::time_point now);
+
+  std::vector<Window> windows_;
+  double factor_ = 1.0;
+  Clock::time_point hold_until_{};
+  Clock::time_point last_throttle_{};
+  Clock::duration longest_period_{};
+};
+
+}  // namespace crmsync::worker
