@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build demo test test-unit test-integration bench format clean
+.PHONY: all deps configure build demo test test-unit test-integration bench bench-quick format clean
 
 all: build
 
@@ -29,6 +29,13 @@ test-unit: build
 
 test-integration: build
 	cd $(BUILD) && ctest -L integration --output-on-failure
+
+# Full scenarios (about ten minutes on two cores); bench-quick runs a tenth.
+bench: build
+	./$(BUILD)/crmsync-bench --out $(BUILD)/bench/results.json
+
+bench-quick: build
+	./$(BUILD)/crmsync-bench --quick --out $(BUILD)/bench/results.json
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')

@@ -36,7 +36,8 @@ using Clock = std::chrono::steady_clock;
 struct MessageRef {
   kafka::TopicPartition tp;
   int64_t offset = 0;
-  uint64_t epoch = 0;  // assignment epoch of the partition when consumed
+  uint64_t epoch = 0;         // assignment epoch of the partition when consumed
+  int64_t timestamp_ms = -1;  // the record's Kafka timestamp, -1 if none
 };
 
 struct ProviderLimits {

@@ -61,6 +61,10 @@ class CachedFamily {
 // Request latencies from a fast loopback simulator up to a provider's timeout.
 const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
+// From the event's Kafka timestamp to the provider's acknowledgement: tens of
+// milliseconds when keeping up, minutes for a lagging group.
+const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
 // Providers cap batches between tens and a thousand items.
 const prometheus::Histogram::BucketBoundaries kBatchBuckets = {1,  2,   5,   10,  25,
                                                                50, 100, 250, 500, 1000};
@@ -95,6 +99,12 @@ struct Metrics::Impl {
                           .Help("Time from sending a provider request to its completion.")
                           .Register(*registry),
                       {"provider"}, kDurationBuckets),
+        delivery_latency(prometheus::BuildHistogram()
+                             .Name("crmsync_delivery_latency_seconds")
+                             .Help("From an event's Kafka timestamp to the provider's "
+                                   "acknowledgement of its operation.")
+                             .Register(*registry),
+                         {"provider"}, kLatencyBuckets),
         batch_size(prometheus::BuildHistogram()
                        .Name("crmsync_batch_size")
                        .Help("Operations per provider request.")
@@ -117,6 +127,7 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Counter> operations;
   CachedFamily<prometheus::Counter> http_requests;
   CachedFamily<prometheus::Histogram> http_duration;
+  CachedFamily<prometheus::Histogram> delivery_latency;
   CachedFamily<prometheus::Histogram> batch_size;
   CachedFamily<prometheus::Gauge> committed;
   prometheus::Gauge& pending;
@@ -157,6 +168,10 @@ void Metrics::Operation(std::string_view provider, std::string_view outcome, uin
 void Metrics::HttpRequest(std::string_view provider, std::string_view code, double seconds) {
   impl_->http_requests.Get({provider, code}).Increment();
   impl_->http_duration.Get({provider}).Observe(seconds);
+}
+
+void Metrics::DeliveryLatency(std::string_view provider, double seconds) {
+  impl_->delivery_latency.Get({provider}).Observe(seconds);
 }
 
 void Metrics::SetPending(size_t n) { impl_->pending.Set(static_cast<double>(n)); }

@@ -14,6 +14,7 @@
 // Families (all prefixed crmsync_): events_consumed_total{topic},
 // events_skipped_total{reason}, operations_total{provider,outcome},
 // http_requests_total{provider,code}, http_request_duration_seconds{provider},
+// delivery_latency_seconds{provider},
 // operations_pending, committed_offset{topic,partition}, batch_size{provider}.
 #pragma once
 
@@ -47,6 +48,8 @@ class Metrics {
   // One HTTP exchange with `provider`; `code` is the HTTP status ("200") or
   // how the transport failed ("timeout", ...).
   void HttpRequest(std::string_view provider, std::string_view code, double seconds);
+  // An operation was acknowledged `seconds` after its event's Kafka timestamp.
+  void DeliveryLatency(std::string_view provider, double seconds);
   // Operations queued or in flight.
   void SetPending(size_t n);
   // The offset last committed (stored) for a partition.

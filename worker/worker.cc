@@ -101,7 +101,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       break;
   }
   tracker_.Add(tp, message.offset, processed.operations.size());
-  const MessageRef origin{tp, message.offset, epochs_[tp]};
+  const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
   for (mapping::Operation& op : processed.operations) {
     dispatcher_.Enqueue(std::move(op), origin, now);
   }
@@ -129,6 +129,13 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
     } else {
       ++stats_.delivered;
       metrics_.Operation(finished.provider, "delivered", 1);
+      if (finished.origin.timestamp_ms >= 0) {
+        const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count();
+        metrics_.DeliveryLatency(finished.provider,
+                                 static_cast<double>(now_ms - finished.origin.timestamp_ms) / 1000);
+      }
     }
     if (IsCurrent(finished.origin)) tracker_.Complete(finished.origin.tp, finished.origin.offset);
   }

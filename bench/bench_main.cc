@@ -1,0 +1,359 @@
+// crmsync-bench: produces CRM events into the test broker, runs the real
+// worker binary (build/crmsync) as a child process against the provider
+// simulator until the group's lag is zero, and reports throughput, the
+// worker's CPU per event and peak RSS (from wait4), produce-to-acknowledgement
+// latency percentiles (from the worker's /metrics histogram), 429s seen, and
+// a ceiling to compare with.
+#include <httplib.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sim/simulator.h"
+#include "worker/kafka/admin.h"
+#include "worker/kafka/handles.h"
+#include "worker/kafka/producer.h"
+#include "worker/kafka/test_broker.h"
+#include "worker/sample_events.h"
+
+namespace crmsync::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kCampaign[] = "5b0e8f0c-3d2a-4c1e-9f47-a2c6d8e0b1f3";
+constexpr char kKey[] = "bench-replify-key";
+constexpr int kPartitions = 32;
+
+struct Scenario {
+  std::string name;
+  size_t events = 0;
+  size_t contacts = 0;
+  int latency_ms = 0;
+  bool produce_first = true;  // backlog: everything is in the topic before the worker starts
+  int max_batch = 500;
+  int max_in_flight = 16;
+};
+
+struct Result {
+  Scenario scenario;
+  double seconds = 0;
+  double worker_cpu_us_per_event = 0;
+  double peak_rss_mb = 0;
+  double p50_ms = 0;
+  double p99_ms = 0;
+  double http_429 = 0;
+  double requests = 0;
+  double operations = 0;
+  std::optional<double> ceiling;
+  std::string ceiling_note;
+};
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const std::string& topic,
+                       const std::string& base_url, int metrics_port) {
+  std::ostringstream out;
+  out << R"({"kafka": {"bootstrapServers": ")" << bootstrap << R"(", "topics": [")" << topic
+      << R"("], "groupId": "bench-)" << s.name << R"("},
+ "providers": {"replify": {"baseUrl": ")"
+      << base_url << R"(", "apiKey": {"env": "REPLIFY_API_KEY"}, "maxBatch": )" << s.max_batch
+      << R"(, "lingerMs": 20, "maxInFlight": )" << s.max_in_flight
+      << R"(, "requestTimeoutMs": 30000}},
+ "rules": [
+  {"name": "stop", "when": {"kinds": ["contact.status_changed"]},
+   "actions": [{"provider": "replify", "campaignId": ")"
+      << kCampaign << R"(", "action": "updateOnly"}]},
+  {"name": "deleted", "when": {"kinds": ["contact.deleted"]},
+   "actions": [{"provider": "replify", "campaignId": ")"
+      << kCampaign << R"(", "action": "remove"}]},
+  {"name": "sync", "when": {"kinds": ["contact.created", "contact.updated"]},
+   "actions": [{"provider": "replify", "campaignId": ")"
+      << kCampaign << R"(", "action": "upsert"}]}],
+ "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,
+            "metrics": {"listen": "127.0.0.1:)"
+      << metrics_port << R"("}}})";
+  return out.str();
+}
+
+// Sums a metric's samples whose line contains every `needle`.
+double MetricSum(const std::string& text, const std::string& name,
+                 const std::vector<std::string>& needles = {}) {
+  double sum = 0;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name, 0) != 0 || line[name.size()] == '_') continue;
+    bool all = true;
+    for (const auto& needle : needles) all = all && line.find(needle) != std::string::npos;
+    if (!all) continue;
+    sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// A percentile from a Prometheus histogram, interpolated within its bucket.
+double Percentile(const std::string& text, const std::string& name, double q) {
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
+  std::istringstream lines(text);
+  std::string line;
+  const std::string prefix = name + "_bucket{";
+  while (std::getline(lines, line)) {
+    if (line.rfind(prefix, 0) != 0) continue;
+    const auto le_at = line.find("le=\"");
+    if (le_at == std::string::npos) continue;
+    const std::string le = line.substr(le_at + 4, line.find('"', le_at + 4) - le_at - 4);
+    const double bound = le == "+Inf" ? INFINITY : std::stod(le);
+    buckets.emplace_back(bound, std::stod(line.substr(line.rfind(' ') + 1)));
+  }
+  if (buckets.empty() || buckets.back().second == 0) return 0;
+  const double target = q * buckets.back().second;
+  double lower = 0, below = 0;
+  for (const auto& [bound, count] : buckets) {
+    if (count >= target) {
+      if (std::isinf(bound)) return lower;
+      const double within = count - below;
+      return within <= 0 ? bound : lower + (bound - lower) * (target - below) / within;
+    }
+    lower = bound;
+    below = count;
+  }
+  return lower;
+}
+
+// A do-nothing librdkafka consumer reading the whole topic: the ceiling of
+// what any consumer can do on this machine and broker.
+double CeilingConsumer(const std::string& bootstrap, const std::string& topic, size_t events) {
+  kafka::ConfPtr conf(rd_kafka_conf_new());
+  char err[256];
+  const std::string group = "bench-ceiling-" + topic;
+  rd_kafka_conf_set(conf.get(), "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf.get(), "group.id", group.c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf.get(), "auto.offset.reset", "earliest", err, sizeof(err));
+  rd_kafka_conf_set(conf.get(), "enable.auto.commit", "false", err, sizeof(err));
+  kafka::KafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), err, sizeof(err)));
+  rd_kafka_poll_set_consumer(rk.get());
+  kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(kPartitions));
+  for (int p = 0; p < kPartitions; ++p) {
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  }
+  rd_kafka_assign(rk.get(), list.get());
+  size_t seen = 0;
+  Clock::time_point first{};
+  const auto deadline = Clock::now() + std::chrono::minutes(5);
+  while (seen < events && Clock::now() < deadline) {
+    kafka::MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 100));
+    if (!msg || msg->err) continue;
+    if (seen++ == 0) first = Clock::now();
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - first).count();
+  rd_kafka_consumer_close(rk.get());
+  return seen / std::max(seconds, 1e-9);
+}
+
+Result Run(const Scenario& s, const std::string& worker_binary) {
+  Result result;
+  result.scenario = s;
+  std::printf("%-16s %9zu events over %zu contacts ...", s.name.c_str(), s.events, s.contacts);
+  std::fflush(stdout);
+
+  kafka::TestBroker broker;
+  const std::string topic = "bench-" + s.name;
+  broker.CreateTopic(topic, kPartitions);
+  sim::Simulator::Options sim_options;
+  sim_options.api_keys = {{"replify", kKey}};
+  sim_options.threads = 64;
+  sim_options.knobs.latency = std::chrono::milliseconds(s.latency_ms);
+  sim::Simulator simulator(sim_options);
+  simulator.Start();
+
+  worker::SampleOptions sample;
+  sample.events = s.events;
+  sample.contacts = s.contacts;
+  sample.seed = 99;
+  const auto events = worker::GenerateSampleEvents(sample);
+  auto produce = [&] {
+    kafka::Producer producer(broker.BootstrapServers(), {{"linger.ms", "20"}});
+    for (const auto& e : events) producer.Produce(topic, e.key, e.payload);
+    producer.Flush(std::chrono::minutes(5));
+  };
+  if (s.produce_first) produce();
+
+  const int metrics_port = FreePort();
+  const std::string config_path =
+      (std::filesystem::temp_directory_path() / ("crmsync-bench-" + s.name + ".json")).string();
+  std::ofstream(config_path) << ConfigJson(s, broker.BootstrapServers(), topic,
+                                           simulator.BaseUrl("replify"), metrics_port);
+
+  const auto started = Clock::now();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("REPLIFY_API_KEY", kKey, 1);
+    execl(worker_binary.c_str(), worker_binary.c_str(), "--log-level", "warn", "run", "--config",
+          config_path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::thread producer;
+  if (!s.produce_first) producer = std::thread(produce);
+
+  const auto deadline = Clock::now() + std::chrono::minutes(20);
+  while (Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    try {
+      auto lags = kafka::QueryGroupLag(broker.BootstrapServers(), "bench-" + s.name, topic);
+      int64_t end = 0;
+      for (const auto& lag : lags) end += lag.log_end;
+      if (static_cast<size_t>(end) >= events.size() && kafka::TotalLag(lags) == 0) break;
+    } catch (const std::exception&) {
+    }
+  }
+  result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  if (producer.joinable()) producer.join();
+
+  httplib::Client client("127.0.0.1", metrics_port);
+  std::string metrics;
+  if (auto res = client.Get("/metrics")) metrics = res->body;
+  const std::string latency = "crmsync_delivery_latency_seconds";
+  result.p50_ms = Percentile(metrics, latency, 0.50) * 1000;
+  result.p99_ms = Percentile(metrics, latency, 0.99) * 1000;
+  result.http_429 = MetricSum(metrics, "crmsync_http_requests_total", {"code=\"429\""});
+  result.requests = MetricSum(metrics, "crmsync_http_requests_total");
+  result.operations = MetricSum(metrics, "crmsync_operations_total", {"outcome=\"delivered\""});
+
+  kill(pid, SIGTERM);
+  int status = 0;
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
+  const double cpu_us = usage.ru_utime.tv_sec * 1e6 + usage.ru_utime.tv_usec +
+                        usage.ru_stime.tv_sec * 1e6 + usage.ru_stime.tv_usec;
+  result.worker_cpu_us_per_event = cpu_us / static_cast<double>(s.events);
+  result.peak_rss_mb = usage.ru_maxrss / 1024.0;
+
+  if (s.latency_ms > 0) {
+    result.ceiling = s.max_in_flight * s.max_batch / (s.latency_ms / 1000.0);
+    result.ceiling_note = "maxInFlight x maxBatch / latency";
+  } else {
+    result.ceiling = CeilingConsumer(broker.BootstrapServers(), topic, events.size());
+    result.ceiling_note = "do-nothing librdkafka consumer";
+  }
+  std::printf(" %.1f s\n", result.seconds);
+  std::filesystem::remove(config_path);
+  return result;
+}
+
+void Report(const std::vector<Result>& results, const std::string& out_path) {
+  std::printf("\n%-16s %9s %8s %10s %10s %8s %8s %8s %6s %8s %12s %7s\n", "scenario", "events",
+              "seconds", "events/s", "cpu us/ev", "rss MB", "p50 ms", "p99 ms", "429s", "ops/ev",
+              "ceiling/s", "ratio");
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.StartArray();
+  for (const Result& r : results) {
+    const double eps = r.scenario.events / r.seconds;
+    const double ops_per_event = r.operations / static_cast<double>(r.scenario.events);
+    std::printf("%-16s %9zu %8.1f %10.0f %10.1f %8.1f %8.1f %8.1f %6.0f %8.3f %12.0f %7.2f\n",
+                r.scenario.name.c_str(), r.scenario.events, r.seconds, eps,
+                r.worker_cpu_us_per_event, r.peak_rss_mb, r.p50_ms, r.p99_ms, r.http_429,
+                ops_per_event, r.ceiling.value_or(0), r.ceiling ? eps / *r.ceiling : 0);
+    w.StartObject();
+    w.Key("scenario");
+    w.String(r.scenario.name);
+    w.Key("events");
+    w.Uint64(r.scenario.events);
+    w.Key("contacts");
+    w.Uint64(r.scenario.contacts);
+    w.Key("seconds");
+    w.Double(r.seconds);
+    w.Key("events_per_s");
+    w.Double(eps);
+    w.Key("worker_cpu_us_per_event");
+    w.Double(r.worker_cpu_us_per_event);
+    w.Key("peak_rss_mb");
+    w.Double(r.peak_rss_mb);
+    w.Key("p50_ms");
+    w.Double(r.p50_ms);
+    w.Key("p99_ms");
+    w.Double(r.p99_ms);
+    w.Key("http_429");
+    w.Double(r.http_429);
+    w.Key("http_requests");
+    w.Double(r.requests);
+    w.Key("provider_operations_per_event");
+    w.Double(ops_per_event);
+    if (r.ceiling) {
+      w.Key("ceiling_events_per_s");
+      w.Double(*r.ceiling);
+      w.Key("ceiling_ratio");
+      w.Double(eps / *r.ceiling);
+      w.Key("ceiling");
+      w.String(r.ceiling_note);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
+  std::ofstream(out_path) << buffer.GetString() << "\n";
+  std::printf("\nwrote %s\n", out_path.c_str());
+}
+
+}  // namespace
+}  // namespace crmsync::bench
+
+int main(int argc, char** argv) {
+  using crmsync::bench::Scenario;
+  CLI::App app{"crmsync benchmark: test broker + simulator + the worker binary, to zero lag"};
+  std::string out = "build/bench/results.json";
+  bool quick = false;
+  std::vector<std::string> only;
+  app.add_option("--out", out, "results file")->capture_default_str();
+  app.add_flag("--quick", quick, "a tenth of the events");
+  app.add_option("--scenario", only, "run only these scenarios");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::err);
+
+  const size_t scale = quick ? 10 : 1;
+  std::vector<Scenario> scenarios = {
+      {"zero-latency", 1'000'000 / scale, 100'000 / scale, 0, false},
+      {"latency-100ms", 200'000 / scale, 50'000 / scale, 100, true},
+      {"hot-keys", 100'000 / scale, 100, 0, true},
+      {"backlog", 1'000'000 / scale, 100'000 / scale, 0, true},
+  };
+  const std::string worker = (std::filesystem::path(argv[0]).parent_path() / "crmsync").string();
+  std::vector<crmsync::bench::Result> results;
+  for (const Scenario& s : scenarios) {
+    if (!only.empty() && std::find(only.begin(), only.end(), s.name) == only.end()) continue;
+    results.push_back(crmsync::bench::Run(s, worker));
+  }
+  crmsync::bench::Report(results, out);
+  return 0;
+}
