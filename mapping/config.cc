@@ -2,6 +2,7 @@
 
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/writer.h>
 
 #include <algorithm>
 #include <cctype>
@@ -32,6 +33,29 @@ bool IsUuid(std::string_view text) {
   return true;
 }
 
+enum class TargetKind {
+  kUuid,     // Replify campaignId
+  kString,   // Whippy listId: any non-empty id
+  kInteger,  // Reply.io sequenceId
+  kFixed,    // CampaignLark: the workspace's contacts, no id
+};
+
+enum class OptionType { kBool, kInteger, kIntegerArray, kDateTime, kOptInTo };
+
+struct OptionSpec {
+  std::string_view name;
+  OptionType type;
+};
+
+// What "stopOutreach" means for a provider unless its config says otherwise
+// (PROVIDERS.md, "Status changes across providers").
+struct StopDefault {
+  Action action;
+  std::optional<std::string> status;
+  std::optional<std::string> default_status;
+  std::string options_json;
+};
+
 // The providers crmsync can deliver to, in one place: the provider registry
 // (providers/registry.cc) mirrors this list, and config.schema.json has one
 // object per entry under "providers".
@@ -39,17 +63,90 @@ struct KnownProvider {
   std::string_view name;
   std::string_view default_base_url;
   // The action field naming the provider resource an operation targets.
-  const char* target_field;
-  bool (*valid_target)(std::string_view);
-  std::string_view target_description;
-};
-constexpr KnownProvider kKnownProviders[] = {
-    {"replify", "https://api.heylibby.com/api/v1", "campaignId", &IsUuid,
-     "a UUID (8-4-4-4-12 hex digits)"},
+  std::string_view target_field;
+  TargetKind target_kind;
+  std::vector<Action> actions;
+  std::vector<OptionSpec> options;
+  ContactRequirement requires_contact;
+  // Whether the event's own status ("completed", ...) is meaningful to the
+  // provider; CampaignLark only accepts its five statuses, so it gets a
+  // status only from a constant or a statusMap.
+  bool pass_event_status;
+  // Whether the event's properties become Contact::metadata by default:
+  // CampaignLark rejects unknown merge tags and Whippy maps properties onto
+  // its custom object, so copying every CRM property there would fail.
+  bool metadata_from_properties;
+  StopDefault stop;
+  size_t default_max_batch;
 };
 
+const std::vector<KnownProvider>& KnownProviders() {
+  static const std::vector<KnownProvider> kProviders = {
+      {"replify",
+       "https://api.heylibby.com/api/v1",
+       "campaignId",
+       TargetKind::kUuid,
+       {Action::kUpsert, Action::kUpdateOnly, Action::kRemove},
+       {},
+       ContactRequirement::kEmailOrPhone,
+       true,
+       true,
+       // updateOnly so that stopping outreach never adds the contact; the
+       // event's completed/disqualified status is sent.
+       {Action::kUpdateOnly, std::nullopt, "completed", ""},
+       100},
+      {"whippy",
+       "https://api.whippy.co/v1",
+       "listId",
+       TargetKind::kString,
+       {Action::kAdd, Action::kRemove, Action::kOverwrite},
+       {{"opt_in_to", OptionType::kOptInTo}, {"opt_in_to_all_channels", OptionType::kBool}},
+       ContactRequirement::kPhone,
+       false,
+       false,
+       {Action::kRemove, std::nullopt, std::nullopt, ""},
+       // Whippy allows 10 list writes a minute: only big batches keep up.
+       4000},
+      {"campaignlark",
+       "https://api.campaignlark.com/v1",
+       "",
+       TargetKind::kFixed,
+       {Action::kUpsert},
+       {{"partialUpdate", OptionType::kBool}, {"tags", OptionType::kIntegerArray}},
+       ContactRequirement::kEmail,
+       false,
+       false,
+       // A partial update, so that unsubscribing keeps the contact's data.
+       {Action::kUpsert, "UNSUBSCRIBED", std::nullopt, R"({"partialUpdate":true})"},
+       100},
+      {"replyio",
+       "https://api.reply.io",
+       "sequenceId",
+       TargetKind::kInteger,
+       {Action::kEnroll, Action::kUnenroll},
+       {{"removeFromExisting", OptionType::kBool},
+        {"startStepId", OptionType::kInteger},
+        {"ignoreStepDelay", OptionType::kBool},
+        {"startFrom", OptionType::kDateTime}},
+       ContactRequirement::kEmail,
+       false,
+       false,
+       {Action::kUnenroll, std::nullopt, std::nullopt, ""},
+       100},
+  };
+  return kProviders;
+}
+
+constexpr std::string_view kCampaignLarkStatuses[] = {"SUBSCRIBED", "UNSUBSCRIBED", "UNCONFIRMED",
+                                                      "CLEANED", "COMPLAINED"};
+constexpr std::string_view kContactFieldNames[] = {"email", "firstName", "lastName", "phone"};
+constexpr char kStopOutreach[] = "stopOutreach";
+constexpr std::string_view kConditionOps[] = {"equals",   "notEquals", "in",
+                                              "notIn",    "exists",    "changed",
+                                              "becomes",  "contains",  "notContains"};
+
 const KnownProvider* FindKnownProvider(std::string_view name) {
-  for (const KnownProvider& known : kKnownProviders) {
+  for (const KnownProvider& known : KnownProviders()) {
     if (known.name == name) return &known;
   }
   return nullptr;
@@ -57,11 +154,26 @@ const KnownProvider* FindKnownProvider(std::string_view name) {
 
 std::string KnownProviderNames() {
   std::string names;
-  for (const KnownProvider& known : kKnownProviders) {
+  for (const KnownProvider& known : KnownProviders()) {
     if (!names.empty()) names += ", ";
     names += known.name;
   }
   return names;
+}
+
+std::string ActionNames(const KnownProvider& known) {
+  std::string names;
+  for (Action action : known.actions) {
+    names += std::string(ActionName(action)) + ", ";
+  }
+  return names + kStopOutreach;
+}
+
+std::string Serialize(const Value& value) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  return {buffer.GetString(), buffer.GetSize()};
 }
 
 const JsonSchema& ConfigSchema() {
@@ -112,7 +224,8 @@ class Builder {
   Config Build(const Value& root) {
     Config config;
     if (!root.IsObject()) return config;
-    ReadKafka(Member(&root, "kafka"), config.kafka);
+    ReadKafka(Member(&root, "kafka"), config);
+    ReadFormats(Member(&root, "formats"), config.rules.input.decode);
     ReadProviders(Member(&root, "providers"), config.providers);
     ReadRules(Member(&root, "rules"), config);
     ReadWorker(Member(&root, "worker"), config.worker);
@@ -169,26 +282,79 @@ class Builder {
     }
   }
 
-  void ReadKafka(const Value* kafka, KafkaConfig& out) {
+  // A scalar as the text rules compare with (event values are strings).
+  static std::optional<std::string> ScalarText(const Value& value) {
+    if (value.IsString()) return Text(value);
+    if (value.IsBool()) return value.GetBool() ? "true" : "false";
+    if (value.IsNumber()) return NumberText(value);
+    return std::nullopt;
+  }
+
+  void ReadKafka(const Value* kafka, Config& config) {
+    KafkaConfig& out = config.kafka;
     ReadString(kafka, "bootstrapServers", out.bootstrap_servers);
-    ReadStrings(Member(kafka, "topics"), out.topics);
     ReadString(kafka, "groupId", out.group_id);
+    if (const Value* topics = Member(kafka, "topics"); topics != nullptr && topics->IsArray()) {
+      for (rapidjson::SizeType i = 0; i < topics->Size(); ++i) {
+        const Value& topic = (*topics)[i];
+        if (topic.IsString()) {
+          out.topics.push_back(Text(topic));
+          continue;
+        }
+        std::string name;
+        ReadString(&topic, "name", name);
+        if (name.empty()) continue;
+        if (std::find(out.topics.begin(), out.topics.end(), name) != out.topics.end()) {
+          Problem("/kafka/topics/" + std::to_string(i) + "/name",
+                  "topic '" + name + "' is listed more than once");
+          continue;
+        }
+        out.topics.push_back(name);
+        std::string format_name = "auto";
+        ReadString(&topic, "format", format_name);
+        const std::optional<InputFormat> format = ParseInputFormat(format_name);
+        if (format && *format != InputFormat::kAuto) config.rules.input.topic_formats[name] = *format;
+      }
+    }
     const Value* properties = Member(kafka, "properties");
     if (properties == nullptr || !properties->IsObject()) return;
     for (const auto& property : properties->GetObject()) {
-      const Value& value = property.value;
-      std::string text;
-      if (value.IsString()) {
-        text = Text(value);
-      } else if (value.IsBool()) {
-        text = value.GetBool() ? "true" : "false";
-      } else if (value.IsNumber()) {
-        text = NumberText(value);
-      } else {
+      if (std::optional<std::string> text = ScalarText(property.value)) {
+        out.properties[Text(property.name)] = std::move(*text);
+      }
+    }
+  }
+
+  void ReadFormat(const std::string& path, const Value* object, FormatOptions& out) {
+    if (object == nullptr || !object->IsObject()) return;
+    ReadString(object, "externalIdKey", out.external_id_key);
+    if (out.external_id_key.find(':') != std::string::npos) {
+      Problem(path + "/externalIdKey",
+              "'" + out.external_id_key + "' must not contain ':' (it separates key and value)");
+    }
+    ReadString(object, "statusField", out.status_field);
+    ReadString(object, "idField", out.id_field);
+    const Value* fields = Member(object, "contactFields");
+    if (fields == nullptr || !fields->IsObject()) return;
+    out.contact_fields.clear();
+    for (const auto& field : fields->GetObject()) {
+      if (!field.value.IsString()) continue;
+      const std::string target = Text(field.value);
+      const bool known = std::find(std::begin(kContactFieldNames), std::end(kContactFieldNames),
+                                   target) != std::end(kContactFieldNames);
+      if (!known) {
+        Problem(path + "/contactFields/" + EscapePointerToken(Text(field.name)),
+                "'" + target + "' is not a contact field (email, firstName, lastName, phone)");
         continue;
       }
-      out.properties[Text(property.name)] = std::move(text);
+      out.contact_fields[Text(field.name)] = target;
     }
+  }
+
+  void ReadFormats(const Value* formats, DecodeOptions& out) {
+    ReadFormat("/formats/hubspot", Member(formats, "hubspot"), out.hubspot);
+    ReadFormat("/formats/salesforce", Member(formats, "salesforce"), out.salesforce);
+    ReadFormat("/formats/debezium", Member(formats, "debezium"), out.debezium);
   }
 
   void ReadProviders(const Value* providers, std::map<std::string, ProviderConfig>& out) {
@@ -203,15 +369,50 @@ class Builder {
       ProviderConfig provider;
       provider.name = name;
       provider.base_url = known->default_base_url;
+      provider.max_batch = known->default_max_batch;
       ReadString(object, "baseUrl", provider.base_url);
       ReadInt(object, "maxBatch", provider.max_batch);
       ReadMillis(object, "lingerMs", provider.linger);
       ReadInt(object, "maxInFlight", provider.max_in_flight);
       ReadMillis(object, "requestTimeoutMs", provider.request_timeout);
+      if (const Value* limits = Member(object, "rateLimits");
+          limits != nullptr && limits->IsArray()) {
+        std::vector<RateLimit> budgets;
+        for (const Value& limit : limits->GetArray()) {
+          RateLimit budget;
+          ReadInt(&limit, "requests", budget.requests);
+          ReadMillis(&limit, "periodMs", budget.period);
+          if (budget.requests > 0 && budget.period.count() > 0) budgets.push_back(budget);
+        }
+        provider.rate_limits = std::move(budgets);
+      }
+      provider.settings_json = Serialize(*object);
       CheckBaseUrl(path + "/baseUrl", provider.base_url);
       ResolveApiKey(path + "/apiKey", Member(object, "apiKey"), provider.api_key);
+      ReadStopOutreach(path + "/stopOutreach", Member(object, "stopOutreach"), *known);
       out[name] = std::move(provider);
     }
+  }
+
+  // The provider's "stopOutreach" override, kept for ReadAction.
+  void ReadStopOutreach(const std::string& path, const Value* object, const KnownProvider& known) {
+    StopDefault stop = known.stop;
+    if (object != nullptr && object->IsObject()) {
+      if (const Value* name = Member(object, "action"); name != nullptr && name->IsString()) {
+        if (std::optional<Action> action = CheckAction(path + "/action", Text(*name), known, false)) {
+          stop.action = *action;
+        }
+      }
+      if (const Value* status = Member(object, "status"); status != nullptr && status->IsString()) {
+        stop.status = Text(*status);
+        stop.default_status.reset();
+        CheckStatus(path + "/status", *stop.status, known);
+      }
+      if (const Value* options = Member(object, "options"); options != nullptr) {
+        stop.options_json = CheckOptions(path + "/options", *options, known);
+      }
+    }
+    stop_outreach_[std::string(known.name)] = std::move(stop);
   }
 
   void CheckBaseUrl(const std::string& path, std::string& url) {
@@ -264,6 +465,153 @@ class Builder {
     }
   }
 
+  // The action named `name` if the provider supports it (stopOutreach only
+  // where `allow_stop`), else a problem at `path`.
+  std::optional<Action> CheckAction(const std::string& path, const std::string& name,
+                                    const KnownProvider& known, bool allow_stop) {
+    if (allow_stop && name == kStopOutreach) return std::nullopt;
+    const std::optional<Action> action = ParseAction(name);
+    // A name that is no action at all is already reported by the schema.
+    if (!action && allow_stop) return std::nullopt;
+    if (!action || std::find(known.actions.begin(), known.actions.end(), *action) ==
+                       known.actions.end()) {
+      Problem(path, "'" + name + "' is not an action of provider '" + std::string(known.name) +
+                        "' (allowed: " + ActionNames(known) + ")");
+      return std::nullopt;
+    }
+    return action;
+  }
+
+  void CheckStatus(const std::string& path, const std::string& status, const KnownProvider& known) {
+    if (known.name != "campaignlark") return;
+    if (std::find(std::begin(kCampaignLarkStatuses), std::end(kCampaignLarkStatuses), status) ==
+        std::end(kCampaignLarkStatuses)) {
+      Problem(path, "'" + status +
+                        "' is not a CampaignLark status (SUBSCRIBED, UNSUBSCRIBED, UNCONFIRMED, "
+                        "CLEANED, COMPLAINED)");
+    }
+  }
+
+  // Checks a request-options object against the provider's option list and
+  // returns its JSON text ("" for an empty object).
+  std::string CheckOptions(const std::string& path, const Value& options,
+                           const KnownProvider& known) {
+    if (!options.IsObject()) return "";
+    for (const auto& option : options.GetObject()) {
+      const std::string name = Text(option.name);
+      const std::string option_path = path + "/" + EscapePointerToken(name);
+      auto spec = std::find_if(known.options.begin(), known.options.end(),
+                               [&](const OptionSpec& s) { return s.name == name; });
+      if (spec == known.options.end()) {
+        std::string allowed;
+        for (const OptionSpec& s : known.options) {
+          allowed += (allowed.empty() ? "" : ", ") + std::string(s.name);
+        }
+        Problem(option_path, "'" + name + "' is not an option of provider '" +
+                                 std::string(known.name) +
+                                 "' (allowed: " + (allowed.empty() ? "none" : allowed) + ")");
+        continue;
+      }
+      CheckOptionValue(option_path, option.value, spec->type);
+    }
+    return options.ObjectEmpty() ? "" : Serialize(options);
+  }
+
+  void CheckOptionValue(const std::string& path, const Value& value, OptionType type) {
+    switch (type) {
+      case OptionType::kBool:
+        if (!value.IsBool()) Problem(path, "must be true or false");
+        return;
+      case OptionType::kInteger:
+        if (!value.IsInt64() || value.GetInt64() < 1) Problem(path, "must be a positive integer");
+        return;
+      case OptionType::kIntegerArray:
+        if (!value.IsArray() ||
+            !std::all_of(value.Begin(), value.End(), [](const Value& v) { return v.IsInt64(); })) {
+          Problem(path, "must be an array of integer tag ids");
+        }
+        return;
+      case OptionType::kDateTime:
+        if (!value.IsString() || !ParseRfc3339(Text(value))) {
+          Problem(path, "must be an RFC 3339 date-time, e.g. 2026-11-23T12:00:00Z");
+        }
+        return;
+      case OptionType::kOptInTo:
+        // Whippy: 1..1000 channels, each {"id": "<channel id>"} or
+        // {"phone": "<channel phone>"}.
+        if (!value.IsArray() || value.Empty() || value.Size() > 1000) {
+          Problem(path, "must be an array of 1..1000 channels");
+          return;
+        }
+        for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
+          const Value& channel = value[i];
+          const bool ok = channel.IsObject() && channel.MemberCount() == 1 &&
+                          ((channel.HasMember("id") && channel["id"].IsString()) ||
+                           (channel.HasMember("phone") && channel["phone"].IsString()));
+          if (!ok) {
+            Problem(path + "/" + std::to_string(i),
+                    "must be {\"id\": \"<channel id>\"} or {\"phone\": \"<channel phone>\"}");
+          }
+        }
+        return;
+    }
+  }
+
+  std::optional<Condition> ReadCondition(const std::string& path, const Value& object) {
+    if (!object.IsObject()) return std::nullopt;
+    Condition condition;
+    ReadString(&object, "field", condition.field);
+    if (!condition.field.empty() && !IsFieldReference(condition.field)) {
+      Problem(path + "/field", "'" + condition.field +
+                                   "' is not a field reference (kind, status, origin, format, "
+                                   "eventId, occurredAt, externalIdKey, externalIdValue, "
+                                   "contact.firstName|lastName|email|phone, properties.<name>)");
+    }
+    std::vector<std::string_view> ops;
+    for (std::string_view op : kConditionOps) {
+      if (object.HasMember(std::string(op))) ops.push_back(op);
+    }
+    if (ops.size() != 1) {
+      Problem(path, ops.empty() ? "needs one operator (equals, notEquals, in, notIn, exists, "
+                                  "changed, becomes, contains, notContains)"
+                                : "has " + std::to_string(ops.size()) +
+                                      " operators; use one condition per operator");
+      return std::nullopt;
+    }
+    const std::string op(ops[0]);
+    const Value& operand = object[op];
+    auto values = [&](const Value& value, std::vector<std::string>& out) {
+      if (value.IsArray()) {
+        for (const Value& item : value.GetArray()) {
+          if (auto text = ScalarText(item)) out.push_back(*text);
+        }
+      } else if (auto text = ScalarText(value)) {
+        out.push_back(*text);
+      }
+    };
+    if (op == "equals" || op == "notEquals" || op == "contains" || op == "notContains") {
+      condition.op = op == "equals"      ? ConditionOp::kEquals
+                     : op == "notEquals" ? ConditionOp::kNotEquals
+                     : op == "contains"  ? ConditionOp::kContains
+                                         : ConditionOp::kNotContains;
+      values(operand, condition.values);
+    } else if (op == "in" || op == "notIn" || op == "becomes") {
+      condition.op = op == "in" ? ConditionOp::kIn : op == "notIn" ? ConditionOp::kNotIn
+                                                                   : ConditionOp::kBecomes;
+      values(operand, condition.values);
+    } else {
+      condition.op = op == "exists" ? ConditionOp::kExists : ConditionOp::kChanged;
+      if (operand.IsBool()) condition.flag = operand.GetBool();
+    }
+    if (const Value* from = Member(&object, "from"); from != nullptr) {
+      if (condition.op != ConditionOp::kBecomes) {
+        Problem(path + "/from", "'from' only goes with 'becomes'");
+      }
+      values(*from, condition.from);
+    }
+    return condition;
+  }
+
   void ReadRules(const Value* rules, Config& config) {
     if (rules == nullptr || !rules->IsArray()) return;
     std::map<std::string, std::string> first_path_by_name;
@@ -280,6 +628,7 @@ class Builder {
                   "duplicate rule name '" + rule.name + "' (first at " + it->second + ")");
         }
       }
+      ReadBool(&object, "continue", rule.continue_matching);
       const Value* when = Member(&object, "when");
       if (const Value* kinds = Member(when, "kinds"); kinds != nullptr && kinds->IsArray()) {
         for (const Value& kind : kinds->GetArray()) {
@@ -287,11 +636,26 @@ class Builder {
           if (auto parsed = ParseEventKind(Text(kind))) rule.kinds.push_back(*parsed);
         }
       }
+      if (const Value* formats = Member(when, "formats"); formats != nullptr && formats->IsArray()) {
+        for (const Value& format : formats->GetArray()) {
+          if (!format.IsString()) continue;
+          if (auto parsed = ParseInputFormat(Text(format))) rule.formats.push_back(*parsed);
+        }
+      }
       ReadStrings(Member(when, "statuses"), rule.statuses);
       if (const Value* properties = Member(when, "properties");
           properties != nullptr && properties->IsObject()) {
         for (const auto& property : properties->GetObject()) {
           ReadStrings(&property.value, rule.properties[Text(property.name)]);
+        }
+      }
+      if (const Value* conditions = Member(when, "conditions");
+          conditions != nullptr && conditions->IsArray()) {
+        for (rapidjson::SizeType j = 0; j < conditions->Size(); ++j) {
+          if (auto condition =
+                  ReadCondition(path + "/when/conditions/" + std::to_string(j), (*conditions)[j])) {
+            rule.conditions.push_back(std::move(*condition));
+          }
         }
       }
       if (const Value* actions = Member(&object, "actions");
@@ -307,22 +671,63 @@ class Builder {
     }
   }
 
+  void ReadTarget(const std::string& path, const Value& object, const KnownProvider& known,
+                  RuleAction& action) {
+    // A target field of another provider is a likely copy-paste slip.
+    for (const KnownProvider& other : KnownProviders()) {
+      if (other.target_field.empty() || other.target_field == known.target_field) continue;
+      if (object.HasMember(std::string(other.target_field))) {
+        Problem(path + "/" + std::string(other.target_field),
+                std::string(other.target_field) + " is not used by provider '" +
+                    std::string(known.name) + "'" +
+                    (known.target_field.empty()
+                         ? std::string(" (it has no target id)")
+                         : " (it takes " + std::string(known.target_field) + ")"));
+      }
+    }
+    if (known.target_kind == TargetKind::kFixed) {
+      action.target = "contacts";
+      return;
+    }
+    const std::string field(known.target_field);
+    const std::string target_path = path + "/" + field;
+    const Value* target = Member(&object, field.c_str());
+    if (target == nullptr) {
+      Problem(target_path, field + " is required for provider '" + std::string(known.name) + "'");
+      return;
+    }
+    switch (known.target_kind) {
+      case TargetKind::kUuid:
+        if (!target->IsString()) return;
+        action.target = Text(*target);
+        if (!IsUuid(action.target)) {
+          Problem(target_path,
+                  "'" + action.target + "' is not a UUID (8-4-4-4-12 hex digits)");
+        }
+        return;
+      case TargetKind::kString:
+        if (target->IsString()) action.target = Text(*target);
+        if (!target->IsString() || action.target.empty()) {
+          Problem(target_path, "must be a non-empty list id");
+        }
+        return;
+      case TargetKind::kInteger:
+        if (!target->IsInt64() || target->GetInt64() < 1) {
+          Problem(target_path, "must be a positive integer sequence id");
+          return;
+        }
+        action.target = std::to_string(target->GetInt64());
+        return;
+      case TargetKind::kFixed:
+        return;
+    }
+  }
+
   std::optional<RuleAction> ReadAction(const std::string& path, const Value& object,
                                        const std::map<std::string, ProviderConfig>& providers) {
     if (!object.IsObject()) return std::nullopt;
     RuleAction action;
     ReadString(&object, "provider", action.provider);
-    if (const Value* name = Member(&object, "action"); name != nullptr && name->IsString()) {
-      action.action = ParseAction(Text(*name)).value_or(Action::kUpsert);
-    }
-    ReadOptionalString(&object, "status", action.status);
-    std::optional<std::string> routing_key, routing_value;
-    ReadOptionalString(&object, "externalIdKey", routing_key);
-    ReadOptionalString(&object, "externalIdValue", routing_value);
-    if (routing_key && routing_value) action.routing = Routing{*routing_key, *routing_value};
-    ReadBool(&object, "sendExternalId", action.send_external_id);
-    ReadBool(&object, "metadataFromProperties", action.metadata_from_properties);
-
     if (action.provider.empty()) return action;
     const KnownProvider* known = FindKnownProvider(action.provider);
     if (known == nullptr) {
@@ -334,19 +739,98 @@ class Builder {
       Problem(path + "/provider",
               "provider '" + action.provider + "' is not configured under /providers");
     }
-    const std::string target_path = path + "/" + known->target_field;
-    const Value* target = Member(&object, known->target_field);
-    if (target == nullptr) {
-      Problem(target_path, std::string(known->target_field) + " is required for provider '" +
-                               action.provider + "'");
-    } else if (target->IsString()) {
-      action.target = Text(*target);
-      if (!known->valid_target(action.target)) {
-        Problem(target_path,
-                "'" + action.target + "' is not " + std::string(known->target_description));
+    action.requires_contact = known->requires_contact;
+    action.pass_event_status = known->pass_event_status;
+    action.metadata_from_properties = known->metadata_from_properties;
+    action.action = known->actions.front();
+    ReadTarget(path, object, *known, action);
+
+    std::string explicit_options;
+    if (const Value* options = Member(&object, "options"); options != nullptr) {
+      explicit_options = CheckOptions(path + "/options", *options, *known);
+    }
+    action.options_json = explicit_options;
+    if (const Value* name = Member(&object, "action"); name != nullptr && name->IsString()) {
+      if (Text(*name) == kStopOutreach) {
+        auto stop = stop_outreach_.find(action.provider);
+        const StopDefault& resolved = stop == stop_outreach_.end() ? known->stop : stop->second;
+        action.stop_outreach = true;
+        action.action = resolved.action;
+        action.status = resolved.status;
+        action.default_status = resolved.default_status;
+        action.options_json = MergeOptions(resolved.options_json, explicit_options);
+      } else if (auto parsed = CheckAction(path + "/action", Text(*name), *known, true)) {
+        action.action = *parsed;
+      }
+    }
+    if (const Value* status = Member(&object, "status"); status != nullptr && status->IsString()) {
+      action.status = Text(*status);
+      CheckStatus(path + "/status", *action.status, *known);
+    }
+    if (const Value* map = Member(&object, "statusMap"); map != nullptr && map->IsObject()) {
+      for (const auto& entry : map->GetObject()) {
+        if (!entry.value.IsString()) continue;
+        CheckStatus(path + "/statusMap/" + EscapePointerToken(Text(entry.name)),
+                    Text(entry.value), *known);
+        action.status_map[Text(entry.name)] = Text(entry.value);
+      }
+    }
+    std::optional<std::string> routing_key, routing_value;
+    ReadOptionalString(&object, "externalIdKey", routing_key);
+    ReadOptionalString(&object, "externalIdValue", routing_value);
+    if (routing_key && routing_value) {
+      action.routing = Routing{*routing_key, *routing_value};
+      if (known->name != "replify") {
+        Problem(path + "/externalIdKey", "request-root routing is a Replify feature; provider '" +
+                                             action.provider + "' has none");
+      }
+    }
+    ReadBool(&object, "sendExternalId", action.send_external_id);
+    ReadBool(&object, "metadataFromProperties", action.metadata_from_properties);
+    if (const Value* tags = Member(&object, "tags"); tags != nullptr && tags->IsArray()) {
+      for (const Value& tag : tags->GetArray()) {
+        if (tag.IsInt64()) action.tags.push_back(tag.GetInt64());
+      }
+    }
+    if (const Value* fields = Member(&object, "fields"); fields != nullptr && fields->IsObject()) {
+      for (const auto& field : fields->GetObject()) {
+        const std::string destination = Text(field.name);
+        const std::string field_path = path + "/fields/" + EscapePointerToken(destination);
+        if (!IsTemplateDestination(destination)) {
+          Problem(field_path, "'" + destination +
+                                  "' is not a contact field (firstName, lastName, email, phone, "
+                                  "status, externalIdKey, externalIdValue, tags, metadata.<key>, "
+                                  "fields.<name>)");
+          continue;
+        }
+        if (!field.value.IsString()) continue;
+        std::string error;
+        if (std::optional<Template> parsed = Template::Parse(Text(field.value), error)) {
+          action.fields.emplace_back(destination, std::move(*parsed));
+        } else {
+          Problem(field_path, error);
+        }
       }
     }
     return action;
+  }
+
+  // Default options overlaid with the rule's own ("" = none).
+  static std::string MergeOptions(const std::string& defaults, const std::string& overrides) {
+    if (defaults.empty()) return overrides;
+    if (overrides.empty()) return defaults;
+    rapidjson::Document merged;
+    merged.Parse(defaults.c_str());
+    rapidjson::Document extra;
+    extra.Parse(overrides.c_str());
+    for (auto& member : extra.GetObject()) {
+      const std::string name = Text(member.name);
+      if (merged.HasMember(name)) merged.RemoveMember(name);
+      merged.AddMember(rapidjson::Value(name, merged.GetAllocator()),
+                       rapidjson::Value(member.value, merged.GetAllocator()),
+                       merged.GetAllocator());
+    }
+    return Serialize(merged);
   }
 
   void ReadWorker(const Value* worker, WorkerConfig& out) {
@@ -381,6 +865,8 @@ class Builder {
 
   EnvLookup env_;
   std::vector<std::string>& problems_;
+  // Each configured provider's resolved "stopOutreach", by name.
+  std::map<std::string, StopDefault> stop_outreach_;
 };
 
 }  // namespace

@@ -3,9 +3,13 @@
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 
+#include <cctype>
+#include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "crmsync_schemas.h"
+#include "mapping/decode_internal.h"
 #include "mapping/json_schema.h"
 
 namespace crmsync::mapping {
@@ -15,7 +19,6 @@ namespace {
 // hostile payload of a million '[' would overflow the stack. A canonical event
 // is three levels deep; unknown root fields get generous room beyond that.
 constexpr int kMaxNesting = 64;
-// Echoed values are cut so that a giant field cannot flood a log line.
 constexpr size_t kMaxEcho = 128;
 // Most events fit in this much DOM memory, so parsing them does not touch the
 // heap for the document itself.
@@ -26,18 +29,13 @@ const JsonSchema& EventSchema() {
   return schema;
 }
 
-std::string Echo(std::string_view text) {
-  if (text.size() <= kMaxEcho) return std::string(text);
-  return std::string(text.substr(0, kMaxEcho)) + "...";
-}
-
 // The checks RapidJSON cannot make safely: no NUL byte (its length-bounded
 // parse treats one as the end of input and would accept trailing garbage) and
 // bounded nesting (see kMaxNesting).
 std::optional<DecodeError> CheckBytes(std::string_view payload) {
   if (const void* nul = std::memchr(payload.data(), '\0', payload.size())) {
     const size_t offset = static_cast<const char*>(nul) - payload.data();
-    return DecodeError{"invalid JSON: NUL byte at offset " + std::to_string(offset), ""};
+    return DecodeError{"invalid JSON: NUL byte at offset " + std::to_string(offset), "", ""};
   }
   int depth = 0;
   bool in_string = false;
@@ -60,7 +58,7 @@ std::optional<DecodeError> CheckBytes(std::string_view payload) {
         if (++depth > kMaxNesting) {
           return DecodeError{"payload nests deeper than " + std::to_string(kMaxNesting) +
                                  " levels at offset " + std::to_string(i),
-                             ""};
+                             "", ""};
         }
         break;
       case '}':
@@ -72,6 +70,12 @@ std::optional<DecodeError> CheckBytes(std::string_view payload) {
     }
   }
   return std::nullopt;
+}
+
+
+std::string WithoutFinalPeriod(std::string text) {
+  if (!text.empty() && text.back() == '.') text.pop_back();
+  return text;
 }
 
 bool ReadDigits(std::string_view text, size_t& pos, size_t count, int& out) {
@@ -109,6 +113,8 @@ int64_t DaysFromCivil(int year, int month, int day) {
   const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
   return era * 146097 + day_of_era - 719468;
 }
+
+}  // namespace
 
 // RFC 3339 section 5.6 date-time -> milliseconds since the epoch. Fractions
 // beyond milliseconds are truncated; a leap second (:60) counts as the first
@@ -157,14 +163,13 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
   return seconds * 1000 + millis;
 }
 
-std::string_view StringOf(const rapidjson::Value& value) {
-  return {value.GetString(), value.GetStringLength()};
-}
 
-const rapidjson::Value* Find(const rapidjson::Value& object, const char* name) {
-  auto it = object.FindMember(name);
-  return it == object.MemberEnd() ? nullptr : &it->value;
-}
+namespace {
+
+using internal::Echo;
+using internal::Find;
+using internal::ScalarText;
+using internal::StringOf;
 
 std::optional<std::string> OptionalString(const rapidjson::Value& object, const char* name) {
   const rapidjson::Value* value = Find(object, name);
@@ -172,55 +177,163 @@ std::optional<std::string> OptionalString(const rapidjson::Value& object, const 
   return std::string(StringOf(*value));
 }
 
+// Every field the event carries, as field references: what "changed" means
+// when the producer does not say (an update carries what changed).
+std::set<std::string> FieldsCarried(const CrmEvent& event) {
+  std::set<std::string> fields;
+  if (event.contact.first_name) fields.insert("contact.firstName");
+  if (event.contact.last_name) fields.insert("contact.lastName");
+  if (event.contact.email) fields.insert("contact.email");
+  if (event.contact.phone) fields.insert("contact.phone");
+  if (event.status) fields.insert("status");
+  for (const auto& [name, value] : event.contact.properties) fields.insert("properties." + name);
+  return fields;
+}
+
 // Fills `event` from a schema-valid document: the schema has already checked
 // every type this relies on, the IsX() tests only keep a schema edit from
 // turning into undefined behaviour.
-void Fill(const rapidjson::Document& doc, CrmEvent& event) {
+void Fill(const rapidjson::Value& doc, CrmEvent& event) {
   event.event_id = OptionalString(doc, "eventId").value_or("");
   event.occurred_at = OptionalString(doc, "occurredAt").value_or("");
   event.external_id_key = OptionalString(doc, "externalIdKey").value_or("");
   event.external_id_value = OptionalString(doc, "externalIdValue").value_or("");
   event.status = OptionalString(doc, "status");
-  const rapidjson::Value* contact = Find(doc, "contact");
-  if (contact == nullptr || !contact->IsObject()) return;
-  event.contact.first_name = OptionalString(*contact, "firstName");
-  event.contact.last_name = OptionalString(*contact, "lastName");
-  event.contact.email = OptionalString(*contact, "email");
-  event.contact.phone = OptionalString(*contact, "phone");
-  const rapidjson::Value* properties = Find(*contact, "properties");
-  if (properties == nullptr || !properties->IsObject()) return;
-  for (const auto& property : properties->GetObject()) {
-    std::string name(StringOf(property.name));
-    const rapidjson::Value& value = property.value;
-    if (value.IsString()) {
-      event.contact.properties.emplace(std::move(name), StringOf(value));
-    } else if (value.IsBool()) {
-      event.contact.properties.emplace(std::move(name), value.GetBool() ? "true" : "false");
-    } else if (value.IsNumber()) {
-      event.contact.properties.emplace(std::move(name), NumberText(value));
+  event.origin = OptionalString(doc, "origin");
+  if (const rapidjson::Value* contact = Find(doc, "contact"); contact != nullptr) {
+    event.contact.first_name = OptionalString(*contact, "firstName");
+    event.contact.last_name = OptionalString(*contact, "lastName");
+    event.contact.email = OptionalString(*contact, "email");
+    event.contact.phone = OptionalString(*contact, "phone");
+    if (const rapidjson::Value* properties = Find(*contact, "properties");
+        properties != nullptr && properties->IsObject()) {
+      for (const auto& property : properties->GetObject()) {
+        if (std::optional<std::string> text = ScalarText(property.value)) {
+          event.contact.properties.emplace(StringOf(property.name), std::move(*text));
+        }
+      }
+    }
+  }
+  if (const rapidjson::Value* previous = Find(doc, "previous");
+      previous != nullptr && previous->IsObject()) {
+    for (const auto& field : previous->GetObject()) {
+      if (std::optional<std::string> text = ScalarText(field.value)) {
+        event.previous.emplace(StringOf(field.name), std::move(*text));
+      }
+    }
+  }
+  const rapidjson::Value* changed = Find(doc, "changedFields");
+  if (changed != nullptr && changed->IsArray()) {
+    for (const rapidjson::Value& field : changed->GetArray()) {
+      if (field.IsString()) event.changed_fields.emplace(StringOf(field));
+    }
+  } else {
+    event.changed_fields = FieldsCarried(event);
+  }
+  if (const rapidjson::Value* merged = Find(doc, "mergedIds");
+      merged != nullptr && merged->IsArray()) {
+    for (const rapidjson::Value& id : merged->GetArray()) {
+      if (id.IsString()) event.merged_ids.emplace_back(StringOf(id));
     }
   }
 }
 
-std::string WithoutFinalPeriod(std::string text) {
-  if (!text.empty() && text.back() == '.') text.pop_back();
-  return text;
+DecodeResult DecodeCanonicalDocument(const rapidjson::Value& doc, std::string_view key) {
+  if (auto violation = EventSchema().FirstViolation(doc)) {
+    return DecodeError{"schema violation: " + violation->message, violation->path, ""};
+  }
+
+  CrmEvent event;
+  event.source_format = InputFormat::kCanonical;
+  Fill(doc, event);
+  const std::optional<EventKind> kind = ParseEventKind(OptionalString(doc, "kind").value_or(""));
+  if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind", ""};
+  event.kind = *kind;
+
+  const std::optional<int64_t> occurred_at_ms = ParseRfc3339(event.occurred_at);
+  if (!occurred_at_ms) {
+    return DecodeError{"occurredAt '" + Echo(event.occurred_at) +
+                           "' is not an RFC 3339 date-time (e.g. 2026-11-23T12:00:00Z)",
+                       "/occurredAt", ""};
+  }
+  event.occurred_at_ms = *occurred_at_ms;
+
+  if (event.external_id_key.find(':') != std::string::npos) {
+    return DecodeError{"externalIdKey '" + Echo(event.external_id_key) +
+                           "' must not contain ':' (it separates key and value in the Kafka key)",
+                       "/externalIdKey", ""};
+  }
+  for (const std::string& field : event.changed_fields) {
+    if (!IsFieldReference(field)) {
+      return DecodeError{"changedFields item '" + Echo(field) +
+                             "' is not a field reference (e.g. properties.tier, contact.email)",
+                         "/changedFields", ""};
+    }
+  }
+  if (auto mismatch = internal::CheckKey(key, event, "")) return *std::move(mismatch);
+  return event;
 }
 
 }  // namespace
 
-std::string DecodeError::ToString() const {
-  // A document-level problem already says where it is ("at offset N").
-  if (json_path.empty()) return reason;
-  return reason + " at " + json_path;
+std::string FormatRfc3339(int64_t epoch_ms) {
+  // H. Hinnant's civil_from_days, the inverse of DaysFromCivil.
+  int64_t days = epoch_ms / 86400000;
+  int64_t ms_of_day = epoch_ms % 86400000;
+  if (ms_of_day < 0) {
+    ms_of_day += 86400000;
+    --days;
+  }
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t day_of_era = days - era * 146097;
+  const int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t mp = (5 * day_of_year + 2) / 153;
+  const int64_t day = day_of_year - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
+  char text[96];
+  std::snprintf(text, sizeof(text), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+                static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(ms_of_day / 3600000),
+                static_cast<long long>(ms_of_day / 60000 % 60),
+                static_cast<long long>(ms_of_day / 1000 % 60),
+                static_cast<long long>(ms_of_day % 1000));
+  return text;
 }
 
-DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
-  if (auto error = CheckBytes(payload)) return *std::move(error);
+namespace internal {
 
-  char inline_dom[kInlineDomBytes];
-  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
-  rapidjson::Document doc(&allocator);
+std::string Echo(std::string_view text) {
+  if (text.size() <= kMaxEcho) return std::string(text);
+  return std::string(text.substr(0, kMaxEcho)) + "...";
+}
+
+std::string_view StringOf(const rapidjson::Value& value) {
+  return {value.GetString(), value.GetStringLength()};
+}
+
+const rapidjson::Value* Find(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) return nullptr;
+  auto it = object.FindMember(name);
+  return it == object.MemberEnd() ? nullptr : &it->value;
+}
+
+std::optional<std::string> ScalarText(const rapidjson::Value& value) {
+  if (value.IsString()) return std::string(StringOf(value));
+  if (value.IsBool()) return value.GetBool() ? "true" : "false";
+  if (value.IsNumber()) return NumberText(value);
+  return std::nullopt;
+}
+
+std::optional<DecodeError> ParsePayload(std::string_view payload, rapidjson::Document& doc,
+                                        std::string_view format) {
+  if (auto error = CheckBytes(payload)) {
+    error->format = std::string(format);
+    return error;
+  }
   // Strings must be valid UTF-8: they are copied into provider requests, and
   // one bad byte would make a provider reject a whole batch of contacts.
   doc.Parse<rapidjson::kParseDefaultFlags | rapidjson::kParseValidateEncodingFlag>(payload.data(),
@@ -229,37 +342,110 @@ DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
     return DecodeError{
         "invalid JSON: " + WithoutFinalPeriod(rapidjson::GetParseError_En(doc.GetParseError())) +
             " at offset " + std::to_string(doc.GetErrorOffset()),
-        ""};
+        "", std::string(format)};
   }
-  if (auto violation = EventSchema().FirstViolation(doc)) {
-    return DecodeError{"schema violation: " + violation->message, violation->path};
-  }
+  return std::nullopt;
+}
 
-  CrmEvent event;
-  Fill(doc, event);
-  const std::optional<EventKind> kind = ParseEventKind(OptionalString(doc, "kind").value_or(""));
-  if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind"};
-  event.kind = *kind;
+std::optional<DecodeError> CheckKey(std::string_view key, const CrmEvent& event,
+                                    std::string_view format) {
+  if (key.empty() || key == event.ContactKey()) return std::nullopt;
+  return DecodeError{"Kafka key '" + Echo(key) + "' does not match event identity '" +
+                         Echo(event.ContactKey()) + "'",
+                     "", std::string(format)};
+}
 
-  const std::optional<int64_t> occurred_at_ms = ParseRfc3339(event.occurred_at);
-  if (!occurred_at_ms) {
-    return DecodeError{"occurredAt '" + Echo(event.occurred_at) +
-                           "' is not an RFC 3339 date-time (e.g. 2026-11-23T12:00:00Z)",
-                       "/occurredAt"};
-  }
-  event.occurred_at_ms = *occurred_at_ms;
+}  // namespace internal
 
-  if (event.external_id_key.find(':') != std::string::npos) {
-    return DecodeError{"externalIdKey '" + Echo(event.external_id_key) +
-                           "' must not contain ':' (it separates key and value in the Kafka key)",
-                       "/externalIdKey"};
+std::string DecodeError::ToString() const {
+  std::string text = format.empty() ? reason : format + ": " + reason;
+  // A document-level problem already says where it is ("at offset N").
+  if (!json_path.empty()) text += " at " + json_path;
+  return text;
+}
+
+DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
+  char inline_dom[kInlineDomBytes];
+  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
+  rapidjson::Document doc(&allocator);
+  if (auto error = internal::ParsePayload(payload, doc, "")) return *std::move(error);
+  return DecodeCanonicalDocument(doc, key);
+}
+
+InputFormat DetectFormat(std::string_view payload) {
+  size_t i = 0;
+  while (i < payload.size() && std::isspace(static_cast<unsigned char>(payload[i]))) ++i;
+  if (i < payload.size() && payload[i] == '[') return InputFormat::kHubSpot;
+  // Cheap textual probes first; the decoders check the structure properly.
+  if (payload.find("\"ChangeEventHeader\"") != std::string_view::npos) {
+    return InputFormat::kSalesforce;
   }
-  if (!key.empty() && key != event.ContactKey()) {
-    return DecodeError{"Kafka key '" + Echo(key) + "' does not match event identity '" +
-                           Echo(event.ContactKey()) + "'",
-                       ""};
+  if (payload.find("\"subscriptionType\"") != std::string_view::npos &&
+      payload.find("\"externalIdKey\"") == std::string_view::npos) {
+    return InputFormat::kHubSpot;
   }
-  return event;
+  if (payload.find("\"op\"") != std::string_view::npos &&
+      (payload.find("\"after\"") != std::string_view::npos ||
+       payload.find("\"before\"") != std::string_view::npos) &&
+      payload.find("\"externalIdKey\"") == std::string_view::npos) {
+    return InputFormat::kDebezium;
+  }
+  return InputFormat::kCanonical;
+}
+
+DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std::string_view key,
+                                  InputFormat format, const DecodeOptions& options) {
+  DecodedMessage out;
+  if (null_value) {
+    // Debezium writes a tombstone after each delete so that log compaction
+    // can drop the key; the delete event before it did the work.
+    if (format == InputFormat::kAuto || format == InputFormat::kDebezium) {
+      out.format = InputFormat::kDebezium;
+      out.ignored.push_back("tombstone (null value) carries no data");
+      return out;
+    }
+    return DecodeError{"message has no value (tombstone)", "", std::string(InputFormatName(format))};
+  }
+  out.format = format == InputFormat::kAuto ? DetectFormat(payload) : format;
+  const std::string name(InputFormatName(out.format));
+
+  char inline_dom[kInlineDomBytes];
+  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
+  rapidjson::Document doc(&allocator);
+  if (auto error = internal::ParsePayload(payload, doc, name)) return *std::move(error);
+
+  std::optional<DecodeError> error;
+  switch (out.format) {
+    case InputFormat::kAuto:
+    case InputFormat::kCanonical: {
+      DecodeResult event = DecodeCanonicalDocument(doc, key);
+      if (auto* bad = std::get_if<DecodeError>(&event)) {
+        bad->format = name;
+        return *std::move(bad);
+      }
+      out.events.push_back(std::get<CrmEvent>(std::move(event)));
+      return out;
+    }
+    case InputFormat::kHubSpot:
+      error = internal::DecodeHubSpot(doc, options.hubspot, out);
+      break;
+    case InputFormat::kSalesforce:
+      error = internal::DecodeSalesforce(doc, options.salesforce, out);
+      break;
+    case InputFormat::kDebezium:
+      error = internal::DecodeDebezium(doc, key, options.debezium, out);
+      // Debezium's own key form was checked by the decoder.
+      if (!error) return out;
+      break;
+  }
+  if (error) {
+    error->format = name;
+    return *std::move(error);
+  }
+  for (const CrmEvent& event : out.events) {
+    if (auto mismatch = internal::CheckKey(key, event, name)) return *std::move(mismatch);
+  }
+  return out;
 }
 
 }  // namespace crmsync::mapping

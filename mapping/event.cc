@@ -5,8 +5,15 @@
 namespace crmsync::mapping {
 namespace {
 
-constexpr std::array<EventKind, 4> kAllKinds = {EventKind::kCreated, EventKind::kUpdated,
-                                                EventKind::kDeleted, EventKind::kStatusChanged};
+constexpr std::array<EventKind, 6> kAllKinds = {
+    EventKind::kCreated,       EventKind::kUpdated, EventKind::kDeleted,
+    EventKind::kStatusChanged, EventKind::kMerged,  EventKind::kRestored};
+
+constexpr std::array<InputFormat, 5> kAllFormats = {InputFormat::kAuto, InputFormat::kCanonical,
+                                                    InputFormat::kHubSpot, InputFormat::kSalesforce,
+                                                    InputFormat::kDebezium};
+
+constexpr std::string_view kPropertiesPrefix = "properties.";
 
 }  // namespace
 
@@ -20,6 +27,10 @@ std::string_view EventKindName(EventKind kind) {
       return "contact.deleted";
     case EventKind::kStatusChanged:
       return "contact.status_changed";
+    case EventKind::kMerged:
+      return "contact.merged";
+    case EventKind::kRestored:
+      return "contact.restored";
   }
   return "unknown";
 }
@@ -29,6 +40,61 @@ std::optional<EventKind> ParseEventKind(std::string_view name) {
   for (EventKind kind : kAllKinds) {
     if (EventKindName(kind) == name) return kind;
   }
+  return std::nullopt;
+}
+
+std::string_view InputFormatName(InputFormat format) {
+  switch (format) {
+    case InputFormat::kAuto:
+      return "auto";
+    case InputFormat::kCanonical:
+      return "canonical";
+    case InputFormat::kHubSpot:
+      return "hubspot";
+    case InputFormat::kSalesforce:
+      return "salesforce";
+    case InputFormat::kDebezium:
+      return "debezium";
+  }
+  return "unknown";
+}
+
+std::optional<InputFormat> ParseInputFormat(std::string_view name) {
+  for (InputFormat format : kAllFormats) {
+    if (InputFormatName(format) == name) return format;
+  }
+  return std::nullopt;
+}
+
+bool IsFieldReference(std::string_view ref) {
+  static constexpr std::string_view kNames[] = {
+      "kind",          "status",          "origin",            "format",
+      "eventId",       "occurredAt",      "externalIdKey",     "externalIdValue",
+      "contact.email", "contact.phone",   "contact.firstName", "contact.lastName"};
+  for (std::string_view name : kNames) {
+    if (ref == name) return true;
+  }
+  return ref.starts_with(kPropertiesPrefix) && ref.size() > kPropertiesPrefix.size();
+}
+
+std::optional<std::string> FieldValue(const CrmEvent& event, std::string_view ref) {
+  if (ref.starts_with(kPropertiesPrefix)) {
+    auto it = event.contact.properties.find(std::string(ref.substr(kPropertiesPrefix.size())));
+    if (it == event.contact.properties.end()) return std::nullopt;
+    return it->second;
+  }
+  if (ref == "contact.email") return event.contact.email;
+  if (ref == "contact.phone") return event.contact.phone;
+  if (ref == "contact.firstName") return event.contact.first_name;
+  if (ref == "contact.lastName") return event.contact.last_name;
+  if (ref == "status") return event.status;
+  if (ref == "origin") return event.origin;
+  if (ref == "kind") return std::string(EventKindName(event.kind));
+  if (ref == "format") return std::string(InputFormatName(event.source_format));
+  if (ref == "eventId") return event.event_id;
+  if (ref == "occurredAt") return event.occurred_at;
+  if (ref == "externalIdKey") return event.external_id_key;
+  if (ref == "externalIdValue") return event.external_id_value;
   return std::nullopt;
 }
 

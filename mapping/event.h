@@ -1,14 +1,19 @@
-// CrmEvent: one decoded CRM change event, independent of its wire format.
+// CrmEvent: one decoded CRM change event, independent of its wire format
+// (canonical crmsync event, HubSpot webhook, Salesforce CDC, Debezium).
 //
 // Plain value type; no ownership subtleties, not synchronised. Decoders in
 // mapping/decode.h produce it; mapping/rules.h turns it into Operations.
+// Field references ("contact.email", "properties.tier", "origin", ...) name
+// its values in rule conditions and templates; see FieldValue().
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crmsync::mapping {
 
@@ -17,11 +22,27 @@ enum class EventKind {
   kUpdated,        // "contact.updated"
   kDeleted,        // "contact.deleted"
   kStatusChanged,  // "contact.status_changed"
+  kMerged,         // "contact.merged": other records were merged into this one
+  kRestored,       // "contact.restored": a deleted record came back
 };
 
 // Wire name ("contact.created", ...) of a kind, and the reverse.
 std::string_view EventKindName(EventKind kind);
 std::optional<EventKind> ParseEventKind(std::string_view name);
+
+// The wire formats a Kafka message may carry. kAuto (topics without a fixed
+// format) detects the format per message.
+enum class InputFormat {
+  kAuto,
+  kCanonical,   // schemas/event.schema.json
+  kHubSpot,     // HubSpot contact webhooks: a JSON array of events
+  kSalesforce,  // Salesforce Change Data Capture (ChangeEventHeader)
+  kDebezium,    // Debezium change events, with or without the {schema, payload} envelope
+};
+
+// "auto", "canonical", "hubspot", "salesforce", "debezium", and the reverse.
+std::string_view InputFormatName(InputFormat format);
+std::optional<InputFormat> ParseInputFormat(std::string_view name);
 
 // Contact fields carried by an event. Absent optionals mean "not in the event"
 // (an update may carry only what changed).
@@ -38,7 +59,8 @@ struct ContactFields {
 
 struct CrmEvent {
   std::string event_id;
-  // RFC 3339 timestamp as sent, and the same instant in ms since the epoch.
+  // RFC 3339 timestamp (as sent, or rendered from a format's epoch ms), and
+  // the same instant in ms since the epoch.
   std::string occurred_at;
   int64_t occurred_at_ms = 0;
   // Contact identity; the Kafka key is "<external_id_key>:<external_id_value>".
@@ -48,11 +70,35 @@ struct CrmEvent {
   // CRM outreach status, e.g. "active", "completed", "disqualified".
   std::optional<std::string> status;
   ContactFields contact;
+  // Field references known to have changed ("properties.lifecyclestage",
+  // "contact.email", "status"). Formats without change information list every
+  // field the event carries (an update carries what changed).
+  std::set<std::string> changed_fields;
+  // Values before the change, by field reference, where the format says
+  // (Debezium "before", canonical "previous"); a field absent here is unknown
+  // or was null.
+  std::map<std::string, std::string> previous;
+  // Who made the change, as the CRM reports it (HubSpot changeSource,
+  // Salesforce changeOrigin); used by rules to ignore the worker's own writes.
+  std::optional<std::string> origin;
+  InputFormat source_format = InputFormat::kCanonical;
+  // HubSpot merges: the record ids merged into this contact.
+  std::vector<std::string> merged_ids;
 
   // "<external_id_key>:<external_id_value>": the per-contact ordering identity.
   std::string ContactKey() const { return external_id_key + ":" + external_id_value; }
 
   bool operator==(const CrmEvent&) const = default;
 };
+
+// Whether `ref` is a field reference FieldValue() understands: "kind",
+// "status", "origin", "format", "eventId", "occurredAt", "externalIdKey",
+// "externalIdValue", "contact.firstName|lastName|email|phone",
+// "properties.<name>" (any name, may contain dots).
+bool IsFieldReference(std::string_view ref);
+
+// The value of a field reference in an event; nullopt when the event does not
+// carry it.
+std::optional<std::string> FieldValue(const CrmEvent& event, std::string_view ref);
 
 }  // namespace crmsync::mapping

@@ -85,4 +85,9 @@ struct Operation {
   bool operator==(const Operation&) const = default;
 };
 
+// The operation as one JSON object (for dry-run output, logs without PII
+// concerns aside, and golden tests): {"provider", "target", "action",
+// "contactKey", "routing"?, "options"?, "contact": {...present fields}}.
+std::string OperationJson(const Operation& op);
+
 }  // namespace crmsync::mapping

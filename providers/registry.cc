@@ -2,12 +2,18 @@
 
 #include <string>
 
+#include "providers/campaignlark/campaignlark.h"
 #include "providers/replify/replify.h"
+#include "providers/replyio/replyio.h"
+#include "providers/whippy/whippy.h"
 
 namespace crmsync::providers {
 
 const std::vector<std::string_view>& KnownProviders() {
-  static const std::vector<std::string_view> kNames = {replify::ReplifyProvider::kName};
+  static const std::vector<std::string_view> kNames = {replify::ReplifyProvider::kName,
+                                                        campaignlark::CampaignLarkProvider::kName,
+                                                        replyio::ReplyIoProvider::kName,
+                                                        whippy::WhippyProvider::kName};
   return kNames;
 }
 
@@ -25,6 +31,15 @@ std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider) 
 std::unique_ptr<Provider> CreateProvider(const mapping::ProviderConfig& config) {
   if (config.name == replify::ReplifyProvider::kName) {
     return std::make_unique<replify::ReplifyProvider>(config);
+  }
+  if (config.name == campaignlark::CampaignLarkProvider::kName) {
+    return std::make_unique<campaignlark::CampaignLarkProvider>(config);
+  }
+  if (config.name == replyio::ReplyIoProvider::kName) {
+    return std::make_unique<replyio::ReplyIoProvider>(config);
+  }
+  if (config.name == whippy::WhippyProvider::kName) {
+    return std::make_unique<whippy::WhippyProvider>(config);
   }
   std::string known;
   for (const std::string_view name : KnownProviders()) {

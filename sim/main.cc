@@ -11,6 +11,7 @@
 #include <string>
 
 #include "sim/simulator.h"
+#include "sim/whippy_sim.h"
 
 namespace {
 
@@ -34,6 +35,22 @@ int main(int argc, char** argv) {
   app.add_option("--replify-key", replify_key,
                  "API key Replify requests must carry in x-api-key (default: "
                  "$CRMSYNC_SIM_REPLIFY_KEY, else sim-replify-key)");
+  std::string campaignlark_key = "sim-campaignlark-key";
+  app.add_option("--campaignlark-key", campaignlark_key,
+                 "API key CampaignLark requests must carry as Authorization: Bearer")
+      ->capture_default_str();
+  std::string replyio_key = "sim-replyio-key";
+  app.add_option("--replyio-key", replyio_key,
+                 "API key Reply.io requests must carry as Authorization: Bearer")
+      ->capture_default_str();
+  std::string whippy_key = "sim-whippy-key";
+  std::string whippy_list_method = "PUT";
+  app.add_option("--whippy-key", whippy_key, "API key Whippy requests must carry in X-WHIPPY-KEY")
+      ->capture_default_str();
+  app.add_option("--whippy-list-method", whippy_list_method,
+                 "The one method Whippy's list endpoint answers (the real one is undocumented)")
+      ->check(CLI::IsMember({"PUT", "POST", "PATCH"}, CLI::ignore_case))
+      ->capture_default_str();
   app.add_option("--latency-ms", latency_ms, "Delay before every provider response")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -48,6 +65,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   options.api_keys = {{"replify", replify_key}};
+  options.api_keys["campaignlark"] = campaignlark_key;
+  options.api_keys["whippy"] = whippy_key;
+  options.api_keys["replyio"] = replyio_key;
   options.knobs.latency = std::chrono::milliseconds(latency_ms);
   options.knobs.failure_rate = failure_rate;
 
@@ -64,6 +84,9 @@ int main(int argc, char** argv) {
 
   try {
     crmsync::sim::Simulator simulator(options);
+    if (auto* whippy = dynamic_cast<crmsync::sim::WhippySim*>(simulator.Provider("whippy"))) {
+      whippy->SetListMethod(whippy_list_method);
+    }
     simulator.Start();
     // Scripts read the first line to learn the port: flush it at once.
     std::printf("http://%s:%d\n", options.host.c_str(), simulator.Port());

@@ -136,7 +136,7 @@ void Simulator::Impl::Route() {
   });
 
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) {
+    if (res.body.empty() && !res.has_header("WWW-Authenticate")) {
       Send(res, MessageReply(res.status, res.status == 404 ? "Not Found" : "Error"));
     }
   });

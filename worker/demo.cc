@@ -29,7 +29,10 @@ constexpr char kSimKey[] = "demo-replify-key";
 // The demo's only secret is the simulator's key; nothing is read from the
 // environment.
 std::optional<std::string> DemoEnv(std::string_view name) {
-  if (name == "REPLIFY_API_KEY") return std::string(kSimKey);
+  if (name == "REPLIFY_API_KEY" || name == "WHIPPY_API_KEY" || name == "CAMPAIGNLARK_API_KEY" ||
+      name == "REPLYIO_API_KEY") {
+    return std::string(kSimKey);
+  }
   return std::nullopt;
 }
 
@@ -95,7 +98,8 @@ int RunDemo(const DemoOptions& options) {
   broker.CreateTopic(kTopic, options.partitions);
 
   sim::Simulator::Options sim_options;
-  sim_options.api_keys = {{"replify", kSimKey}};
+  sim_options.api_keys = {
+      {"replify", kSimKey}, {"whippy", kSimKey}, {"campaignlark", kSimKey}, {"replyio", kSimKey}};
   sim_options.knobs.latency = std::chrono::milliseconds(options.latency_ms);
   sim::Simulator simulator(sim_options);
   simulator.Start();

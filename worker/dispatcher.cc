@@ -5,10 +5,73 @@
 #include <utility>
 
 namespace crmsync::worker {
+namespace {
+
+bool IsRemoval(mapping::Action action) {
+  switch (action) {
+    case mapping::Action::kRemove:
+    case mapping::Action::kUnenroll:
+      return true;
+    case mapping::Action::kUpsert:
+    case mapping::Action::kUpdateOnly:
+    case mapping::Action::kAdd:
+    case mapping::Action::kOverwrite:
+    case mapping::Action::kEnroll:
+      return false;
+  }
+  return false;
+}
+
+template <typename T>
+void Override(std::optional<T>& into, std::optional<T>& next) {
+  if (next) into = std::move(next);
+}
+
+}  // namespace
 
 Dispatcher::Dispatcher(std::map<std::string, ProviderLimits> limits, RetryPolicy retry,
                        uint64_t seed)
     : limits_(std::move(limits)), retry_(retry), rng_(seed) {}
+
+bool Dispatcher::Merge(Item& into, Item& next) {
+  mapping::Operation& a = into.op;
+  mapping::Operation& b = next.op;
+  if (IsRemoval(b.action) && !IsRemoval(a.action)) {
+    // Whatever waited is undone by the removal; an overwrite also drops the
+    // list's other members, which a single removal would not, so it stays.
+    if (a.action == mapping::Action::kOverwrite) return false;
+    a = std::move(b);
+  } else {
+    if (a.action != b.action || a.contact.status) return false;
+    mapping::Contact& x = a.contact;
+    mapping::Contact& y = b.contact;
+    Override(x.first_name, y.first_name);
+    Override(x.last_name, y.last_name);
+    Override(x.email, y.email);
+    Override(x.phone, y.phone);
+    Override(x.status, y.status);
+    Override(x.external_id_key, y.external_id_key);
+    Override(x.external_id_value, y.external_id_value);
+    for (auto& [key, value] : y.metadata) x.metadata.insert_or_assign(key, std::move(value));
+    for (auto& [key, value] : y.fields) x.fields.insert_or_assign(key, std::move(value));
+    if (!y.tags.empty()) x.tags = std::move(y.tags);
+  }
+  into.origins.insert(into.origins.end(), std::make_move_iterator(next.origins.begin()),
+                      std::make_move_iterator(next.origins.end()));
+  return true;
+}
+
+void Dispatcher::MarkReady(Queue& queue, const std::string& contact) {
+  auto it = queue.lines.find(contact);
+  if (it == queue.lines.end()) return;
+  ContactLine& line = it->second;
+  if (line.busy) return;
+  if (line.waiting.empty()) {
+    queue.lines.erase(it);
+    return;
+  }
+  queue.ready.emplace(line.waiting.front().seq, contact);
+}
 
 void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now) {
   std::string key = op.BatchKey();
@@ -18,72 +81,59 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
     queue.provider = op.provider;
     queue.target = op.target;
     queue.routing = op.routing;
+    queue.options_json = op.options_json;
   }
   const ProviderLimits& limits = limits_[queue.provider];
-  queue.waiting.push_back(Item{std::move(op), std::move(origin), 0, now + limits.linger});
-  queue.stalled = false;
+  const std::string contact = op.contact_key;
+  ContactLine& line = queue.lines[contact];
+  Item item{std::move(op), {std::move(origin)}, 0, now + limits.linger, next_seq_++};
+  if (!line.waiting.empty() && Merge(line.waiting.back(), item)) {
+    ++coalesced_;
+    return;
+  }
+  line.waiting.push_back(std::move(item));
   ++queued_;
+  if (line.waiting.size() == 1) MarkReady(queue, contact);
 }
 
 void Dispatcher::WakeRetries(Queue& queue, Clock::time_point now) {
-  if (queue.backing_off.empty()) return;
-  // Due retries go back to the front of the queue: every later operation of
-  // their contact is still behind them, so order holds.
-  auto due = std::stable_partition(queue.backing_off.begin(), queue.backing_off.end(),
-                                   [now](const Item& item) { return item.ready_at > now; });
-  if (due == queue.backing_off.end()) return;
-  for (auto it = std::make_reverse_iterator(queue.backing_off.end());
-       it != std::make_reverse_iterator(due); ++it) {
-    queue.busy.erase(it->op.contact_key);
-    queue.waiting.push_front(std::move(*it));
+  // Due retries go back to the front of their contact's line: every later
+  // operation of the contact is still behind them, so order holds.
+  auto due =
+      std::stable_partition(queue.backing_off.begin(), queue.backing_off.end(),
+                            [now](const auto& entry) { return entry.second.ready_at > now; });
+  for (auto it = due; it != queue.backing_off.end(); ++it) {
+    ContactLine& line = queue.lines[it->first];
+    line.busy = false;
+    line.waiting.push_front(std::move(it->second));
+    MarkReady(queue, it->first);
   }
   queue.backing_off.erase(due, queue.backing_off.end());
-  queue.stalled = false;
 }
 
 std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, size_t max_batch) {
-  std::unordered_set<std::string_view> blocked;
-  std::unordered_set<std::string_view> in_batch;
+  InFlightBatch batch;
   std::optional<mapping::Action> action;
-  std::vector<size_t> taken;
-  size_t scanned = 0;
-  for (; scanned < queue.waiting.size() && taken.size() < max_batch; ++scanned) {
-    const Item& item = queue.waiting[scanned];
-    std::string_view contact = item.op.contact_key;
-    // An operation may go only if no earlier operation of its contact is still
-    // ahead of it: in flight, backing off, skipped in this scan, or already in
-    // this batch (a batch carries one operation per contact).
-    if (queue.busy.contains(item.op.contact_key) || blocked.contains(contact) ||
-        in_batch.contains(contact) || (action && item.op.action != *action)) {
-      blocked.insert(contact);
+  for (auto it = queue.ready.begin(); it != queue.ready.end() && batch.items.size() < max_batch;) {
+    ContactLine& line = queue.lines.at(it->second);
+    Item& front = line.waiting.front();
+    // A batch carries one action; a contact whose next operation is another
+    // action stays ready for the next batch.
+    if (action && front.op.action != *action) {
+      ++it;
       continue;
     }
-    action = item.op.action;
-    in_batch.insert(contact);
-    taken.push_back(scanned);
+    action = front.op.action;
+    batch.items.push_back(std::move(front));
+    line.waiting.pop_front();
+    line.busy = true;
+    it = queue.ready.erase(it);
   }
-  if (taken.empty()) return std::nullopt;
-
-  InFlightBatch batch;
-  batch.items.reserve(taken.size());
-  std::vector<Item> kept;
-  kept.reserve(scanned - taken.size());
-  size_t next_taken = 0;
-  for (size_t i = 0; i < scanned; ++i) {
-    if (next_taken < taken.size() && taken[next_taken] == i) {
-      batch.items.push_back(std::move(queue.waiting[i]));
-      ++next_taken;
-    } else {
-      kept.push_back(std::move(queue.waiting[i]));
-    }
-  }
-  queue.waiting.erase(queue.waiting.begin(), queue.waiting.begin() + scanned);
-  queue.waiting.insert(queue.waiting.begin(), std::make_move_iterator(kept.begin()),
-                       std::make_move_iterator(kept.end()));
-  for (const Item& item : batch.items) queue.busy.insert(item.op.contact_key);
+  if (batch.items.empty()) return std::nullopt;
   batch.batch.target = queue.target;
   batch.batch.action = *action;
   batch.batch.routing = queue.routing;
+  batch.batch.options_json = queue.options_json;
   return batch;
 }
 
@@ -91,18 +141,15 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
   std::vector<OutgoingBatch> out;
   for (auto& [key, queue] : queues_) {
     WakeRetries(queue, now);
-    if (queue.stalled) continue;
     const ProviderLimits& limits = limits_[queue.provider];
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
-    while (!queue.waiting.empty() && provider_in_flight < limits.max_in_flight) {
-      const bool due = flush_all || queue.waiting.size() >= limits.max_batch ||
-                       queue.waiting.front().ready_at <= now;
+    while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
+      const Item& oldest = queue.lines.at(queue.ready.begin()->second).waiting.front();
+      const bool due =
+          flush_all || queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
       std::optional<InFlightBatch> formed = FormBatch(queue, limits.max_batch);
-      if (!formed) {
-        queue.stalled = true;
-        break;
-      }
+      if (!formed) break;
       const uint64_t id = next_id_++;
       formed->queue_key = key;
       InFlightBatch& stored = in_flight_.emplace(id, std::move(*formed)).first->second;
@@ -141,11 +188,11 @@ std::vector<Finished> Dispatcher::OnResult(
   Queue& queue = queues_[batch.queue_key];
   --in_flight_per_provider_[queue.provider];
   in_flight_ops_ -= batch.items.size();
-  queue.stalled = false;
   assert(outcomes.size() == batch.items.size());
 
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
+    const std::string contact = item.op.contact_key;
     ++item.attempts;
     // A provider that answered fewer outcomes than items broke its contract;
     // retrying the rest is the safe reading.
@@ -156,19 +203,24 @@ std::vector<Finished> Dispatcher::OnResult(
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
       case providers::OutcomeKind::kReject:
-        queue.busy.erase(item.op.contact_key);
-        finished.push_back(Finished{std::move(item.origin), queue.provider, outcome.kind,
-                                    outcome.reason, outcome.http_status, item.attempts});
+        for (MessageRef& origin : item.origins) {
+          finished.push_back(Finished{std::move(origin), queue.provider, outcome.kind,
+                                      outcome.reason, outcome.http_status, item.attempts});
+        }
+        queue.lines[contact].busy = false;
+        MarkReady(queue, contact);
         break;
       case providers::OutcomeKind::kRetry:
-        if (!keep_retrying(item.origin)) {
-          queue.busy.erase(item.op.contact_key);
+        std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
+        if (item.origins.empty()) {
+          queue.lines[contact].busy = false;
+          MarkReady(queue, contact);
           break;
         }
         ++retries_;
         ++queued_;
         item.ready_at = now + Backoff(item.attempts, outcome);
-        queue.backing_off.push_back(std::move(item));
+        queue.backing_off.emplace_back(contact, std::move(item));
         break;
     }
   }
@@ -176,16 +228,35 @@ std::vector<Finished> Dispatcher::OnResult(
 }
 
 void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
+  auto strip = [&tp](Item& item) {
+    std::erase_if(item.origins, [&tp](const MessageRef& ref) { return ref.tp == tp; });
+    return item.origins.empty();
+  };
   for (auto& [key, queue] : queues_) {
-    auto from_tp = [&tp](const Item& item) { return item.origin.tp == tp; };
-    const size_t before = queue.waiting.size() + queue.backing_off.size();
-    for (const Item& item : queue.backing_off) {
-      if (from_tp(item)) queue.busy.erase(item.op.contact_key);
+    for (auto& [contact, line] : queue.lines) {
+      const size_t before = line.waiting.size();
+      std::erase_if(line.waiting, strip);
+      queued_ -= before - line.waiting.size();
     }
-    std::erase_if(queue.waiting, from_tp);
-    std::erase_if(queue.backing_off, from_tp);
-    queued_ -= before - queue.waiting.size() - queue.backing_off.size();
-    queue.stalled = false;
+    for (auto it = queue.backing_off.begin(); it != queue.backing_off.end();) {
+      if (strip(it->second)) {
+        queue.lines[it->first].busy = false;
+        --queued_;
+        it = queue.backing_off.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Fronts may have changed: rebuild the ready set.
+    queue.ready.clear();
+    for (auto it = queue.lines.begin(); it != queue.lines.end();) {
+      if (!it->second.busy && it->second.waiting.empty()) {
+        it = queue.lines.erase(it);
+        continue;
+      }
+      if (!it->second.busy) queue.ready.emplace(it->second.waiting.front().seq, it->first);
+      ++it;
+    }
   }
 }
 
@@ -195,16 +266,16 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline() const {
     if (!next || t < *next) next = t;
   };
   for (const auto& [key, queue] : queues_) {
-    for (const Item& item : queue.backing_off) consider(item.ready_at);
-    if (queue.stalled || queue.waiting.empty()) continue;
+    for (const auto& entry : queue.backing_off) consider(entry.second.ready_at);
+    if (queue.ready.empty()) continue;
     auto limits = limits_.find(queue.provider);
     auto in_flight = in_flight_per_provider_.find(queue.provider);
     const int max_in_flight = limits == limits_.end() ? 1 : limits->second.max_in_flight;
     if (in_flight != in_flight_per_provider_.end() && in_flight->second >= max_in_flight) continue;
-    if (limits != limits_.end() && queue.waiting.size() >= limits->second.max_batch) {
+    if (limits != limits_.end() && queue.ready.size() >= limits->second.max_batch) {
       consider(Clock::time_point::min());
     } else {
-      consider(queue.waiting.front().ready_at);
+      consider(queue.lines.at(queue.ready.begin()->second).waiting.front().ready_at);
     }
   }
   return next;

@@ -1,12 +1,22 @@
 // Dispatcher: turns a stream of Operations into provider batches, and the
 // provider's per-item outcomes back into finished messages.
 //
-// One queue per (provider, target, routing). A batch carries one action and
-// at most one operation per contact, up to the provider's batch size; it is
-// formed when the queue holds a full batch or its oldest operation has waited
-// `linger`. Per-contact order: while an operation of a contact is in flight
-// or waiting to be retried, later operations of that contact on the same
-// queue wait behind it; other contacts are not held up.
+// One queue per (provider, target, routing, options), and in it one line per
+// contact. A batch carries one action and at most one operation per contact,
+// up to the provider's batch size; it is formed when the queue holds a full
+// batch or its oldest ready operation has waited `linger`.
+//
+// Per-contact order: a contact's operations leave its line one at a time;
+// while one is in flight or waiting to be retried, the rest wait. Other
+// contacts are not held up, and finding the next batch costs O(batch), never
+// a scan of everything queued.
+//
+// Coalescing: an operation that arrives while its contact's last queued
+// operation is still waiting merges into it (later fields win, maps merge),
+// and a removal absorbs whatever waits before it. Merging is skipped when the
+// waiting operation sets a status, whose effect may depend on state (Replify
+// does not add a completed contact). The merged operation carries every
+// absorbed message, and its result finishes all of them.
 //
 // Pure logic with an injected clock (`now` arguments); not thread-safe: owned
 // by the worker's loop thread. Never throws on content.
@@ -21,7 +31,8 @@
 #include <optional>
 #include <random>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mapping/operation.h"
@@ -84,7 +95,7 @@ class Dispatcher {
   // Applies one Outcome per item of batch `id`. Retried items wait for their
   // backoff and keep their place in front of their contact's later operations
   // (unless `keep_retrying(origin)` says their partition is gone: then they are
-  // dropped). Returns the operations that are finished.
+  // dropped). Returns one Finished per message an item carried.
   std::vector<Finished> OnResult(uint64_t id, const std::vector<providers::Outcome>& outcomes,
                                  Clock::time_point now,
                                  const std::function<bool(const MessageRef&)>& keep_retrying);
@@ -101,24 +112,30 @@ class Dispatcher {
   size_t Pending() const { return queued_ + in_flight_ops_; }
   // Retries scheduled so far (a provider answered "try again").
   uint64_t Retries() const { return retries_; }
+  // Operations absorbed into an earlier waiting one of the same contact.
+  uint64_t Coalesced() const { return coalesced_; }
 
  private:
   struct Item {
     mapping::Operation op;
-    MessageRef origin;
+    std::vector<MessageRef> origins;  // every message this operation finishes
     int attempts = 0;
-    Clock::time_point ready_at;  // enqueue time, or when a retry may go
+    Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
+    uint64_t seq = 0;            // arrival order within the dispatcher
+  };
+  struct ContactLine {
+    std::deque<Item> waiting;  // in order; the front is the next to go
+    bool busy = false;         // an operation is in flight or backing off
   };
   struct Queue {
     std::string provider;
     std::string target;
     std::optional<mapping::Routing> routing;
-    std::deque<Item> waiting;       // arrival order; retries re-enter at the front
-    std::vector<Item> backing_off;  // retries not yet due
-    // Contacts with an operation in flight or backing off.
-    std::unordered_set<std::string> busy;
-    // Nothing in `waiting` can go until a result or a retry wakes something.
-    bool stalled = false;
+    std::string options_json;
+    std::unordered_map<std::string, ContactLine> lines;  // by contact key
+    // Contacts whose front operation may go, by that operation's seq.
+    std::map<uint64_t, std::string> ready;
+    std::vector<std::pair<std::string, Item>> backing_off;  // retries not yet due
   };
   struct InFlightBatch {
     std::string queue_key;
@@ -126,7 +143,9 @@ class Dispatcher {
     providers::Batch batch;
   };
 
+  static bool Merge(Item& into, Item& next);
   std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch);
+  void MarkReady(Queue& queue, const std::string& contact);
   void WakeRetries(Queue& queue, Clock::time_point now);
   std::chrono::milliseconds Backoff(int attempts, const providers::Outcome& outcome);
 
@@ -137,9 +156,11 @@ class Dispatcher {
   std::map<uint64_t, InFlightBatch> in_flight_;
   std::map<std::string, int> in_flight_per_provider_;
   uint64_t next_id_ = 1;
+  uint64_t next_seq_ = 1;
   size_t queued_ = 0;
   size_t in_flight_ops_ = 0;
   uint64_t retries_ = 0;
+  uint64_t coalesced_ = 0;
 };
 
 }  // namespace crmsync::worker

@@ -8,9 +8,11 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <iostream>
 
 #include "mapping/config.h"
 #include "worker/demo.h"
+#include "worker/dry_run.h"
 #include "worker/metrics.h"
 #include "worker/worker.h"
 
@@ -62,6 +64,20 @@ int main(int argc, char** argv) {
   CLI::App* check = app.add_subcommand("check-config", "validate a config file and exit");
   check->add_option("file", check_path, "config file (JSON)")->required();
 
+  crmsync::worker::DryRunOptions dry_run_options;
+  CLI::App* dry_run = app.add_subcommand(
+      "dry-run", "print the operations and provider requests events would cause; sends nothing");
+  dry_run->add_option("-c,--config", dry_run_options.config_path, "config file (JSON)")->required();
+  dry_run->add_option("--format", dry_run_options.format,
+                      "input format: auto, canonical, hubspot, salesforce, debezium "
+                      "(default: the topic's)");
+  dry_run->add_option("--topic", dry_run_options.topic,
+                      "topic the messages come from (default: the first configured)");
+  dry_run->add_flag("--whole", dry_run_options.whole_input, "the whole input is one message");
+  dry_run->add_option("file", dry_run_options.input,
+                      "events: one message per line (key<TAB>value or value), or '-' for stdin")
+      ->capture_default_str();
+
   crmsync::worker::DemoOptions demo_options;
   CLI::App* demo =
       app.add_subcommand("demo", "embedded broker, simulator and sample events; no setup needed");
@@ -78,6 +94,7 @@ int main(int argc, char** argv) {
     if (*run) return Run(config_path);
     if (*check) return CheckConfig(check_path);
     if (*demo) return crmsync::worker::RunDemo(demo_options);
+    if (*dry_run) return crmsync::worker::RunDryRun(dry_run_options, std::cout, std::cerr);
   } catch (const crmsync::mapping::ConfigError& e) {
     std::fprintf(stderr, "invalid configuration:\n%s\n", e.what());
     return 2;

@@ -26,12 +26,30 @@ constexpr char kCampaignTrial[] = "8c2d7e41-0b6f-4d3a-a1c9-5e7f9b2d4c63";
 constexpr char kTestKey[] = "test-key-0123456789";
 
 std::optional<std::string> TestEnv(std::string_view name) {
-  if (name == "REPLIFY_API_KEY") return std::string(kTestKey);
+  if (name == "REPLIFY_API_KEY" || name == "WHIPPY_API_KEY" || name == "CAMPAIGNLARK_API_KEY" ||
+      name == "REPLYIO_API_KEY") {
+    return std::string(kTestKey);
+  }
   if (name == "EMPTY_KEY") return std::string();
   return std::nullopt;
 }
 
 std::optional<std::string> NoEnv(std::string_view) { return std::nullopt; }
+
+// Every key but Replify's.
+std::optional<std::string> NoReplifyEnv(std::string_view name) {
+  if (name == "REPLIFY_API_KEY") return std::nullopt;
+  return TestEnv(name);
+}
+
+// The operations of one provider.
+std::vector<Operation> Of(const std::vector<Operation>& operations, const std::string& provider) {
+  std::vector<Operation> out;
+  for (const Operation& op : operations) {
+    if (op.provider == provider) out.push_back(op);
+  }
+  return out;
+}
 
 std::string SourceFile(const std::string& relative_path) {
   std::ifstream in(std::string(CRMSYNC_SOURCE_DIR) + "/" + relative_path, std::ios::binary);
@@ -130,25 +148,44 @@ TEST(LoadConfigTest, ExampleRulesRouteTiersToTheirCampaigns) {
 
   for (const char* tier : {"pro", "enterprise"}) {
     const MapResult pro = Map(Contact(EventKind::kCreated, tier), rules);
-    ASSERT_EQ(pro.operations.size(), 1u) << tier;
-    EXPECT_EQ(pro.operations[0].target, kCampaignPro);
-    EXPECT_EQ(pro.operations[0].action, Action::kUpsert);
+    const std::vector<Operation> replify = Of(pro.operations, "replify");
+    ASSERT_EQ(replify.size(), 1u) << tier;
+    EXPECT_EQ(replify[0].target, kCampaignPro);
+    EXPECT_EQ(replify[0].action, Action::kUpsert);
+    ASSERT_EQ(Of(pro.operations, "replyio").size(), 1u);
+    EXPECT_EQ(Of(pro.operations, "replyio")[0].action, Action::kEnroll);
+    ASSERT_EQ(Of(pro.operations, "campaignlark").size(), 1u);
+    EXPECT_EQ(Of(pro.operations, "campaignlark")[0].contact.metadata.at("tier"), tier);
+    // The sample contact has no phone: Whippy's action is skipped, with a reason.
+    EXPECT_TRUE(Of(pro.operations, "whippy").empty());
+    EXPECT_THAT(pro.skipped, Contains(HasSubstr("no phone")));
   }
   const MapResult trial = Map(Contact(EventKind::kUpdated, "trial"), rules);
-  ASSERT_EQ(trial.operations.size(), 1u);
-  EXPECT_EQ(trial.operations[0].target, kCampaignTrial);
+  ASSERT_EQ(Of(trial.operations, "replify").size(), 1u);
+  EXPECT_EQ(Of(trial.operations, "replify")[0].target, kCampaignTrial);
 
-  const MapResult stop = Map(Contact(EventKind::kStatusChanged, "pro", "disqualified"), rules);
+  CrmEvent stopped = Contact(EventKind::kStatusChanged, "pro", "disqualified");
+  stopped.contact.phone = "15551234567";
+  const MapResult stop = Map(stopped, rules);
   EXPECT_EQ(stop.rule, "stop-outreach");
-  ASSERT_EQ(stop.operations.size(), 2u);
-  for (const Operation& op : stop.operations) {
+  const std::vector<Operation> replify = Of(stop.operations, "replify");
+  ASSERT_EQ(replify.size(), 2u);
+  for (const Operation& op : replify) {
     EXPECT_EQ(op.action, Action::kUpdateOnly);
     EXPECT_EQ(op.contact.status, "disqualified");
   }
-  EXPECT_NE(stop.operations[0].target, stop.operations[1].target);
+  EXPECT_NE(replify[0].target, replify[1].target);
+  ASSERT_EQ(Of(stop.operations, "whippy").size(), 1u);
+  EXPECT_EQ(Of(stop.operations, "whippy")[0].action, Action::kRemove);
+  ASSERT_EQ(Of(stop.operations, "campaignlark").size(), 1u);
+  EXPECT_EQ(Of(stop.operations, "campaignlark")[0].contact.status, "UNSUBSCRIBED");
+  EXPECT_EQ(Of(stop.operations, "campaignlark")[0].options_json, R"({"partialUpdate":true})");
+  ASSERT_EQ(Of(stop.operations, "replyio").size(), 1u);
+  EXPECT_EQ(Of(stop.operations, "replyio")[0].action, Action::kUnenroll);
+  EXPECT_EQ(Of(stop.operations, "replyio")[0].target, "4242");
 
   const MapResult deleted = Map(Contact(EventKind::kDeleted, "pro"), rules);
-  ASSERT_EQ(deleted.operations.size(), 2u);
+  ASSERT_EQ(Of(deleted.operations, "replify").size(), 2u);
   EXPECT_EQ(deleted.operations[0].action, Action::kRemove);
 
   EXPECT_TRUE(Map(Contact(EventKind::kCreated, "free"), rules).operations.empty());
@@ -170,6 +207,9 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
   auto default_of = [&schema](const std::string& pointer) -> const rapidjson::Value& {
     static const rapidjson::Value kMissing;
     const rapidjson::Value* node = rapidjson::Pointer(pointer.c_str()).Get(schema);
+    if (node != nullptr && node->HasMember("$ref")) {
+      node = rapidjson::Pointer((*node)["$ref"].GetString() + 1).Get(schema);
+    }
     if (node == nullptr || !node->HasMember("default")) {
       ADD_FAILURE() << "no default at " << pointer;
       return kMissing;
@@ -191,10 +231,11 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
   EXPECT_EQ(provider.max_in_flight, default_of(replify + "maxInFlight").GetInt());
   EXPECT_EQ(provider.request_timeout.count(), default_of(replify + "requestTimeoutMs").GetInt64());
   const RuleAction& first = config.rules.rules.at(0).actions.at(0);
-  EXPECT_EQ(ActionName(first.action), default_of(action + "action").GetString());
+  // The default action is the provider's first (the action's description).
+  EXPECT_EQ(first.action, Action::kUpsert);
   EXPECT_EQ(first.send_external_id, default_of(action + "sendExternalId").GetBool());
-  EXPECT_EQ(first.metadata_from_properties,
-            default_of(action + "metadataFromProperties").GetBool());
+  EXPECT_TRUE(first.metadata_from_properties);
+  EXPECT_TRUE(config.rules.input.topic_formats.empty());
   EXPECT_FALSE(first.status.has_value());
   EXPECT_FALSE(first.routing.has_value());
   EXPECT_EQ(config.worker.drain_timeout.count(), default_of(worker + "drainTimeoutMs").GetInt64());
@@ -234,8 +275,9 @@ TEST(LoadConfigTest, CampaignIdMustBeAUuid) {
 }
 
 TEST(LoadConfigTest, UnknownProviderInActionIsReported) {
-  EXPECT_THAT(Problems(Edited({{"/rules/2/actions/0/provider", "\"whippy\""}})),
-              Contains("/rules/2/actions/0/provider: unknown provider 'whippy' (known: replify)"));
+  EXPECT_THAT(Problems(Edited({{"/rules/2/actions/0/provider", "\"mailchimp\""}})),
+              Contains("/rules/2/actions/0/provider: unknown provider 'mailchimp' (known: "
+                       "replify, whippy, campaignlark, replyio)"));
 }
 
 TEST(LoadConfigTest, ProviderMustBeConfiguredToBeUsed) {
@@ -245,10 +287,15 @@ TEST(LoadConfigTest, ProviderMustBeConfiguredToBeUsed) {
 }
 
 TEST(LoadConfigTest, BadActionNameIsReported) {
-  EXPECT_THAT(Problems(Edited({{"/rules/2/actions/0/action", "\"delete\""}})),
-              Contains(AllOf(StartsWith("/rules/2/actions/0/action: "),
-                             HasSubstr(R"("upsert", "updateOnly" or "remove")"),
-                             HasSubstr(R"(got "delete")"))));
+  const std::vector<std::string> problems =
+      Problems(Edited({{"/rules/2/actions/0/action", "\"delete\""}}));
+  EXPECT_THAT(problems, testing::ElementsAre(AllOf(StartsWith("/rules/2/actions/0/action: "),
+                                                   HasSubstr(R"("updateOnly", "remove", "add")"),
+                                                   HasSubstr(R"(got "delete")"))));
+  EXPECT_THAT(Problems(Edited({{"/rules/2/actions/0/action", "\"enroll\""}})),
+              testing::ElementsAre("/rules/2/actions/0/action: 'enroll' is not an action of "
+                                   "provider 'replify' (allowed: upsert, updateOnly, remove, "
+                                   "stopOutreach)"));
 }
 
 TEST(LoadConfigTest, RoutingNeedsBothKeyAndValue) {
@@ -275,7 +322,7 @@ TEST(LoadConfigTest, ApiKeyIsReadFromAFileAndTrimmed) {
   TempFile key("key", "file-key-42\n  \n");
   const std::string source = R"({"file": ")" + key.path() + R"("})";
   const Config config =
-      LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoEnv);
+      LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
   EXPECT_EQ(config.providers.at("replify").api_key, "file-key-42");
 }
 
@@ -348,7 +395,7 @@ TEST(LoadConfigTest, MultipleErrorsAreReportedTogether) {
                                  {"/rules/1/actions/0/action", "\"erase\""},
                                  {"/rules/3/actions/0/action", "\"erase\""},
                                  {"/worker/drainTimeoutMs", "\"10s\""}}),
-                         &NoEnv);
+                         &NoReplifyEnv);
     FAIL() << "config was accepted";
   } catch (const ConfigError& e) {
     const std::vector<std::string> expected_paths = {

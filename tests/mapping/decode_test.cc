@@ -174,10 +174,12 @@ TEST(DecodeCanonicalTest, MalformedTimestampsAreRejectedAtOccurredAt) {
 }
 
 TEST(DecodeCanonicalTest, ErrorToStringNamesReasonAndPath) {
-  EXPECT_EQ((DecodeError{"schema violation: x", "/kind"}).ToString(),
+  EXPECT_EQ((DecodeError{"schema violation: x", "/kind", ""}).ToString(),
             "schema violation: x at /kind");
-  EXPECT_EQ((DecodeError{"invalid JSON: y at offset 3", ""}).ToString(),
+  EXPECT_EQ((DecodeError{"invalid JSON: y at offset 3", "", ""}).ToString(),
             "invalid JSON: y at offset 3");
+  EXPECT_EQ((DecodeError{"bad op", "/payload/op", "debezium"}).ToString(),
+            "debezium: bad op at /payload/op");
 }
 
 // A stand-in for the fuzzer until one is wired up: every prefix and a set of

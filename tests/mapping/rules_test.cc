@@ -35,6 +35,12 @@ RuleAction To(const std::string& target, Action action = Action::kUpsert) {
   return a;
 }
 
+Rules Of(std::vector<Rule> list) {
+  Rules rules;
+  rules.rules = std::move(list);
+  return rules;
+}
+
 Rule Named(const std::string& name, std::vector<RuleAction> actions) {
   Rule rule;
   rule.name = name;
@@ -46,7 +52,7 @@ TEST(MapTest, FirstMatchingRuleWinsInOrder) {
   Rule specific = Named("specific", {To(kCampaignA)});
   specific.kinds = {EventKind::kCreated};
   Rule general = Named("general", {To(kCampaignB)});
-  Rules rules{{specific, general}};
+  Rules rules = Of({specific, general});
 
   const MapResult created = Map(Event(EventKind::kCreated), rules);
   EXPECT_EQ(created.rule, "specific");
@@ -58,14 +64,14 @@ TEST(MapTest, FirstMatchingRuleWinsInOrder) {
   ASSERT_EQ(updated.operations.size(), 1u);
   EXPECT_EQ(updated.operations[0].target, kCampaignB);
 
-  Rules reversed{{general, specific}};
+  Rules reversed = Of({general, specific});
   EXPECT_EQ(Map(Event(EventKind::kCreated), reversed).rule, "general");
 }
 
 TEST(MapTest, KindsConditionAcceptsOnlyListedKinds) {
   Rule rule = Named("r", {To(kCampaignA)});
   rule.kinds = {EventKind::kCreated, EventKind::kUpdated};
-  const Rules rules{{rule}};
+  const Rules rules = Of({rule});
   EXPECT_EQ(Map(Event(EventKind::kCreated), rules).rule, "r");
   EXPECT_EQ(Map(Event(EventKind::kUpdated), rules).rule, "r");
   EXPECT_EQ(Map(Event(EventKind::kDeleted), rules).rule, "");
@@ -75,7 +81,7 @@ TEST(MapTest, KindsConditionAcceptsOnlyListedKinds) {
 TEST(MapTest, StatusesConditionNeedsAListedStatus) {
   Rule rule = Named("stop", {To(kCampaignA, Action::kUpdateOnly)});
   rule.statuses = {"completed", "disqualified"};
-  const Rules rules{{rule}};
+  const Rules rules = Of({rule});
   EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "completed"), rules).rule, "stop");
   EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "disqualified"), rules).rule, "stop");
   EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "active"), rules).rule, "");
@@ -85,7 +91,7 @@ TEST(MapTest, StatusesConditionNeedsAListedStatus) {
 TEST(MapTest, PropertiesConditionNeedsEachPropertyWithAnAcceptedValue) {
   Rule rule = Named("pro", {To(kCampaignA)});
   rule.properties = {{"tier", {"pro", "enterprise"}}, {"lifecycleStage", {"customer"}}};
-  const Rules rules{{rule}};
+  const Rules rules = Of({rule});
 
   CrmEvent event = Event(EventKind::kUpdated);
   EXPECT_EQ(Map(event, rules).rule, "pro");
@@ -105,7 +111,7 @@ TEST(MapTest, AllConditionsMustHoldTogether) {
   rule.kinds = {EventKind::kStatusChanged};
   rule.statuses = {"completed"};
   rule.properties = {{"tier", {"pro"}}};
-  const Rules rules{{rule}};
+  const Rules rules = Of({rule});
   EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "completed"), rules).rule, "r");
   EXPECT_EQ(Map(Event(EventKind::kUpdated, "completed"), rules).rule, "");
   EXPECT_EQ(Map(Event(EventKind::kStatusChanged, "active"), rules).rule, "");
@@ -115,7 +121,7 @@ TEST(MapTest, AllConditionsMustHoldTogether) {
 }
 
 TEST(MapTest, RuleWithoutConditionsMatchesEveryEvent) {
-  const Rules rules{{Named("all", {To(kCampaignA)})}};
+  const Rules rules = Of({Named("all", {To(kCampaignA)})});
   for (EventKind kind :
        {EventKind::kCreated, EventKind::kUpdated, EventKind::kDeleted, EventKind::kStatusChanged}) {
     EXPECT_EQ(Map(Event(kind), rules).rule, "all") << EventKindName(kind);
@@ -123,7 +129,7 @@ TEST(MapTest, RuleWithoutConditionsMatchesEveryEvent) {
 }
 
 TEST(MapTest, UpsertCarriesEveryFieldOfTheEvent) {
-  const Rules rules{{Named("sync", {To(kCampaignA)})}};
+  const Rules rules = Of({Named("sync", {To(kCampaignA)})});
   const MapResult result = Map(Event(EventKind::kUpdated, "active"), rules);
   ASSERT_EQ(result.operations.size(), 1u);
   const Operation& op = result.operations[0];
@@ -147,7 +153,7 @@ TEST(MapTest, UpsertCarriesEveryFieldOfTheEvent) {
 TEST(MapTest, RemoveSendsOnlyIdentityFields) {
   RuleAction remove = To(kCampaignA, Action::kRemove);
   remove.status = "completed";
-  const Rules rules{{Named("deleted", {remove})}};
+  const Rules rules = Of({Named("deleted", {remove})});
   const MapResult result = Map(Event(EventKind::kDeleted, "completed"), rules);
   ASSERT_EQ(result.operations.size(), 1u);
   Contact expected;
@@ -162,7 +168,7 @@ TEST(MapTest, RemoveSendsOnlyIdentityFields) {
 TEST(MapTest, ConstantStatusOverridesEventStatus) {
   RuleAction stop = To(kCampaignA, Action::kUpdateOnly);
   stop.status = "completed";
-  const Rules rules{{Named("stop", {stop})}};
+  const Rules rules = Of({Named("stop", {stop})});
   EXPECT_EQ(
       Map(Event(EventKind::kStatusChanged, "disqualified"), rules).operations[0].contact.status,
       "completed");
@@ -170,7 +176,7 @@ TEST(MapTest, ConstantStatusOverridesEventStatus) {
 }
 
 TEST(MapTest, EventStatusIsSentWhenNoConstantIsSet) {
-  const Rules rules{{Named("r", {To(kCampaignA)})}};
+  const Rules rules = Of({Named("r", {To(kCampaignA)})});
   EXPECT_EQ(
       Map(Event(EventKind::kStatusChanged, "disqualified"), rules).operations[0].contact.status,
       "disqualified");
@@ -181,7 +187,7 @@ TEST(MapTest, IdentityAndMetadataCanBeLeftOut) {
   RuleAction action = To(kCampaignA);
   action.send_external_id = false;
   action.metadata_from_properties = false;
-  const Rules rules{{Named("r", {action})}};
+  const Rules rules = Of({Named("r", {action})});
   const Contact contact = Map(Event(EventKind::kUpdated), rules).operations[0].contact;
   EXPECT_FALSE(contact.external_id_key.has_value());
   EXPECT_FALSE(contact.external_id_value.has_value());
@@ -194,7 +200,7 @@ TEST(MapTest, RoutingIsCopiedAndSeparatesBatches) {
   site_a.routing = Routing{"hubspotId", "site-a"};
   RuleAction site_b = To(kCampaignA);
   site_b.routing = Routing{"hubspotId", "site-b"};
-  const Rules rules{{Named("sites", {site_a, site_b})}};
+  const Rules rules = Of({Named("sites", {site_a, site_b})});
   const MapResult result = Map(Event(EventKind::kUpdated), rules);
   ASSERT_EQ(result.operations.size(), 2u);
   EXPECT_EQ(result.operations[0].routing, (Routing{"hubspotId", "site-a"}));
@@ -203,8 +209,8 @@ TEST(MapTest, RoutingIsCopiedAndSeparatesBatches) {
 }
 
 TEST(MapTest, EachActionYieldsOneOperationInOrder) {
-  const Rules rules{
-      {Named("both", {To(kCampaignA, Action::kUpdateOnly), To(kCampaignB, Action::kUpdateOnly)})}};
+  const Rules rules =
+      Of({Named("both", {To(kCampaignA, Action::kUpdateOnly), To(kCampaignB, Action::kUpdateOnly)})});
   const MapResult result = Map(Event(EventKind::kStatusChanged, "completed"), rules);
   ASSERT_EQ(result.operations.size(), 2u);
   EXPECT_EQ(result.operations[0].target, kCampaignA);
@@ -215,7 +221,7 @@ TEST(MapTest, EachActionYieldsOneOperationInOrder) {
 TEST(MapTest, NoMatchingRuleYieldsNothing) {
   Rule rule = Named("created", {To(kCampaignA)});
   rule.kinds = {EventKind::kCreated};
-  const MapResult result = Map(Event(EventKind::kDeleted), Rules{{rule}});
+  const MapResult result = Map(Event(EventKind::kDeleted), Of({rule}));
   EXPECT_TRUE(result.operations.empty());
   EXPECT_EQ(result.rule, "");
   EXPECT_TRUE(Map(Event(EventKind::kDeleted), Rules{}).operations.empty());

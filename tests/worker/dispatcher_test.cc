@@ -68,19 +68,19 @@ TEST(DispatcherTest, FullBatchGoesAtOnceAndSplitsAtMaxBatch) {
 
 TEST(DispatcherTest, SameContactNeverInFlightTwice) {
   Dispatcher d = Make(10, 4);
-  d.Enqueue(Op("a"), Ref(0), kT0);
-  d.Enqueue(Op("a", mapping::Action::kRemove), Ref(1), kT0);
-  d.Enqueue(Op("b"), Ref(2), kT0);
+  d.Enqueue(Op("a", mapping::Action::kRemove), Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);  // a removal is never merged into
+  d.Enqueue(Op("b", mapping::Action::kRemove), Ref(2), kT0);
   auto first = d.TakeReady(kT0, true);
   ASSERT_EQ(first.size(), 1u);
   EXPECT_EQ(Contacts(first[0]), (std::vector<std::string>{"a", "b"}));
-  // a's remove waits for a's upsert even though a batch slot is free.
+  // a's upsert waits for a's remove even though a batch slot is free.
   EXPECT_TRUE(d.TakeReady(kT0, true).empty());
   auto finished = d.OnResult(first[0].id, All(OutcomeKind::kDone, 2), kT0, Always);
   ASSERT_EQ(finished.size(), 2u);
   auto second = d.TakeReady(kT0, true);
   ASSERT_EQ(second.size(), 1u);
-  EXPECT_EQ(second[0].batch->action, mapping::Action::kRemove);
+  EXPECT_EQ(second[0].batch->action, mapping::Action::kUpsert);
   EXPECT_EQ(Contacts(second[0]), std::vector<std::string>{"a"});
 }
 
@@ -202,6 +202,95 @@ TEST(DispatcherTest, BlockedQueueDoesNotSpin) {
   EXPECT_TRUE(d.TakeReady(kT0 + milliseconds(100)).empty());
   // Only a result can unblock contact a: no deadline to wake up for.
   EXPECT_FALSE(d.NextDeadline().has_value());
+}
+
+TEST(DispatcherTest, WaitingOperationsOfAContactCoalesceAndFinishEveryMessage) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation first = Op("a");
+  first.contact.first_name = "Ava";
+  first.contact.metadata = {{"tier", "trial"}, {"stage", "lead"}};
+  mapping::Operation second = Op("a");
+  second.contact.last_name = "Lopez";
+  second.contact.metadata = {{"tier", "pro"}};
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(second, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 1u);
+  EXPECT_EQ(d.Queued(), 1u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 1u);
+  ASSERT_EQ(ready[0].batch->items.size(), 1u);
+  const mapping::Contact& merged = ready[0].batch->items[0]->contact;
+  EXPECT_EQ(merged.first_name, "Ava");
+  EXPECT_EQ(merged.last_name, "Lopez");
+  EXPECT_EQ(merged.metadata,
+            (std::map<std::string, std::string>{{"tier", "pro"}, {"stage", "lead"}}));
+  auto finished = d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), kT0, Always);
+  ASSERT_EQ(finished.size(), 2u);
+  EXPECT_EQ(finished[0].origin.offset, 0);
+  EXPECT_EQ(finished[1].origin.offset, 1);
+}
+
+TEST(DispatcherTest, UpsertFollowedByRemoveBecomesTheRemove) {
+  Dispatcher d = Make(10, 4);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  d.Enqueue(Op("a", mapping::Action::kRemove), Ref(1), kT0);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].batch->action, mapping::Action::kRemove);
+  EXPECT_EQ(d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 2u);
+}
+
+TEST(DispatcherTest, RemoveFollowedByUpsertIsNotMerged) {
+  Dispatcher d = Make(10, 4);
+  d.Enqueue(Op("a", mapping::Action::kRemove), Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  auto first = d.TakeReady(kT0, true);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].batch->action, mapping::Action::kRemove);
+}
+
+TEST(DispatcherTest, OperationWithStatusIsNotMergedInto) {
+  // Replify does not add a contact upserted with a stop status; merging a
+  // later upsert into it would change what happens.
+  Dispatcher d = Make(10, 4);
+  mapping::Operation stop = Op("a");
+  stop.contact.status = "completed";
+  d.Enqueue(stop, Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  EXPECT_EQ(d.Queued(), 2u);
+}
+
+TEST(DispatcherTest, InFlightOperationIsNeverMergedInto) {
+  Dispatcher d = Make(10, 4);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto first = d.TakeReady(kT0, true);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  d.Enqueue(Op("a"), Ref(2), kT0);
+  // The two waiting ones merge with each other, not with the one in flight.
+  EXPECT_EQ(d.Coalesced(), 1u);
+  EXPECT_TRUE(d.TakeReady(kT0, true).empty());
+  EXPECT_EQ(d.OnResult(first[0].id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 1u);
+  auto second = d.TakeReady(kT0, true);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(d.OnResult(second[0].id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 2u);
+}
+
+TEST(DispatcherTest, HotContactsDoNotSlowBatchFormation) {
+  // Many operations of a few busy contacts must not be rescanned per batch.
+  Dispatcher d = Make(100, 1000);
+  for (int c = 0; c < 10; ++c) d.Enqueue(Op("hot" + std::to_string(c)), Ref(c), kT0);
+  auto busy = d.TakeReady(kT0, true);
+  ASSERT_EQ(busy.size(), 1u);
+  for (int i = 0; i < 100000; ++i) {
+    mapping::Operation op = Op("hot" + std::to_string(i % 10));
+    op.contact.first_name = std::to_string(i);
+    d.Enqueue(op, Ref(10 + i), kT0);
+  }
+  EXPECT_EQ(d.Queued(), 10u);  // one coalesced operation per contact
+  for (int i = 0; i < 1000; ++i) d.Enqueue(Op("cold" + std::to_string(i)), Ref(200000 + i), kT0);
+  EXPECT_EQ(d.TakeReady(kT0, true).size(), 10u);
 }
 
 }  // namespace

@@ -68,12 +68,55 @@ TEST(ProcessMessageTest, KeyThatDisagreesWithIdentityIsMalformed) {
   EXPECT_NE(out.reason.find("hubspotId:43"), std::string::npos) << out.reason;
 }
 
-TEST(ProcessMessageTest, TombstoneIsMalformed) {
+TEST(ProcessMessageTest, TombstoneIsSkippedOnDetectedAndDebeziumTopics) {
   kafka::Message message = Msg("hubspotId:42", {});
   message.null_payload = true;
   ProcessedMessage out = ProcessMessage(message, OneRule());
+  EXPECT_EQ(out.fate, MessageFate::kUnmatched);
+  EXPECT_NE(out.reason.find("tombstone"), std::string::npos) << out.reason;
+}
+
+TEST(ProcessMessageTest, TombstoneOnACanonicalTopicIsMalformed) {
+  mapping::Rules rules = OneRule();
+  rules.input.topic_formats["crm"] = mapping::InputFormat::kCanonical;
+  kafka::Message message = Msg("hubspotId:42", {});
+  message.null_payload = true;
+  ProcessedMessage out = ProcessMessage(message, rules);
   EXPECT_EQ(out.fate, MessageFate::kMalformed);
-  EXPECT_NE(out.reason.find("tombstone"), std::string::npos);
+  EXPECT_NE(out.reason.find("tombstone"), std::string::npos) << out.reason;
+}
+
+TEST(ProcessMessageTest, HubSpotBatchYieldsTheOperationsOfEveryEvent) {
+  const std::string batch =
+      R"([{"eventId":1,"subscriptionType":"contact.creation","objectId":42,"occurredAt":1795435200000},)"
+      R"({"eventId":2,"subscriptionType":"contact.propertyChange","objectId":43,)"
+      R"("propertyName":"email","propertyValue":"b@example.com","occurredAt":1795435200001}])";
+  ProcessedMessage out = ProcessMessage(Msg("", batch), OneRule());
+  EXPECT_EQ(out.fate, MessageFate::kOperations) << out.reason;
+  ASSERT_EQ(out.operations.size(), 2u);
+  EXPECT_EQ(out.operations[0].contact_key, "hubspotId:42");
+  EXPECT_EQ(out.operations[1].contact_key, "hubspotId:43");
+  EXPECT_EQ(out.operations[1].contact.email, "b@example.com");
+  EXPECT_EQ(out.rule, "sync,sync");
+}
+
+TEST(ProcessMessageTest, SalesforceGapEventIsSkippedWithItsReason) {
+  const std::string gap =
+      R"({"ChangeEventHeader":{"entityName":"Contact","recordIds":["003A"],)"
+      R"("changeType":"GAP_UPDATE","commitTimestamp":1795435200000}})";
+  ProcessedMessage out = ProcessMessage(Msg("", gap), OneRule());
+  EXPECT_EQ(out.fate, MessageFate::kUnmatched);
+  EXPECT_NE(out.reason.find("gap event carries no data"), std::string::npos) << out.reason;
+}
+
+TEST(ProcessMessageTest, RuleWhoseActionsCannotBeBuiltIsMalformedWithTheRule) {
+  mapping::Rules rules = OneRule();
+  rules.rules[0].actions[0].requires_contact = mapping::ContactRequirement::kPhone;
+  rules.rules[0].actions[0].provider = "whippy";
+  const std::string payload = ToCanonicalJson(Event(mapping::EventKind::kCreated));
+  ProcessedMessage out = ProcessMessage(Msg("hubspotId:42", payload), rules);
+  EXPECT_EQ(out.fate, MessageFate::kMalformed);
+  EXPECT_NE(out.reason.find("rule 'sync' action 0 (whippy)"), std::string::npos) << out.reason;
 }
 
 TEST(ProcessMessageTest, SampleEventsRoundTripThroughTheDecoder) {

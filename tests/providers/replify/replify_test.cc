@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -458,8 +459,7 @@ TEST(ReplifyProvider, UnexpectedStatusRetries) {
 
 TEST(ProviderRegistry, KnowsReplify) {
   const auto& names = KnownProviders();
-  ASSERT_EQ(names.size(), 1u);
-  EXPECT_EQ(names[0], "replify");
+  EXPECT_NE(std::find(names.begin(), names.end(), "replify"), names.end());
   const auto provider = CreateProvider(Config());
   ASSERT_NE(provider, nullptr);
   EXPECT_EQ(provider->Name(), "replify");

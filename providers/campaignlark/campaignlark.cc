@@ -1,0 +1,389 @@
+#include "providers/campaignlark/campaignlark.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <utility>
+
+namespace crmsync::providers::campaignlark {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Longest provider text copied into a reason: reasons travel into logs and
+// dead-letter headers, and an error page must not bloat them.
+constexpr size_t kMaxReasonText = 300;
+
+// The top-level email_address is the contact's identity; CampaignLark ignores
+// a fields.email_address, so sending one would only suggest it mattered.
+constexpr std::string_view kEmailMergeTag = "email_address";
+
+void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
+  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+// Cuts at a UTF-8 character boundary so that a reason stays valid text.
+std::string Truncate(std::string text) {
+  if (text.size() <= kMaxReasonText) return text;
+  size_t cut = kMaxReasonText;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  text += "...";
+  return text;
+}
+
+std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) return std::nullopt;
+  const auto it = object.FindMember(name);
+  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
+    return std::nullopt;
+  }
+  return std::string_view(it->value.GetString(), it->value.GetStringLength());
+}
+
+// The message of an error body. CampaignLark documents
+// {"error": {"message": "..."}}; a proxy or gateway in front of it may answer
+// {"message"} or {"error": "..."}, which are read too.
+std::optional<std::string> ErrorText(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.data(), body.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
+  const auto error = doc.FindMember("error");
+  if (error != doc.MemberEnd() && error->value.IsObject()) {
+    if (auto text = StringMember(error->value, "message")) return std::string(*text);
+  }
+  for (const char* name : {"error", "message"}) {
+    if (auto text = StringMember(doc, name)) return std::string(*text);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
+  if (!response.retry_after) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
+}
+
+Outcome Reject(std::string reason, int http_status = 0) {
+  Outcome outcome;
+  outcome.kind = OutcomeKind::kReject;
+  outcome.reason = std::move(reason);
+  outcome.http_status = http_status;
+  return outcome;
+}
+
+Outcome Retry(std::string reason, int http_status,
+              std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
+  Outcome outcome;
+  outcome.kind = OutcomeKind::kRetry;
+  outcome.reason = std::move(reason);
+  outcome.http_status = http_status;
+  outcome.retry_after = retry_after;
+  return outcome;
+}
+
+// A merge-tag setting: absent keeps the default, "" disables it.
+void ReadTagSetting(const rapidjson::Document& settings, const char* name, const std::string& path,
+                    std::string& out, std::vector<std::string>& problems) {
+  const auto it = settings.FindMember(name);
+  if (it == settings.MemberEnd()) return;
+  if (!it->value.IsString()) {
+    problems.push_back(path + "/" + name + ": must be a string (a merge tag, or \"\" to disable)");
+    return;
+  }
+  out.assign(it->value.GetString(), it->value.GetStringLength());
+  if (out == kEmailMergeTag) {
+    problems.push_back(path + "/" + name + ": email_address cannot be written through fields");
+  }
+}
+
+// One contact per request, so the exchange is one round of independent
+// requests; each response settles exactly its own item.
+class UpsertExchange final : public Exchange {
+ public:
+  UpsertExchange(const CampaignLarkProvider& provider, const Batch& batch)
+      : provider_(provider), batch_(batch), outcomes_(batch.items.size()) {}
+
+  std::vector<HttpRequest> NextRound() override {
+    if (started_) return {};
+    started_ = true;
+    if (!provider_.Supports(batch_.action)) {
+      RejectAll("campaignlark does not support action '" +
+                std::string(mapping::ActionName(batch_.action)) + "'");
+      return {};
+    }
+    auto options = provider_.ParseOptions(batch_.options_json);
+    if (auto* problem = std::get_if<std::string>(&options)) {
+      // The options are baked into each operation by the rules, so a retry
+      // would send the same bad options forever: these items cannot succeed.
+      RejectAll("campaignlark: invalid batch options: " + *problem);
+      return {};
+    }
+    const BatchOptions& batch_options = std::get<BatchOptions>(options);
+    std::vector<HttpRequest> round;
+    round.reserve(batch_.items.size());
+    for (size_t i = 0; i < batch_.items.size(); ++i) {
+      auto built = provider_.BuildRequest(batch_.items[i]->contact, batch_options);
+      if (auto* request = std::get_if<HttpRequest>(&built)) {
+        round.push_back(std::move(*request));
+        item_of_request_.push_back(i);
+      } else {
+        outcomes_[i] = std::move(std::get<Outcome>(built));
+      }
+    }
+    return round;
+  }
+
+  void OnResponse(size_t index, const HttpResponse& response) override {
+    // The engine answers only requests it was given; an index beyond them
+    // would be its bug, and ignoring it keeps every item's outcome its own.
+    if (index >= item_of_request_.size()) return;
+    outcomes_[item_of_request_[index]] = provider_.Classify(response);
+  }
+
+  std::vector<Outcome> Outcomes() override { return std::move(outcomes_); }
+
+ private:
+  void RejectAll(const std::string& reason) {
+    for (Outcome& outcome : outcomes_) outcome = Reject(reason);
+  }
+
+  const CampaignLarkProvider& provider_;
+  const Batch& batch_;
+  bool started_ = false;
+  std::vector<Outcome> outcomes_;
+  std::vector<size_t> item_of_request_;  // request index -> batch item index
+};
+
+}  // namespace
+
+CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config)
+    : base_url_(config.base_url), api_key_(config.api_key), max_batch_(config.max_batch) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+  if (config.settings_json.empty()) return;
+
+  const std::string path = "/providers/" + config.name;
+  rapidjson::Document settings;
+  settings.Parse(config.settings_json.data(), config.settings_json.size());
+  if (settings.HasParseError() || !settings.IsObject()) {
+    throw mapping::ConfigError({path + ": provider settings must be a JSON object"});
+  }
+  std::vector<std::string> problems;
+  // The CRM's first and last name land in CampaignLark's conventional
+  // first_name/last_name merge tags (the seed's own sample uses them); a
+  // workspace with other tags renames them, and "" leaves the names out, since
+  // an unknown merge tag makes CampaignLark reject the whole contact.
+  ReadTagSetting(settings, "firstNameTag", path, first_name_tag_, problems);
+  ReadTagSetting(settings, "lastNameTag", path, last_name_tag_, problems);
+  // Not every workspace has a phone field, so the phone is only sent when a
+  // merge tag for it is configured.
+  ReadTagSetting(settings, "phoneTag", path, phone_tag_, problems);
+  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
+}
+
+std::unique_ptr<Exchange> CampaignLarkProvider::Start(const Batch& batch) {
+  return std::make_unique<UpsertExchange>(*this, batch);
+}
+
+bool CampaignLarkProvider::Supports(mapping::Action action) const {
+  switch (action) {
+    case mapping::Action::kUpsert:
+      return true;
+    case mapping::Action::kUpdateOnly:
+    case mapping::Action::kRemove:
+    case mapping::Action::kAdd:
+    case mapping::Action::kOverwrite:
+    case mapping::Action::kEnroll:
+    case mapping::Action::kUnenroll:
+      return false;
+  }
+  return false;
+}
+
+std::variant<BatchOptions, std::string> CampaignLarkProvider::ParseOptions(
+    std::string_view options_json) const {
+  BatchOptions options;
+  if (options_json.empty()) return options;
+  rapidjson::Document doc;
+  doc.Parse(options_json.data(), options_json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return std::string("not a JSON object");
+
+  // A CRM change event carries the fields that changed, not the whole record:
+  // a full replace (partial_update false, CampaignLark's default) would wipe
+  // every field and tag the event does not mention and resubscribe a contact
+  // whose status it omits. Merging is what a sync means, so it is the default
+  // here, and a rule asks for replacement explicitly.
+  const auto partial = doc.FindMember("partialUpdate");
+  if (partial != doc.MemberEnd()) {
+    if (!partial->value.IsBool()) return std::string("partialUpdate must be a boolean");
+    options.partial_update = partial->value.GetBool();
+  }
+  const auto tags = doc.FindMember("tags");
+  if (tags != doc.MemberEnd()) {
+    if (!tags->value.IsArray()) return std::string("tags must be an array of tag ids");
+    for (const auto& tag : tags->value.GetArray()) {
+      if (!tag.IsInt64()) return std::string("tags must be an array of integer tag ids");
+      options.tags.push_back(tag.GetInt64());
+    }
+  }
+  return options;
+}
+
+std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
+    const mapping::Contact& contact, const BatchOptions& options) const {
+  // CampaignLark answers 400 for it anyway; rejecting here saves a request
+  // from the 100 per second budget.
+  if (!contact.email || contact.email->empty()) {
+    return Reject("campaignlark rejected contact: email_address is required");
+  }
+
+  // Explicit merge tags from the rules win over the generic name and phone:
+  // a rule that names a merge tag meant it. A JSON object cannot carry a key
+  // twice, hence the map.
+  std::map<std::string_view, std::string_view> fields;
+  for (const auto& [tag, value] : contact.metadata) {
+    if (tag != kEmailMergeTag) fields.emplace(tag, value);
+  }
+  const std::pair<const std::string*, const std::optional<std::string>*> named[] = {
+      {&first_name_tag_, &contact.first_name},
+      {&last_name_tag_, &contact.last_name},
+      {&phone_tag_, &contact.phone},
+  };
+  for (const auto& [tag, value] : named) {
+    if (!tag->empty() && value->has_value()) fields.emplace(*tag, **value);
+  }
+
+  // The contact's own tags, then the batch's, each id once.
+  std::vector<int64_t> tags = contact.tags;
+  tags.insert(tags.end(), options.tags.begin(), options.tags.end());
+  std::vector<int64_t> unique_tags;
+  unique_tags.reserve(tags.size());
+  for (const int64_t tag : tags) {
+    if (std::find(unique_tags.begin(), unique_tags.end(), tag) == unique_tags.end()) {
+      unique_tags.push_back(tag);
+    }
+  }
+
+  HttpRequest request;
+  request.method = "POST";
+  request.url = base_url_ + "/contacts/upsert";
+  request.headers = {
+      {"Content-Type", "application/json"},
+      {"Accept", "application/json"},
+      {"Authorization", "Bearer " + api_key_},
+  };
+
+  rapidjson::StringBuffer buffer(nullptr, 256);
+  JsonWriter writer(buffer);
+  writer.StartObject();
+  WriteString(writer, "email_address", *contact.email);
+  // On a merge, an omitted member is preserved; on a full replace, the request
+  // is the whole contact, so fields and tags are always sent and an empty one
+  // says "none" rather than leaving it to an undocumented default.
+  if (!fields.empty() || !options.partial_update) {
+    writer.Key("fields");
+    writer.StartObject();
+    for (const auto& [tag, value] : fields) WriteString(writer, tag, value);
+    writer.EndObject();
+  }
+  if (!unique_tags.empty() || !options.partial_update) {
+    writer.Key("tags");
+    writer.StartArray();
+    for (const int64_t tag : unique_tags) writer.Int64(tag);
+    writer.EndArray();
+  }
+  // Sent as given: CampaignLark validates it, and its 400 names the problem.
+  if (contact.status) WriteString(writer, "status", *contact.status);
+  // Always explicit: CampaignLark's default (false) is not ours.
+  writer.Key("partial_update");
+  writer.Bool(options.partial_update);
+  writer.EndObject();
+  request.body.assign(buffer.GetString(), buffer.GetSize());
+  return request;
+}
+
+Outcome CampaignLarkProvider::Classify(const HttpResponse& response) const {
+  const int status = static_cast<int>(response.status);
+  // Every transport failure is retried: the request may or may not have been
+  // applied, and replaying an upsert converges to the same contact.
+  switch (response.transport) {
+    case Transport::kOk:
+      // 200 is documented; any 2xx means the contact was written.
+      if (response.status >= 200 && response.status < 300) {
+        Outcome done;
+        done.http_status = status;
+        return done;
+      }
+      return ClassifyHttpError(response);
+    case Transport::kTimeout:
+      return Retry("campaignlark: request timed out: " + Scrub(response.transport_error), 0);
+    case Transport::kConnectFailed:
+      return Retry("campaignlark: connection failed: " + Scrub(response.transport_error), 0);
+    case Transport::kBroken:
+      return Retry("campaignlark: connection broken: " + Scrub(response.transport_error), 0);
+    case Transport::kConfigError:
+      // Kept, not dropped: the contact is fine, the setup is not.
+      return Retry(
+          "campaignlark: configuration error: request not sent: " + Scrub(response.transport_error),
+          0);
+  }
+  return Retry("campaignlark: unknown transport result", 0);
+}
+
+Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) const {
+  const int status = static_cast<int>(response.status);
+  const std::string code = std::to_string(response.status);
+  const std::optional<std::string> text = ErrorText(response.body);
+  const std::string detail = text ? ": " + Truncate(Scrub(*text)) : "";
+
+  // CampaignLark's documented 400s (missing email, unknown merge tag, invalid
+  // status, a required field missing) all say the contact as sent can never
+  // be written: permanent.
+  if (status == 400) {
+    return Reject("campaignlark rejected contact: " +
+                      (text ? Truncate(Scrub(*text)) : std::string("HTTP 400")),
+                  status);
+  }
+  // 401 (bad key), 403 (this IP is not on the workspace's allow-list) and
+  // 404/405 (no such endpoint: a wrong baseUrl) are the operator's to fix,
+  // never the contact's fault: retrying keeps the data until they do.
+  if (status == 401) {
+    return Retry(
+        "campaignlark: configuration error: authentication failed (HTTP 401) — "
+        "check the API key",
+        status);
+  }
+  if (status == 403) {
+    return Retry("campaignlark: configuration error: forbidden (HTTP 403" + detail +
+                     ") — check the workspace's IP allow-list",
+                 status);
+  }
+  if (status == 404 || status == 405) {
+    return Retry(
+        "campaignlark: configuration error: no upsert endpoint (HTTP " + code + ") — check baseUrl",
+        status);
+  }
+  if (status == 408 || status == 425 || status == 429 || (status >= 500 && status < 600)) {
+    return Retry("campaignlark: HTTP " + code + detail, status, RetryAfter(response));
+  }
+  if (status >= 400 && status < 500) return Reject("campaignlark: HTTP " + code + detail, status);
+  // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing says
+  // the contact is bad, so keep it.
+  return Retry("campaignlark: unexpected HTTP " + code + detail, status, RetryAfter(response));
+}
+
+std::string CampaignLarkProvider::Scrub(std::string text) const {
+  static constexpr std::string_view kMask = "[redacted]";
+  if (api_key_.empty()) return text;
+  for (size_t at = text.find(api_key_); at != std::string::npos;
+       at = text.find(api_key_, at + kMask.size())) {
+    text.replace(at, api_key_.size(), kMask);
+  }
+  return text;
+}
+
+}  // namespace crmsync::providers::campaignlark

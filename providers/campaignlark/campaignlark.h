@@ -1,0 +1,85 @@
+// CampaignLarkProvider: CampaignLark's contact upsert (seed 003) as a
+// Provider. CampaignLark has no batch endpoint, so an exchange sends one
+// POST {baseUrl}/contacts/upsert per item, all in one round (concurrently),
+// with {"email_address", "fields": {merge_tag: value}, "tags": [id],
+// "status", "partial_update"} and Authorization: Bearer <key>. There is no
+// target resource: the workspace is the key's (the mapping's target is
+// "contacts" and is not sent).
+//
+// Settings read from ProviderConfig::settings_json (all optional):
+//   "firstNameTag" (default "first_name"), "lastNameTag" (default
+//   "last_name"), "phoneTag" (default "": not sent): the merge tags that
+//   Contact::first_name / last_name / phone are written to; "" disables one.
+// Batch options (Batch::options_json, all optional):
+//   "partialUpdate" (bool, default true), "tags" ([int]: added to every
+//   contact).
+//
+// Immutable after construction; BuildRequest and Classify are pure and safe to
+// call from any thread, an Exchange is driven by one thread. Holds the API key,
+// which it only ever puts into the Authorization header: reasons never contain
+// it. The constructor throws mapping::ConfigError for malformed settings;
+// nothing else throws, every per-item problem is an Outcome.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "mapping/config.h"
+#include "providers/provider.h"
+
+namespace crmsync::providers::campaignlark {
+
+// Request-level choices of one batch, from Batch::options_json.
+struct BatchOptions {
+  // Merge into the existing contact (true) or replace it (false).
+  bool partial_update = true;
+  std::vector<int64_t> tags;  // added to every contact of the batch
+};
+
+class CampaignLarkProvider final : public Provider {
+ public:
+  static constexpr std::string_view kName = "campaignlark";
+
+  // Uses config.base_url (a trailing '/' is ignored), config.api_key,
+  // config.max_batch and the settings above from config.settings_json.
+  explicit CampaignLarkProvider(const mapping::ProviderConfig& config);
+
+  std::string_view Name() const override { return kName; }
+  size_t MaxBatch() const override { return max_batch_; }
+  // One request per item, all in the first and only round. Items that cannot
+  // be sent (unsupported action, no email, bad options) are rejected without
+  // a request.
+  std::unique_ptr<Exchange> Start(const Batch& batch) override;
+
+  // Only kUpsert: CampaignLark's upsert is the one write a sync needs.
+  bool Supports(mapping::Action action) const;
+  // The batch's options, or a reason why they are unusable.
+  std::variant<BatchOptions, std::string> ParseOptions(std::string_view options_json) const;
+  // The request for one contact, or the reject Outcome when it cannot be sent.
+  std::variant<HttpRequest, Outcome> BuildRequest(const mapping::Contact& contact,
+                                                  const BatchOptions& options) const;
+  // The Outcome of one contact's request.
+  Outcome Classify(const HttpResponse& response) const;
+
+  const std::string& first_name_tag() const { return first_name_tag_; }
+  const std::string& last_name_tag() const { return last_name_tag_; }
+  const std::string& phone_tag() const { return phone_tag_; }
+
+ private:
+  Outcome ClassifyHttpError(const HttpResponse& response) const;
+  // Masks the API key should a provider or transport message echo it.
+  std::string Scrub(std::string text) const;
+
+  std::string base_url_;
+  std::string api_key_;
+  size_t max_batch_;
+  std::string first_name_tag_ = "first_name";
+  std::string last_name_tag_ = "last_name";
+  std::string phone_tag_;
+};
+
+}  // namespace crmsync::providers::campaignlark

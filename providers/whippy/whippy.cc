@@ -1,0 +1,650 @@
+#include "providers/whippy/whippy.h"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace crmsync::providers::whippy {
+namespace {
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// Longest provider text copied into a reason: reasons travel into logs and
+// dead-letter headers, and an error page must not bloat them.
+constexpr size_t kMaxReasonText = 300;
+
+constexpr std::string_view kAddressPrefix = "address.";
+constexpr std::string_view kBirthDatePrefix = "birth_date.";
+
+// RFC 3986 path segment: everything but the unreserved set is escaped, so a
+// list id can never add path segments or a query.
+std::string PercentEncode(std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(segment.size());
+  for (const char c : segment) {
+    const auto byte = static_cast<unsigned char>(c);
+    const bool unreserved = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
+                            (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' ||
+                            c == '~';
+    if (unreserved) {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0x0F];
+    }
+  }
+  return out;
+}
+
+// Whippy counts characters, not bytes: UTF-8 continuation bytes are skipped.
+size_t Utf8Length(std::string_view text) {
+  return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+// Cuts at a UTF-8 character boundary so that a reason stays valid text.
+std::string Truncate(std::string text) {
+  if (text.size() <= kMaxReasonText) return text;
+  size_t cut = kMaxReasonText;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  text.resize(cut);
+  text += "...";
+  return text;
+}
+
+bool IsUuid(std::string_view id) {
+  if (id.size() != 36) return false;
+  for (size_t i = 0; i < id.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? id[i] != '-' : std::isxdigit(static_cast<unsigned char>(id[i])) == 0) return false;
+  }
+  return true;
+}
+
+std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
+  if (!value || value->empty()) return std::nullopt;
+  return std::string_view(*value);
+}
+
+std::optional<std::string_view> Field(const mapping::Contact& contact, const std::string& name) {
+  const auto it = contact.fields.find(name);
+  if (it == contact.fields.end() || it->second.empty()) return std::nullopt;
+  return std::string_view(it->second);
+}
+
+void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
+  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+// One opt_in_to entry: {"id": channel id} or {"phone": channel phone}.
+struct OptIn {
+  std::string key;
+  std::string value;
+};
+
+struct RequestOptions {
+  std::vector<OptIn> opt_in_to;
+  std::optional<bool> opt_in_to_all_channels;  // absent: Whippy's default (true)
+};
+
+// batch.options_json, or what is wrong with it. A plain string entry is a
+// channel id when it is a UUID (Whippy channel ids are), else a channel phone.
+std::variant<RequestOptions, std::string> ParseOptions(std::string_view json) {
+  RequestOptions options;
+  if (json.empty()) return options;
+  rapidjson::Document document;
+  document.Parse(json.data(), json.size());
+  if (document.HasParseError() || !document.IsObject()) return "options must be a JSON object";
+  for (const auto& member : document.GetObject()) {
+    const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+    const rapidjson::Value& value = member.value;
+    if (name == "opt_in_to") {
+      if (!value.IsArray() || value.Empty() || value.Size() > WhippyProvider::kMaxOptInTo) {
+        return "opt_in_to must be an array of 1 to 1000 channel ids or phones";
+      }
+      for (const auto& entry : value.GetArray()) {
+        if (entry.IsString() && entry.GetStringLength() > 0) {
+          std::string text(entry.GetString(), entry.GetStringLength());
+          options.opt_in_to.push_back({IsUuid(text) ? "id" : "phone", std::move(text)});
+          continue;
+        }
+        if (entry.IsObject() && entry.MemberCount() == 1) {
+          const auto only = entry.MemberBegin();
+          const std::string_view key(only->name.GetString(), only->name.GetStringLength());
+          if ((key == "id" || key == "phone") && only->value.IsString() &&
+              only->value.GetStringLength() > 0) {
+            options.opt_in_to.push_back(
+                {std::string(key),
+                 std::string(only->value.GetString(), only->value.GetStringLength())});
+            continue;
+          }
+        }
+        return "each opt_in_to entry must be a channel id or phone, or {\"id\": ...} or "
+               "{\"phone\": ...}";
+      }
+    } else if (name == "opt_in_to_all_channels") {
+      if (!value.IsBool()) return "opt_in_to_all_channels must be a boolean";
+      options.opt_in_to_all_channels = value.GetBool();
+    } else {
+      return "unknown option '" + std::string(name) +
+             "' (known: opt_in_to, opt_in_to_all_channels)";
+    }
+  }
+  return options;
+}
+
+// A birth_date part as the integer Whippy expects, within its calendar range.
+std::optional<int> BirthDatePart(std::string_view text, int min, int max) {
+  int value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  if (value < min || value > max) return std::nullopt;
+  return value;
+}
+
+struct BirthDateRange {
+  std::string_view part;
+  int min;
+  int max;
+};
+constexpr BirthDateRange kBirthDateParts[] = {{"day", 1, 31}, {"month", 1, 12}, {"year", 1, 9999}};
+
+// Why Whippy would certainly refuse this contact (and with it the whole
+// request), or nullopt. Checked before sending so that one bad contact is
+// rejected alone.
+std::optional<std::string> LocalProblem(const mapping::Contact& contact) {
+  if (!NonEmpty(contact.phone)) return "phone is required";
+  if (const auto email = NonEmpty(contact.email);
+      email && Utf8Length(*email) > WhippyProvider::kMaxTextLength) {
+    return "email is longer than 255 characters";
+  }
+  if (const auto name = Field(contact, "name");
+      name && Utf8Length(*name) > WhippyProvider::kMaxTextLength) {
+    return "name is longer than 255 characters";
+  }
+  for (const auto& [part, min, max] : kBirthDateParts) {
+    const auto text = Field(contact, std::string(kBirthDatePrefix) + std::string(part));
+    if (text && !BirthDatePart(*text, min, max)) {
+      return "birth_date." + std::string(part) + " must be an integer from " + std::to_string(min) +
+             " to " + std::to_string(max);
+    }
+  }
+  return std::nullopt;
+}
+
+// "name", else the first and last name joined by a space.
+std::optional<std::string> Name(const mapping::Contact& contact) {
+  if (const auto name = Field(contact, "name")) return std::string(*name);
+  const auto first = NonEmpty(contact.first_name);
+  const auto last = NonEmpty(contact.last_name);
+  if (first && last) return std::string(*first) + " " + std::string(*last);
+  if (first) return std::string(*first);
+  if (last) return std::string(*last);
+  return std::nullopt;
+}
+
+// "external_id", else the CRM identity "key:value" that also keys the
+// contact's events, so that Whippy contacts can be traced back to the CRM.
+std::optional<std::string> ExternalId(const mapping::Contact& contact) {
+  if (const auto id = Field(contact, "external_id")) return std::string(*id);
+  const auto key = NonEmpty(contact.external_id_key);
+  const auto value = NonEmpty(contact.external_id_value);
+  if (key && value) return std::string(*key) + ":" + std::string(*value);
+  return std::nullopt;
+}
+
+// Writes a contact that passed LocalProblem(). Absent and empty values are
+// left out: Whippy would store an empty string over a known value.
+void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
+  writer.StartObject();
+  WriteString(writer, "phone", *contact.phone);
+  if (const auto email = NonEmpty(contact.email)) WriteString(writer, "email", *email);
+  if (const auto name = Name(contact)) WriteString(writer, "name", *name);
+  if (const auto id = ExternalId(contact)) WriteString(writer, "external_id", *id);
+  for (const char* key : {"language", "default_channel_id"}) {
+    if (const auto value = Field(contact, key)) WriteString(writer, key, *value);
+  }
+
+  // Contact::fields is sorted, so each dotted group is one contiguous run.
+  // Address parts keep the names the mapping gives them (Whippy's reference
+  // page does not list them; address_line_one, address_line_two, city, state,
+  // country and post_code are the usual ones), so a rename needs no release.
+  bool address_open = false;
+  for (auto it = contact.fields.lower_bound(std::string(kAddressPrefix));
+       it != contact.fields.end() && it->first.starts_with(kAddressPrefix); ++it) {
+    const std::string_view part = std::string_view(it->first).substr(kAddressPrefix.size());
+    if (part.empty() || it->second.empty()) continue;
+    if (!address_open) {
+      writer.Key("address");
+      writer.StartObject();
+      address_open = true;
+    }
+    WriteString(writer, part, it->second);
+  }
+  if (address_open) writer.EndObject();
+
+  bool birth_date_open = false;
+  for (const auto& [part, min, max] : kBirthDateParts) {
+    const auto text = Field(contact, std::string(kBirthDatePrefix) + std::string(part));
+    if (!text) continue;
+    if (!birth_date_open) {
+      writer.Key("birth_date");
+      writer.StartObject();
+      birth_date_open = true;
+    }
+    writer.Key(part.data(), static_cast<rapidjson::SizeType>(part.size()));
+    writer.Int(*BirthDatePart(*text, min, max));
+  }
+  if (birth_date_open) writer.EndObject();
+
+  if (!contact.metadata.empty()) {
+    writer.Key("properties");
+    writer.StartObject();
+    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
+    writer.EndObject();
+  }
+  writer.EndObject();
+}
+
+// Whippy's wire names; only the actions Supports() admits reach here.
+std::string_view WireAction(mapping::Action action) {
+  switch (action) {
+    case mapping::Action::kAdd:
+      return "add";
+    case mapping::Action::kRemove:
+      return "remove";
+    case mapping::Action::kOverwrite:
+      return "overwrite";
+    case mapping::Action::kUpsert:
+    case mapping::Action::kUpdateOnly:
+    case mapping::Action::kEnroll:
+    case mapping::Action::kUnenroll:
+      break;
+  }
+  return "add";
+}
+
+std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) return std::nullopt;
+  const auto it = object.FindMember(name);
+  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
+    return std::nullopt;
+  }
+  return std::string_view(it->value.GetString(), it->value.GetStringLength());
+}
+
+// The text of one error entry: Whippy's {"description"}, or the usual other
+// spellings should an entry or a proxy use them.
+std::optional<std::string_view> EntryText(const rapidjson::Value& entry) {
+  if (entry.IsString() && entry.GetStringLength() > 0) {
+    return std::string_view(entry.GetString(), entry.GetStringLength());
+  }
+  for (const char* name : {"description", "message", "error", "reason"}) {
+    if (auto text = StringMember(entry, name)) return text;
+  }
+  return std::nullopt;
+}
+
+const rapidjson::Value* ArrayMember(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) return nullptr;
+  const auto it = object.FindMember(name);
+  return it != object.MemberEnd() && it->value.IsArray() ? &it->value : nullptr;
+}
+
+// Whippy's error body {"errors": [{"description": ...}], "status": N}: every
+// description joined; failing that {"message"} / {"error"}.
+std::optional<std::string> ErrorText(const rapidjson::Document& body) {
+  if (body.HasParseError() || !body.IsObject()) return std::nullopt;
+  std::string joined;
+  if (const rapidjson::Value* errors = ArrayMember(body, "errors")) {
+    for (const auto& entry : errors->GetArray()) {
+      const auto text = EntryText(entry);
+      if (!text) continue;
+      if (!joined.empty()) joined += "; ";
+      joined += *text;
+    }
+  }
+  if (!joined.empty()) return joined;
+  if (const auto text = EntryText(body)) return std::string(*text);
+  return std::nullopt;
+}
+
+std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
+  if (!response.retry_after) return std::nullopt;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
+}
+
+// The result of one request: either it failed as a whole (`failure` set) or
+// each of its contacts has an outcome.
+struct RequestResult {
+  std::optional<Outcome> failure;
+  std::vector<Outcome> outcomes;  // per chunk item when !failure
+};
+
+class WhippyExchange final : public Exchange {
+ public:
+  WhippyExchange(const WhippyProvider& provider, const Batch& batch)
+      : provider_(provider), batch_(batch), outcomes_(batch.items.size()) {}
+
+  std::vector<HttpRequest> NextRound() override {
+    if (!prepared_) Prepare();
+    if (next_ >= chunks_.size()) return {};
+    // Only the first request of an overwrite replaces the list; the rest add
+    // to what it left.
+    std::string_view action = WireAction(batch_.action);
+    if (batch_.action == mapping::Action::kOverwrite && next_ > 0) action = "add";
+    std::vector<HttpRequest> round;
+    round.push_back(Build(chunks_[next_], action));
+    return round;
+  }
+
+  void OnResponse(size_t, const HttpResponse& response) override {
+    if (next_ >= chunks_.size()) return;
+    const size_t current = next_++;
+    const std::vector<size_t>& chunk = chunks_[current];
+    RequestResult result = Classify(chunk, response);
+    if (!result.failure) {
+      for (size_t i = 0; i < chunk.size(); ++i) outcomes_[chunk[i]] = std::move(result.outcomes[i]);
+      return;
+    }
+    const Outcome& failure = *result.failure;
+    for (const size_t item : chunk) outcomes_[item] = failure;
+    if (batch_.action != mapping::Action::kOverwrite) return;  // chunks are independent
+
+    if (current == 0) {
+      // Adding the rest to a list that was not replaced would leave it with
+      // members it must not have: the rest waits for (or shares the fate of)
+      // the overwrite.
+      Outcome rest = failure;
+      rest.reason =
+          failure.kind == OutcomeKind::kReject
+              ? "whippy: not sent, the list overwrite was rejected: " + failure.reason
+              : "whippy: not sent, the list overwrite must succeed first: " + failure.reason;
+      for (size_t c = 1; c < chunks_.size(); ++c) {
+        for (const size_t item : chunks_[c]) outcomes_[item] = rest;
+      }
+      next_ = chunks_.size();
+    } else if (failure.kind == OutcomeKind::kRetry) {
+      // Retrying only this chunk later as an "overwrite" would drop the
+      // contacts already added, so the whole overwrite is retried.
+      Outcome again = failure;
+      again.reason =
+          "whippy: overwrite incomplete, the whole overwrite is retried: " + failure.reason;
+      for (Outcome& outcome : outcomes_) {
+        if (outcome.kind != OutcomeKind::kReject) outcome = again;
+      }
+      next_ = chunks_.size();
+    }
+  }
+
+  std::vector<Outcome> Outcomes() override { return std::move(outcomes_); }
+
+ private:
+  // Decides which items are sent and in which chunks; rejects the rest.
+  void Prepare() {
+    prepared_ = true;
+    if (!provider_.Supports(batch_.action)) {
+      RejectAll("whippy does not support action '" +
+                std::string(mapping::ActionName(batch_.action)) +
+                "' (supported: add, remove, overwrite)");
+      return;
+    }
+    auto parsed = ParseOptions(batch_.options_json);
+    if (auto* problem = std::get_if<std::string>(&parsed)) {
+      RejectAll("whippy: invalid request options: " + *problem);
+      return;
+    }
+    options_ = std::get<RequestOptions>(std::move(parsed));
+
+    std::vector<size_t> chunk;
+    for (size_t i = 0; i < batch_.items.size(); ++i) {
+      if (auto problem = LocalProblem(batch_.items[i]->contact)) {
+        outcomes_[i] = Outcome{
+            OutcomeKind::kReject, "whippy: contact not sent: " + provider_.Scrub(*problem), 0, {}};
+        continue;
+      }
+      chunk.push_back(i);
+      if (chunk.size() == WhippyProvider::kMaxContactsPerRequest) {
+        chunks_.push_back(std::move(chunk));
+        chunk.clear();
+      }
+    }
+    if (!chunk.empty()) chunks_.push_back(std::move(chunk));
+  }
+
+  void RejectAll(const std::string& reason) {
+    outcomes_.assign(batch_.items.size(), Outcome{OutcomeKind::kReject, reason, 0, {}});
+  }
+
+  HttpRequest Build(const std::vector<size_t>& chunk, std::string_view action) const {
+    HttpRequest request;
+    request.method = provider_.ListMethod();
+    request.url =
+        provider_.BaseUrl() + "/contacts/lists/" + PercentEncode(batch_.target) + "/contacts";
+    request.headers = {
+        {"Content-Type", "application/json"},
+        {"Accept", "application/json"},
+        {"X-WHIPPY-KEY", provider_.ApiKey()},
+    };
+
+    // Sized for a typical contact so that the buffer rarely grows.
+    rapidjson::StringBuffer buffer(nullptr, 256 + 192 * chunk.size());
+    JsonWriter writer(buffer);
+    writer.StartObject();
+    WriteString(writer, "action", action);
+    writer.Key("contacts");
+    writer.StartArray();
+    for (const size_t item : chunk) WriteContact(writer, batch_.items[item]->contact);
+    writer.EndArray();
+    if (!options_.opt_in_to.empty()) {
+      writer.Key("opt_in_to");
+      writer.StartArray();
+      for (const OptIn& entry : options_.opt_in_to) {
+        writer.StartObject();
+        WriteString(writer, entry.key, entry.value);
+        writer.EndObject();
+      }
+      writer.EndArray();
+    }
+    if (options_.opt_in_to_all_channels) {
+      writer.Key("opt_in_to_all_channels");
+      writer.Bool(*options_.opt_in_to_all_channels);
+    }
+    writer.EndObject();
+    request.body.assign(buffer.GetString(), buffer.GetSize());
+    return request;
+  }
+
+  RequestResult Classify(const std::vector<size_t>& chunk, const HttpResponse& response) const {
+    Outcome failure;
+    failure.kind = OutcomeKind::kRetry;
+    failure.http_status = static_cast<int>(response.status);
+    // Every transport failure is retried: the request may or may not have
+    // been applied, and replaying add/remove/overwrite converges to the same
+    // list. A configuration error is retried too (never lose data); it
+    // persists until someone fixes the config, which metrics surface.
+    switch (response.transport) {
+      case Transport::kOk:
+        if (response.status >= 200 && response.status < 300) return Accepted(chunk, response);
+        return RequestResult{HttpError(response), {}};
+      case Transport::kTimeout:
+        failure.reason = "whippy: request timed out: " + provider_.Scrub(response.transport_error);
+        return RequestResult{failure, {}};
+      case Transport::kConnectFailed:
+        failure.reason = "whippy: connection failed: " + provider_.Scrub(response.transport_error);
+        return RequestResult{failure, {}};
+      case Transport::kBroken:
+        failure.reason = "whippy: connection broken: " + provider_.Scrub(response.transport_error);
+        return RequestResult{failure, {}};
+      case Transport::kConfigError:
+        failure.reason = "whippy: request not sent (configuration): " +
+                         provider_.Scrub(response.transport_error);
+        return RequestResult{failure, {}};
+    }
+    failure.reason = "whippy: unknown transport result";
+    return RequestResult{failure, {}};
+  }
+
+  // A 2xx means Whippy applied the request. Its response shape is not
+  // documented: per-contact errors are used when they name a phone of this
+  // request; anything else (or nothing) means every contact is done, since
+  // retrying would only re-apply what was applied.
+  RequestResult Accepted(const std::vector<size_t>& chunk, const HttpResponse& response) const {
+    Outcome done;
+    done.kind = OutcomeKind::kDone;
+    done.http_status = static_cast<int>(response.status);
+    RequestResult result{std::nullopt, std::vector<Outcome>(chunk.size(), done)};
+
+    rapidjson::Document body;
+    body.Parse(response.body.data(), response.body.size());
+    if (body.HasParseError() || !body.IsObject()) return result;
+    const rapidjson::Value* errors = ArrayMember(body, "errors");
+    if (errors == nullptr) {
+      const auto data = body.FindMember("data");
+      if (data != body.MemberEnd()) errors = ArrayMember(data->value, "errors");
+    }
+    if (errors == nullptr) return result;
+
+    std::unordered_map<std::string_view, std::vector<size_t>> by_phone;  // -> chunk positions
+    for (size_t i = 0; i < chunk.size(); ++i) {
+      by_phone[*batch_.items[chunk[i]]->contact.phone].push_back(i);
+    }
+    for (const auto& entry : errors->GetArray()) {
+      const auto phone = StringMember(entry, "phone");
+      if (!phone) continue;
+      const auto it = by_phone.find(*phone);
+      if (it == by_phone.end() || it->second.empty()) continue;
+      // Contacts with one phone are one Whippy contact: the entry takes the
+      // first of them not yet taken.
+      Outcome& outcome = result.outcomes[it->second.front()];
+      it->second.erase(it->second.begin());
+      const auto text = EntryText(entry);
+      outcome.kind = OutcomeKind::kReject;
+      outcome.reason = "whippy rejected contact: " +
+                       Truncate(provider_.Scrub(std::string(text.value_or("unspecified error"))));
+    }
+    return result;
+  }
+
+  Outcome HttpError(const HttpResponse& response) const {
+    Outcome outcome;
+    outcome.http_status = static_cast<int>(response.status);
+    const std::string status = std::to_string(response.status);
+
+    rapidjson::Document body;
+    body.Parse(response.body.data(), response.body.size());
+    const std::optional<std::string> text = ErrorText(body);
+    const std::string detail = text ? Truncate(provider_.Scrub(*text)) : "";
+
+    const long code = response.status;
+    if (code == 401 || code == 403) {
+      // A configuration problem, not a property of the contacts: retrying
+      // never loses data, and the circuit breaker stops the hammering.
+      outcome.kind = OutcomeKind::kRetry;
+      outcome.reason = "whippy: authentication failed (HTTP " + status + ") — check the API key";
+    } else if (code == 404 || code == 405) {
+      // The method is inferred, so a wrong one is the likeliest cause; a
+      // missing list is the other. Neither heals by retrying.
+      outcome.kind = OutcomeKind::kReject;
+      outcome.reason = "whippy: list endpoint not found with method " + provider_.ListMethod() +
+                       " (HTTP " + status + (detail.empty() ? "" : ": " + detail) +
+                       ") — check providers.whippy.listMethod and the list id";
+    } else if (code == 408 || code == 425 || code == 429 || (code >= 500 && code < 600)) {
+      outcome.kind = OutcomeKind::kRetry;
+      outcome.reason = "whippy: HTTP " + status + (detail.empty() ? "" : ": " + detail);
+      outcome.retry_after = RetryAfter(response);
+    } else if (code >= 400 && code < 500) {
+      outcome.kind = OutcomeKind::kReject;
+      outcome.reason =
+          "whippy: HTTP " + status + ": " + (detail.empty() ? "no error description" : detail);
+    } else {
+      // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
+      // says the contacts are bad, so keep them.
+      outcome.kind = OutcomeKind::kRetry;
+      outcome.reason = "whippy: unexpected HTTP " + status + (detail.empty() ? "" : ": " + detail);
+      outcome.retry_after = RetryAfter(response);
+    }
+    return outcome;
+  }
+
+  const WhippyProvider& provider_;
+  const Batch& batch_;
+  RequestOptions options_;
+  std::vector<std::vector<size_t>> chunks_;  // batch item indices, <= 4000 each
+  size_t next_ = 0;                          // next chunk to send
+  bool prepared_ = false;
+  std::vector<Outcome> outcomes_;
+};
+
+std::string ListMethodSetting(const mapping::ProviderConfig& config) {
+  const std::string path = "/providers/" + config.name + "/listMethod";
+  if (config.settings_json.empty()) return "PUT";
+  rapidjson::Document settings;
+  settings.Parse(config.settings_json.data(), config.settings_json.size());
+  if (settings.HasParseError() || !settings.IsObject()) {
+    throw mapping::ConfigError({"/providers/" + config.name + ": settings must be a JSON object"});
+  }
+  const auto it = settings.FindMember("listMethod");
+  if (it == settings.MemberEnd()) return "PUT";
+  std::string method = it->value.IsString() ? it->value.GetString() : "";
+  for (char& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (method != "PUT" && method != "POST" && method != "PATCH") {
+    throw mapping::ConfigError({path + ": must be one of PUT, POST, PATCH"});
+  }
+  return method;
+}
+
+}  // namespace
+
+WhippyProvider::WhippyProvider(const mapping::ProviderConfig& config)
+    : base_url_(config.base_url),
+      api_key_(config.api_key),
+      list_method_(ListMethodSetting(config)),
+      max_batch_(std::min(config.max_batch, kMaxContactsPerRequest)),
+      max_overwrite_batch_(config.max_batch) {
+  while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
+}
+
+bool WhippyProvider::Supports(mapping::Action action) const {
+  switch (action) {
+    case mapping::Action::kAdd:
+    case mapping::Action::kRemove:
+    case mapping::Action::kOverwrite:
+      return true;
+    case mapping::Action::kUpsert:
+    case mapping::Action::kUpdateOnly:
+    case mapping::Action::kEnroll:
+    case mapping::Action::kUnenroll:
+      return false;
+  }
+  return false;
+}
+
+std::unique_ptr<Exchange> WhippyProvider::Start(const Batch& batch) {
+  return std::make_unique<WhippyExchange>(*this, batch);
+}
+
+std::string WhippyProvider::Scrub(std::string text) const {
+  static constexpr std::string_view kMask = "[redacted]";
+  if (api_key_.empty()) return text;
+  for (size_t at = text.find(api_key_); at != std::string::npos;
+       at = text.find(api_key_, at + kMask.size())) {
+    text.replace(at, api_key_.size(), kMask);
+  }
+  return text;
+}
+
+}  // namespace crmsync::providers::whippy
