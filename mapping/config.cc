@@ -141,9 +141,9 @@ constexpr std::string_view kCampaignLarkStatuses[] = {"SUBSCRIBED", "UNSUBSCRIBE
                                                       "CLEANED", "COMPLAINED"};
 constexpr std::string_view kContactFieldNames[] = {"email", "firstName", "lastName", "phone"};
 constexpr char kStopOutreach[] = "stopOutreach";
-constexpr std::string_view kConditionOps[] = {"equals",   "notEquals", "in",
-                                              "notIn",    "exists",    "changed",
-                                              "becomes",  "contains",  "notContains"};
+constexpr std::string_view kConditionOps[] = {"equals",  "notEquals", "in",
+                                              "notIn",   "exists",    "changed",
+                                              "becomes", "contains",  "notContains"};
 
 const KnownProvider* FindKnownProvider(std::string_view name) {
   for (const KnownProvider& known : KnownProviders()) {
@@ -161,12 +161,13 @@ std::string KnownProviderNames() {
   return names;
 }
 
-std::string ActionNames(const KnownProvider& known) {
+std::string ActionNames(const KnownProvider& known, bool with_stop) {
   std::string names;
   for (Action action : known.actions) {
-    names += std::string(ActionName(action)) + ", ";
+    if (!names.empty()) names += ", ";
+    names += ActionName(action);
   }
-  return names + kStopOutreach;
+  return with_stop ? names + ", " + kStopOutreach : names;
 }
 
 std::string Serialize(const Value& value) {
@@ -313,7 +314,8 @@ class Builder {
         std::string format_name = "auto";
         ReadString(&topic, "format", format_name);
         const std::optional<InputFormat> format = ParseInputFormat(format_name);
-        if (format && *format != InputFormat::kAuto) config.rules.input.topic_formats[name] = *format;
+        if (format && *format != InputFormat::kAuto)
+          config.rules.input.topic_formats[name] = *format;
       }
     }
     const Value* properties = Member(kafka, "properties");
@@ -399,7 +401,8 @@ class Builder {
     StopDefault stop = known.stop;
     if (object != nullptr && object->IsObject()) {
       if (const Value* name = Member(object, "action"); name != nullptr && name->IsString()) {
-        if (std::optional<Action> action = CheckAction(path + "/action", Text(*name), known, false)) {
+        if (std::optional<Action> action =
+                CheckAction(path + "/action", Text(*name), known, false)) {
           stop.action = *action;
         }
       }
@@ -473,10 +476,10 @@ class Builder {
     const std::optional<Action> action = ParseAction(name);
     // A name that is no action at all is already reported by the schema.
     if (!action && allow_stop) return std::nullopt;
-    if (!action || std::find(known.actions.begin(), known.actions.end(), *action) ==
-                       known.actions.end()) {
+    if (!action ||
+        std::find(known.actions.begin(), known.actions.end(), *action) == known.actions.end()) {
       Problem(path, "'" + name + "' is not an action of provider '" + std::string(known.name) +
-                        "' (allowed: " + ActionNames(known) + ")");
+                        "' (allowed: " + ActionNames(known, allow_stop) + ")");
       return std::nullopt;
     }
     return action;
@@ -596,8 +599,9 @@ class Builder {
                                          : ConditionOp::kNotContains;
       values(operand, condition.values);
     } else if (op == "in" || op == "notIn" || op == "becomes") {
-      condition.op = op == "in" ? ConditionOp::kIn : op == "notIn" ? ConditionOp::kNotIn
-                                                                   : ConditionOp::kBecomes;
+      condition.op = op == "in"      ? ConditionOp::kIn
+                     : op == "notIn" ? ConditionOp::kNotIn
+                                     : ConditionOp::kBecomes;
       values(operand, condition.values);
     } else {
       condition.op = op == "exists" ? ConditionOp::kExists : ConditionOp::kChanged;
@@ -636,7 +640,8 @@ class Builder {
           if (auto parsed = ParseEventKind(Text(kind))) rule.kinds.push_back(*parsed);
         }
       }
-      if (const Value* formats = Member(when, "formats"); formats != nullptr && formats->IsArray()) {
+      if (const Value* formats = Member(when, "formats");
+          formats != nullptr && formats->IsArray()) {
         for (const Value& format : formats->GetArray()) {
           if (!format.IsString()) continue;
           if (auto parsed = ParseInputFormat(Text(format))) rule.formats.push_back(*parsed);
@@ -701,22 +706,18 @@ class Builder {
         if (!target->IsString()) return;
         action.target = Text(*target);
         if (!IsUuid(action.target)) {
-          Problem(target_path,
-                  "'" + action.target + "' is not a UUID (8-4-4-4-12 hex digits)");
+          Problem(target_path, "'" + action.target + "' is not a UUID (8-4-4-4-12 hex digits)");
         }
         return;
       case TargetKind::kString:
+        // Type and emptiness are the schema's to report.
         if (target->IsString()) action.target = Text(*target);
-        if (!target->IsString() || action.target.empty()) {
-          Problem(target_path, "must be a non-empty list id");
-        }
         return;
       case TargetKind::kInteger:
-        if (!target->IsInt64() || target->GetInt64() < 1) {
-          Problem(target_path, "must be a positive integer sequence id");
-          return;
+        // Type and range are the schema's to report.
+        if (target->IsInt64() && target->GetInt64() >= 1) {
+          action.target = std::to_string(target->GetInt64());
         }
-        action.target = std::to_string(target->GetInt64());
         return;
       case TargetKind::kFixed:
         return;
@@ -770,8 +771,8 @@ class Builder {
     if (const Value* map = Member(&object, "statusMap"); map != nullptr && map->IsObject()) {
       for (const auto& entry : map->GetObject()) {
         if (!entry.value.IsString()) continue;
-        CheckStatus(path + "/statusMap/" + EscapePointerToken(Text(entry.name)),
-                    Text(entry.value), *known);
+        CheckStatus(path + "/statusMap/" + EscapePointerToken(Text(entry.name)), Text(entry.value),
+                    *known);
         action.status_map[Text(entry.name)] = Text(entry.value);
       }
     }

@@ -72,7 +72,6 @@ std::optional<DecodeError> CheckBytes(std::string_view payload) {
   return std::nullopt;
 }
 
-
 std::string WithoutFinalPeriod(std::string text) {
   if (!text.empty() && text.back() == '.') text.pop_back();
   return text;
@@ -162,7 +161,6 @@ std::optional<int64_t> ParseRfc3339(std::string_view text) {
       DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
   return seconds * 1000 + millis;
 }
-
 
 namespace {
 
@@ -289,18 +287,18 @@ std::string FormatRfc3339(int64_t epoch_ms) {
   const int64_t day_of_era = days - era * 146097;
   const int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const int64_t mp = (5 * day_of_year + 2) / 153;
   const int64_t day = day_of_year - (153 * mp + 2) / 5 + 1;
   const int64_t month = mp < 10 ? mp + 3 : mp - 9;
   const int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
   char text[96];
-  std::snprintf(text, sizeof(text), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
-                static_cast<long long>(year), static_cast<long long>(month),
-                static_cast<long long>(day), static_cast<long long>(ms_of_day / 3600000),
-                static_cast<long long>(ms_of_day / 60000 % 60),
-                static_cast<long long>(ms_of_day / 1000 % 60),
-                static_cast<long long>(ms_of_day % 1000));
+  std::snprintf(
+      text, sizeof(text), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ",
+      static_cast<long long>(year), static_cast<long long>(month), static_cast<long long>(day),
+      static_cast<long long>(ms_of_day / 3600000), static_cast<long long>(ms_of_day / 60000 % 60),
+      static_cast<long long>(ms_of_day / 1000 % 60), static_cast<long long>(ms_of_day % 1000));
   return text;
 }
 
@@ -404,7 +402,8 @@ DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std
       out.ignored.push_back("tombstone (null value) carries no data");
       return out;
     }
-    return DecodeError{"message has no value (tombstone)", "", std::string(InputFormatName(format))};
+    return DecodeError{"message has no value (tombstone)", "",
+                       std::string(InputFormatName(format))};
   }
   out.format = format == InputFormat::kAuto ? DetectFormat(payload) : format;
   const std::string name(InputFormatName(out.format));

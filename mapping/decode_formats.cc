@@ -72,8 +72,7 @@ void SetField(CrmEvent& event, const FormatOptions& options, const std::string& 
 
 // ---- HubSpot ----------------------------------------------------------------
 
-std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item,
-                                              const std::string& path,
+std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item, const std::string& path,
                                               const FormatOptions& options, DecodedMessage& out) {
   if (!item.IsObject()) return Error("a HubSpot event must be an object", path);
   const rapidjson::Value* type = Find(item, "subscriptionType");
@@ -128,7 +127,8 @@ std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item,
     }
   } else {
     out.ignored.push_back("hubspot event at " + (path.empty() ? "/" : path) +
-                          ": subscriptionType '" + Echo(subscription) + "' is not a contact change");
+                          ": subscriptionType '" + Echo(subscription) +
+                          "' is not a contact change");
     return std::nullopt;
   }
   event.external_id_value = std::move(*object_id);
@@ -257,9 +257,9 @@ std::optional<DecodeError> DecodeSalesforce(const rapidjson::Value& doc,
   } else if (change_type == "UNDELETE") {
     kind = EventKind::kRestored;
   } else {
-    return Error("changeType '" + Echo(change_type) +
-                     "' is not CREATE, UPDATE, DELETE, UNDELETE or GAP_*",
-                 header_path + "/changeType");
+    return Error(
+        "changeType '" + Echo(change_type) + "' is not CREATE, UPDATE, DELETE, UNDELETE or GAP_*",
+        header_path + "/changeType");
   }
   const std::optional<int64_t> committed = Millis(Find(header, "commitTimestamp"));
   if (!committed) {
@@ -284,8 +284,8 @@ std::optional<DecodeError> DecodeSalesforce(const rapidjson::Value& doc,
     event.kind = kind;
     event.external_id_key = options.external_id_key;
     event.external_id_value = *IdText(&id);
-    event.event_id = base_id.empty() ? event.external_id_value
-                                     : base_id + ":" + event.external_id_value;
+    event.event_id =
+        base_id.empty() ? event.external_id_value : base_id + ":" + event.external_id_value;
     SetTime(event, *committed);
     if (const rapidjson::Value* origin = Find(header, "changeOrigin");
         origin != nullptr && origin->IsString()) {
@@ -349,9 +349,9 @@ std::optional<DecodeError> DecodeDebezium(const rapidjson::Value& doc, std::stri
   const rapidjson::Value* row = deleted ? before : after;
   const std::string row_path = path + (deleted ? "/before" : "/after");
   if (row == nullptr || !row->IsObject()) {
-    return Error(std::string(deleted ? "before" : "after") + " must be an object for op '" +
-                     operation + "'",
-                 row_path);
+    return Error(
+        std::string(deleted ? "before" : "after") + " must be an object for op '" + operation + "'",
+        row_path);
   }
   CrmEvent event;
   event.source_format = InputFormat::kDebezium;
@@ -365,7 +365,8 @@ std::optional<DecodeError> DecodeDebezium(const rapidjson::Value& doc, std::stri
   event.external_id_value = *id;
   std::optional<int64_t> ms = Millis(Find(*payload, "ts_ms"));
   if (!ms) {
-    if (const rapidjson::Value* source = Find(*payload, "source")) ms = Millis(Find(*source, "ts_ms"));
+    if (const rapidjson::Value* source = Find(*payload, "source"))
+      ms = Millis(Find(*source, "ts_ms"));
   }
   if (!ms) return Error("ts_ms is missing or not epoch milliseconds", path + "/ts_ms");
   SetTime(event, *ms);

@@ -5,9 +5,9 @@
 namespace crmsync::mapping {
 namespace {
 
-constexpr std::array<EventKind, 6> kAllKinds = {
-    EventKind::kCreated,       EventKind::kUpdated, EventKind::kDeleted,
-    EventKind::kStatusChanged, EventKind::kMerged,  EventKind::kRestored};
+constexpr std::array<EventKind, 6> kAllKinds = {EventKind::kCreated, EventKind::kUpdated,
+                                                EventKind::kDeleted, EventKind::kStatusChanged,
+                                                EventKind::kMerged,  EventKind::kRestored};
 
 constexpr std::array<InputFormat, 5> kAllFormats = {InputFormat::kAuto, InputFormat::kCanonical,
                                                     InputFormat::kHubSpot, InputFormat::kSalesforce,
@@ -67,10 +67,18 @@ std::optional<InputFormat> ParseInputFormat(std::string_view name) {
 }
 
 bool IsFieldReference(std::string_view ref) {
-  static constexpr std::string_view kNames[] = {
-      "kind",          "status",          "origin",            "format",
-      "eventId",       "occurredAt",      "externalIdKey",     "externalIdValue",
-      "contact.email", "contact.phone",   "contact.firstName", "contact.lastName"};
+  static constexpr std::string_view kNames[] = {"kind",
+                                                "status",
+                                                "origin",
+                                                "format",
+                                                "eventId",
+                                                "occurredAt",
+                                                "externalIdKey",
+                                                "externalIdValue",
+                                                "contact.email",
+                                                "contact.phone",
+                                                "contact.firstName",
+                                                "contact.lastName"};
   for (std::string_view name : kNames) {
     if (ref == name) return true;
   }

@@ -179,7 +179,8 @@ std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& even
       }
       break;
     case ContactRequirement::kEmailOrPhone:
-      if ((!contact.email || contact.email->empty()) && (!contact.phone || contact.phone->empty())) {
+      if ((!contact.email || contact.email->empty()) &&
+          (!contact.phone || contact.phone->empty())) {
         why = "the contact has neither email nor phone (" + action.provider +
               " identifies contacts by them)";
         return std::nullopt;
@@ -200,7 +201,8 @@ std::optional<Template> Template::Parse(std::string_view text, std::string& erro
       parsed.parts_.push_back(Part{std::string(text.substr(pos)), "", std::nullopt});
       break;
     }
-    if (open > pos) parsed.parts_.push_back(Part{std::string(text.substr(pos, open - pos)), "", {}});
+    if (open > pos)
+      parsed.parts_.push_back(Part{std::string(text.substr(pos, open - pos)), "", {}});
     const size_t close = text.find("}}", open + 2);
     if (close == std::string_view::npos) {
       error = "'{{' at offset " + std::to_string(open) + " is not closed by '}}'";
@@ -242,9 +244,9 @@ std::optional<std::string> Template::Render(const CrmEvent& event) const {
 }
 
 bool IsTemplateDestination(std::string_view destination) {
-  static constexpr std::string_view kNames[] = {
-      "firstName", "lastName",      "email",           "phone",
-      "status",    "externalIdKey", "externalIdValue", "tags"};
+  static constexpr std::string_view kNames[] = {"firstName",       "lastName", "email",
+                                                "phone",           "status",   "externalIdKey",
+                                                "externalIdValue", "tags"};
   for (std::string_view name : kNames) {
     if (destination == name) return true;
   }

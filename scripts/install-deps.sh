@@ -13,6 +13,7 @@ packages=(
   libcli11-dev            # command line
   libcpp-httplib-dev      # provider simulator's HTTP server
   libgtest-dev libgmock-dev
+  libclang-rt-14-dev      # libFuzzer and sanitizer runtimes for scripts/fuzz.sh (clang 14)
 )
 
 missing=()

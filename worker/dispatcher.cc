@@ -36,6 +36,8 @@ Dispatcher::Dispatcher(std::map<std::string, ProviderLimits> limits, RetryPolicy
 bool Dispatcher::Merge(Item& into, Item& next) {
   mapping::Operation& a = into.op;
   mapping::Operation& b = next.op;
+  // Different request options or routing travel in different requests.
+  if (into.queue_key != next.queue_key) return false;
   if (IsRemoval(b.action) && !IsRemoval(a.action)) {
     // Whatever waited is undone by the removal; an overwrite also drops the
     // list's other members, which a single removal would not, so it stays.
@@ -61,61 +63,72 @@ bool Dispatcher::Merge(Item& into, Item& next) {
   return true;
 }
 
-void Dispatcher::MarkReady(Queue& queue, const std::string& contact) {
-  auto it = queue.lines.find(contact);
-  if (it == queue.lines.end()) return;
+void Dispatcher::MarkReady(Lane& lane, const std::string& contact) {
+  auto it = lane.lines.find(contact);
+  if (it == lane.lines.end()) return;
   ContactLine& line = it->second;
   if (line.busy) return;
   if (line.waiting.empty()) {
-    queue.lines.erase(it);
+    lane.lines.erase(it);
     return;
   }
-  queue.ready.emplace(line.waiting.front().seq, contact);
+  const Item& front = line.waiting.front();
+  queues_.at(front.queue_key).ready.emplace(front.seq, contact);
+}
+
+void Dispatcher::Release(Lane& lane, const std::string& contact) {
+  lane.lines[contact].busy = false;
+  MarkReady(lane, contact);
 }
 
 void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now) {
   std::string key = op.BatchKey();
-  auto [it, inserted] = queues_.try_emplace(std::move(key));
+  auto [it, inserted] = queues_.try_emplace(key);
   Queue& queue = it->second;
   if (inserted) {
     queue.provider = op.provider;
     queue.target = op.target;
     queue.routing = op.routing;
     queue.options_json = op.options_json;
+    queue.lane_key = op.provider + '\x1f' + op.target;
   }
+  Lane& lane = lanes_[queue.lane_key];
   const ProviderLimits& limits = limits_[queue.provider];
   const std::string contact = op.contact_key;
-  ContactLine& line = queue.lines[contact];
-  Item item{std::move(op), {std::move(origin)}, 0, now + limits.linger, next_seq_++};
+  ContactLine& line = lane.lines[contact];
+  Item item{std::move(op),       std::move(key), {std::move(origin)}, 0,
+            now + limits.linger, next_seq_++};
   if (!line.waiting.empty() && Merge(line.waiting.back(), item)) {
     ++coalesced_;
     return;
   }
   line.waiting.push_back(std::move(item));
   ++queued_;
-  if (line.waiting.size() == 1) MarkReady(queue, contact);
+  if (line.waiting.size() == 1) MarkReady(lane, contact);
 }
 
-void Dispatcher::WakeRetries(Queue& queue, Clock::time_point now) {
+void Dispatcher::WakeRetries(Lane& lane, Clock::time_point now) {
+  if (lane.backing_off.empty()) return;
   // Due retries go back to the front of their contact's line: every later
   // operation of the contact is still behind them, so order holds.
   auto due =
-      std::stable_partition(queue.backing_off.begin(), queue.backing_off.end(),
+      std::stable_partition(lane.backing_off.begin(), lane.backing_off.end(),
                             [now](const auto& entry) { return entry.second.ready_at > now; });
-  for (auto it = due; it != queue.backing_off.end(); ++it) {
-    ContactLine& line = queue.lines[it->first];
+  for (auto it = due; it != lane.backing_off.end(); ++it) {
+    ContactLine& line = lane.lines[it->first];
     line.busy = false;
     line.waiting.push_front(std::move(it->second));
-    MarkReady(queue, it->first);
+    MarkReady(lane, it->first);
   }
-  queue.backing_off.erase(due, queue.backing_off.end());
+  lane.backing_off.erase(due, lane.backing_off.end());
 }
 
 std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, size_t max_batch) {
   InFlightBatch batch;
   std::optional<mapping::Action> action;
+  Lane& lane = lanes_.at(queue.lane_key);
   for (auto it = queue.ready.begin(); it != queue.ready.end() && batch.items.size() < max_batch;) {
-    ContactLine& line = queue.lines.at(it->second);
+    ContactLine& line = lane.lines.at(it->second);
     Item& front = line.waiting.front();
     // A batch carries one action; a contact whose next operation is another
     // action stays ready for the next batch.
@@ -139,12 +152,13 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
 
 std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flush_all) {
   std::vector<OutgoingBatch> out;
+  for (auto& [key, lane] : lanes_) WakeRetries(lane, now);
   for (auto& [key, queue] : queues_) {
-    WakeRetries(queue, now);
+    const Lane& lane = lanes_.at(queue.lane_key);
     const ProviderLimits& limits = limits_[queue.provider];
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
     while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
-      const Item& oldest = queue.lines.at(queue.ready.begin()->second).waiting.front();
+      const Item& oldest = lane.lines.at(queue.ready.begin()->second).waiting.front();
       const bool due =
           flush_all || queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
@@ -185,7 +199,8 @@ std::vector<Finished> Dispatcher::OnResult(
   auto node = in_flight_.extract(id);
   if (node.empty()) return finished;
   InFlightBatch& batch = node.mapped();
-  Queue& queue = queues_[batch.queue_key];
+  Queue& queue = queues_.at(batch.queue_key);
+  Lane& lane = lanes_.at(queue.lane_key);
   --in_flight_per_provider_[queue.provider];
   in_flight_ops_ -= batch.items.size();
   assert(outcomes.size() == batch.items.size());
@@ -207,20 +222,18 @@ std::vector<Finished> Dispatcher::OnResult(
           finished.push_back(Finished{std::move(origin), queue.provider, outcome.kind,
                                       outcome.reason, outcome.http_status, item.attempts});
         }
-        queue.lines[contact].busy = false;
-        MarkReady(queue, contact);
+        Release(lane, contact);
         break;
       case providers::OutcomeKind::kRetry:
         std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
         if (item.origins.empty()) {
-          queue.lines[contact].busy = false;
-          MarkReady(queue, contact);
+          Release(lane, contact);
           break;
         }
         ++retries_;
         ++queued_;
         item.ready_at = now + Backoff(item.attempts, outcome);
-        queue.backing_off.emplace_back(contact, std::move(item));
+        lane.backing_off.emplace_back(contact, std::move(item));
         break;
     }
   }
@@ -232,29 +245,35 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
     std::erase_if(item.origins, [&tp](const MessageRef& ref) { return ref.tp == tp; });
     return item.origins.empty();
   };
-  for (auto& [key, queue] : queues_) {
-    for (auto& [contact, line] : queue.lines) {
+  for (auto& [key, lane] : lanes_) {
+    for (auto& [contact, line] : lane.lines) {
       const size_t before = line.waiting.size();
       std::erase_if(line.waiting, strip);
       queued_ -= before - line.waiting.size();
     }
-    for (auto it = queue.backing_off.begin(); it != queue.backing_off.end();) {
+    for (auto it = lane.backing_off.begin(); it != lane.backing_off.end();) {
       if (strip(it->second)) {
-        queue.lines[it->first].busy = false;
+        lane.lines[it->first].busy = false;
         --queued_;
-        it = queue.backing_off.erase(it);
+        it = lane.backing_off.erase(it);
       } else {
         ++it;
       }
     }
-    // Fronts may have changed: rebuild the ready set.
-    queue.ready.clear();
-    for (auto it = queue.lines.begin(); it != queue.lines.end();) {
-      if (!it->second.busy && it->second.waiting.empty()) {
-        it = queue.lines.erase(it);
+  }
+  // Fronts may have changed: rebuild every ready set.
+  for (auto& [key, queue] : queues_) queue.ready.clear();
+  for (auto& [key, lane] : lanes_) {
+    for (auto it = lane.lines.begin(); it != lane.lines.end();) {
+      ContactLine& line = it->second;
+      if (!line.busy && line.waiting.empty()) {
+        it = lane.lines.erase(it);
         continue;
       }
-      if (!it->second.busy) queue.ready.emplace(it->second.waiting.front().seq, it->first);
+      if (!line.busy) {
+        const Item& front = line.waiting.front();
+        queues_.at(front.queue_key).ready.emplace(front.seq, it->first);
+      }
       ++it;
     }
   }
@@ -265,8 +284,10 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline() const {
   auto consider = [&next](Clock::time_point t) {
     if (!next || t < *next) next = t;
   };
+  for (const auto& [key, lane] : lanes_) {
+    for (const auto& entry : lane.backing_off) consider(entry.second.ready_at);
+  }
   for (const auto& [key, queue] : queues_) {
-    for (const auto& entry : queue.backing_off) consider(entry.second.ready_at);
     if (queue.ready.empty()) continue;
     auto limits = limits_.find(queue.provider);
     auto in_flight = in_flight_per_provider_.find(queue.provider);
@@ -275,7 +296,8 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline() const {
     if (limits != limits_.end() && queue.ready.size() >= limits->second.max_batch) {
       consider(Clock::time_point::min());
     } else {
-      consider(queue.lines.at(queue.ready.begin()->second).waiting.front().ready_at);
+      const Lane& lane = lanes_.at(queue.lane_key);
+      consider(lane.lines.at(queue.ready.begin()->second).waiting.front().ready_at);
     }
   }
   return next;

@@ -1,15 +1,17 @@
 // Dispatcher: turns a stream of Operations into provider batches, and the
 // provider's per-item outcomes back into finished messages.
 //
-// One queue per (provider, target, routing, options), and in it one line per
-// contact. A batch carries one action and at most one operation per contact,
-// up to the provider's batch size; it is formed when the queue holds a full
-// batch or its oldest ready operation has waited `linger`.
+// One line per (provider, target, contact) holds that contact's operations in
+// order; one queue per (provider, target, routing, options) — what may share
+// a request — holds the contacts whose next operation is ready for it. A
+// batch carries one action and at most one operation per contact, up to the
+// provider's batch size; it is formed when the queue holds a full batch or its
+// oldest ready operation has waited `linger`.
 //
-// Per-contact order: a contact's operations leave its line one at a time;
-// while one is in flight or waiting to be retried, the rest wait. Other
-// contacts are not held up, and finding the next batch costs O(batch), never
-// a scan of everything queued.
+// Per-contact order: a contact's operations on a target leave its line one at
+// a time, whatever request options they carry; while one is in flight or
+// waiting to be retried, the rest wait. Other contacts are not held up, and
+// finding the next batch costs O(batch), never a scan of everything queued.
 //
 // Coalescing: an operation that arrives while its contact's last queued
 // operation is still waiting merges into it (later fields win, maps merge),
@@ -118,6 +120,7 @@ class Dispatcher {
  private:
   struct Item {
     mapping::Operation op;
+    std::string queue_key;            // op.BatchKey()
     std::vector<MessageRef> origins;  // every message this operation finishes
     int attempts = 0;
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
@@ -127,15 +130,19 @@ class Dispatcher {
     std::deque<Item> waiting;  // in order; the front is the next to go
     bool busy = false;         // an operation is in flight or backing off
   };
+  // Everything of one (provider, target).
+  struct Lane {
+    std::unordered_map<std::string, ContactLine> lines;     // by contact key
+    std::vector<std::pair<std::string, Item>> backing_off;  // retries not yet due
+  };
   struct Queue {
     std::string provider;
     std::string target;
     std::optional<mapping::Routing> routing;
     std::string options_json;
-    std::unordered_map<std::string, ContactLine> lines;  // by contact key
-    // Contacts whose front operation may go, by that operation's seq.
+    std::string lane_key;
+    // Contacts whose front operation may go in this queue, by its seq.
     std::map<uint64_t, std::string> ready;
-    std::vector<std::pair<std::string, Item>> backing_off;  // retries not yet due
   };
   struct InFlightBatch {
     std::string queue_key;
@@ -145,14 +152,16 @@ class Dispatcher {
 
   static bool Merge(Item& into, Item& next);
   std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch);
-  void MarkReady(Queue& queue, const std::string& contact);
-  void WakeRetries(Queue& queue, Clock::time_point now);
+  void MarkReady(Lane& lane, const std::string& contact);
+  void Release(Lane& lane, const std::string& contact);
+  void WakeRetries(Lane& lane, Clock::time_point now);
   std::chrono::milliseconds Backoff(int attempts, const providers::Outcome& outcome);
 
   std::map<std::string, ProviderLimits> limits_;
   RetryPolicy retry_;
   std::mt19937_64 rng_;
   std::map<std::string, Queue> queues_;  // by Operation::BatchKey()
+  std::map<std::string, Lane> lanes_;    // by provider + target
   std::map<uint64_t, InFlightBatch> in_flight_;
   std::map<std::string, int> in_flight_per_provider_;
   uint64_t next_id_ = 1;

@@ -8,8 +8,8 @@
 #include <cctype>
 #include <fstream>
 #include <iostream>
-#include <map>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -24,11 +24,6 @@ namespace {
 
 // A recognisable stand-in for secrets the dry run does not need.
 constexpr char kPlaceholderKey[] = "crmsync-dry-run-placeholder-key";
-
-std::optional<std::string> EnvOrPlaceholder(std::string_view name) {
-  if (auto value = mapping::ProcessEnv(name); value && !value->empty()) return value;
-  return std::string(kPlaceholderKey);
-}
 
 struct RawMessage {
   std::string key;
@@ -273,6 +268,11 @@ int Run(mapping::Config config, const std::string& input, const DryRunOptions& o
 }
 
 }  // namespace
+
+std::optional<std::string> EnvOrPlaceholder(std::string_view name) {
+  if (auto value = mapping::ProcessEnv(name); value && !value->empty()) return value;
+  return std::string(kPlaceholderKey);
+}
 
 int DryRunText(const std::string& config_json, const std::string& input,
                const DryRunOptions& options, std::ostream& out, std::ostream& err) {

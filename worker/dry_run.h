@@ -17,19 +17,25 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace crmsync::worker {
 
 struct DryRunOptions {
   std::string config_path;
-  std::string input = "-";  // a file, or "-" for stdin
-  std::string topic;        // the topic the messages come from; default: the first configured
-  std::string format;       // overrides the topic's format ("auto", "hubspot", ...)
-  bool whole_input = false; // the whole input is one message
+  std::string input = "-";   // a file, or "-" for stdin
+  std::string topic;         // the topic the messages come from; default: the first configured
+  std::string format;        // overrides the topic's format ("auto", "hubspot", ...)
+  bool whole_input = false;  // the whole input is one message
 };
 
 int RunDryRun(const DryRunOptions& options, std::ostream& out, std::ostream& err);
+
+// An EnvLookup (mapping/config.h) for tools that never send anything: the
+// variable's value when set, else a placeholder key.
+std::optional<std::string> EnvOrPlaceholder(std::string_view name);
 
 // The same, on a config text and an input text (for tests).
 int DryRunText(const std::string& config_json, const std::string& input,

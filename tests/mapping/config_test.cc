@@ -120,7 +120,7 @@ TEST(LoadConfigTest, ExampleFileLoads) {
   EXPECT_EQ(replify.api_key, kTestKey);
   EXPECT_EQ(replify.max_batch, 100u);
   EXPECT_EQ(replify.max_in_flight, 4);
-  ASSERT_EQ(config.rules.rules.size(), 4u);
+  ASSERT_EQ(config.rules.rules.size(), 5u);
   EXPECT_EQ(config.rules.rules[0].name, "stop-outreach");
   EXPECT_EQ(config.worker.metrics_listen, "127.0.0.1:9464");
 }
@@ -128,7 +128,7 @@ TEST(LoadConfigTest, ExampleFileLoads) {
 TEST(LoadConfigTest, ExampleFileLoadsFromDisk) {
   const Config config =
       LoadConfigFromFile(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &TestEnv);
-  EXPECT_EQ(config.rules.rules.size(), 4u);
+  EXPECT_EQ(config.rules.rules.size(), 5u);
 }
 
 CrmEvent Contact(EventKind kind, const std::string& tier,

@@ -61,7 +61,7 @@ rapidjson::Value Strings(const std::vector<std::string>& items,
 
 // Decode + map, as the expected-output document.
 rapidjson::Document DecodeAndMap(const std::string& payload, const std::string& key,
-                        const std::string& topic) {
+                                 const std::string& topic) {
   const Config& config = GoldenConfig();
   rapidjson::Document out(rapidjson::kObjectType);
   auto& a = out.GetAllocator();

@@ -209,8 +209,8 @@ TEST(MapTest, RoutingIsCopiedAndSeparatesBatches) {
 }
 
 TEST(MapTest, EachActionYieldsOneOperationInOrder) {
-  const Rules rules =
-      Of({Named("both", {To(kCampaignA, Action::kUpdateOnly), To(kCampaignB, Action::kUpdateOnly)})});
+  const Rules rules = Of(
+      {Named("both", {To(kCampaignA, Action::kUpdateOnly), To(kCampaignB, Action::kUpdateOnly)})});
   const MapResult result = Map(Event(EventKind::kStatusChanged, "completed"), rules);
   ASSERT_EQ(result.operations.size(), 2u);
   EXPECT_EQ(result.operations[0].target, kCampaignA);
@@ -227,6 +227,100 @@ TEST(MapTest, NoMatchingRuleYieldsNothing) {
   EXPECT_TRUE(Map(Event(EventKind::kDeleted), Rules{}).operations.empty());
 }
 
+TEST(TemplateTest, RendersTextReferencesAndDefaults) {
+  std::string error;
+  const auto name = Template::Parse("{{contact.firstName}} {{ contact.lastName }}", error);
+  ASSERT_TRUE(name.has_value()) << error;
+  CrmEvent event = Event(EventKind::kUpdated);
+  EXPECT_EQ(name->Render(event), "Ava Lopez");
+  const auto tier = Template::Parse("tier-{{properties.missing|free}}", error);
+  ASSERT_TRUE(tier.has_value()) << error;
+  EXPECT_EQ(tier->Render(event), "tier-free");
+  event.contact.last_name.reset();
+  EXPECT_FALSE(name->Render(event).has_value());
+  EXPECT_EQ(Template::Parse("web", error)->Render(event), "web");
+}
+
+TEST(TemplateTest, RejectsUnknownReferencesAndUnclosedBraces) {
+  std::string error;
+  EXPECT_FALSE(Template::Parse("{{contact.fullName}}", error).has_value());
+  EXPECT_NE(error.find("contact.fullName"), std::string::npos);
+  EXPECT_FALSE(Template::Parse("{{properties.tier", error).has_value());
+  EXPECT_NE(error.find("not closed"), std::string::npos);
+}
+
+Condition When(const std::string& field, ConditionOp op, std::vector<std::string> values = {}) {
+  Condition condition;
+  condition.field = field;
+  condition.op = op;
+  condition.values = std::move(values);
+  return condition;
+}
+
+TEST(ConditionTest, EachOperatorHoldsAsDocumented) {
+  CrmEvent event = Event(EventKind::kUpdated);
+  event.origin = "com/salesforce/api/rest;client=crmsync";
+  event.changed_fields = {"properties.lifecycleStage"};
+  auto holds = [&event](Condition condition) {
+    Rule rule = Named("r", {});
+    rule.conditions = {std::move(condition)};
+    return Matches(rule, event);
+  };
+  EXPECT_TRUE(holds(When("properties.tier", ConditionOp::kEquals, {"pro"})));
+  EXPECT_FALSE(holds(When("properties.tier", ConditionOp::kNotEquals, {"pro"})));
+  EXPECT_TRUE(holds(When("properties.absent", ConditionOp::kNotEquals, {"pro"})));
+  EXPECT_TRUE(holds(When("properties.tier", ConditionOp::kIn, {"trial", "pro"})));
+  EXPECT_TRUE(holds(When("properties.tier", ConditionOp::kNotIn, {"trial"})));
+  EXPECT_TRUE(holds(When("contact.email", ConditionOp::kExists)));
+  Condition absent = When("properties.absent", ConditionOp::kExists);
+  absent.flag = false;
+  EXPECT_TRUE(holds(absent));
+  EXPECT_TRUE(holds(When("properties.lifecycleStage", ConditionOp::kChanged)));
+  EXPECT_FALSE(holds(When("properties.tier", ConditionOp::kChanged)));
+  EXPECT_TRUE(holds(When("origin", ConditionOp::kContains, {"client=crmsync"})));
+  EXPECT_FALSE(holds(When("origin", ConditionOp::kNotContains, {"client=crmsync"})));
+}
+
+TEST(ConditionTest, BecomesNeedsAChangeIntoTheValue) {
+  CrmEvent event = Event(EventKind::kUpdated);  // lifecycleStage "customer"
+  Rule rule = Named("r", {});
+  rule.conditions = {When("properties.lifecycleStage", ConditionOp::kBecomes, {"customer"})};
+  EXPECT_FALSE(Matches(rule, event)) << "not changed";
+  event.changed_fields = {"properties.lifecycleStage"};
+  EXPECT_TRUE(Matches(rule, event)) << "changed, previous unknown";
+  event.previous["properties.lifecycleStage"] = "customer";
+  EXPECT_FALSE(Matches(rule, event)) << "it already was";
+  event.previous["properties.lifecycleStage"] = "lead";
+  EXPECT_TRUE(Matches(rule, event));
+  rule.conditions[0].from = {"opportunity"};
+  EXPECT_FALSE(Matches(rule, event)) << "from another value";
+}
+
+TEST(MapTest, ContinueLetsLaterRulesApplyToo) {
+  Rule first = Named("first", {To(kCampaignA)});
+  first.continue_matching = true;
+  Rule second = Named("second", {To(kCampaignB)});
+  Rule third = Named("third", {To(kCampaignB, Action::kRemove)});
+  const MapResult result = Map(Event(EventKind::kUpdated), Of({first, second, third}));
+  EXPECT_EQ(result.rule, "first,second");
+  ASSERT_EQ(result.operations.size(), 2u);
+  EXPECT_EQ(result.operations[1].target, kCampaignB);
+}
+
+TEST(MapTest, ActionWithoutTheRequiredIdentityIsSkippedWithItsReason) {
+  RuleAction whippy = To("list-1", Action::kAdd);
+  whippy.provider = "whippy";
+  whippy.requires_contact = ContactRequirement::kPhone;
+  CrmEvent event = Event(EventKind::kUpdated);
+  event.contact.phone.reset();
+  const MapResult result = Map(event, Of({Named("r", {whippy, To(kCampaignA)})}));
+  ASSERT_EQ(result.operations.size(), 1u);
+  EXPECT_EQ(result.operations[0].provider, "replify");
+  ASSERT_EQ(result.skipped.size(), 1u);
+  EXPECT_EQ(result.skipped[0],
+            "rule 'r' action 0 (whippy): the contact has no phone (whippy requires one)");
+}
+
 TEST(BatchKeyTest, JoinsProviderTargetRoutingAndOptionsButNotAction) {
   Operation op;
   op.provider = "replify";
@@ -237,8 +331,7 @@ TEST(BatchKeyTest, JoinsProviderTargetRoutingAndOptionsButNotAction) {
   removal.contact_key = "other:1";
   EXPECT_EQ(removal.BatchKey(), op.BatchKey());
   op.routing = Routing{"hubspotId", "site-a"};
-  EXPECT_EQ(op.BatchKey(),
-            std::string("replify\x1f") + kCampaignA + "\x1fhubspotId\x1fsite-a\x1f");
+  EXPECT_EQ(op.BatchKey(), std::string("replify\x1f") + kCampaignA + "\x1fhubspotId\x1fsite-a\x1f");
   Operation with_options = op;
   with_options.options_json = R"({"startStepId":1})";
   EXPECT_NE(with_options.BatchKey(), op.BatchKey());

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 namespace crmsync::worker {
@@ -275,6 +276,25 @@ TEST(DispatcherTest, InFlightOperationIsNeverMergedInto) {
   auto second = d.TakeReady(kT0, true);
   ASSERT_EQ(second.size(), 1u);
   EXPECT_EQ(d.OnResult(second[0].id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 2u);
+}
+
+TEST(DispatcherTest, OrderHoldsAcrossRequestOptionsOfOneTarget) {
+  // Different options travel in different requests, but they address the
+  // same contact on the same target: the later one must wait.
+  Dispatcher d = Make(10, 4);
+  mapping::Operation first = Op("a");
+  first.options_json = R"({"partialUpdate":true})";
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  d.Enqueue(Op("b"), Ref(2), kT0);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 2u);
+  std::vector<std::string> sent;
+  for (const auto& out : ready) {
+    for (const auto& contact : Contacts(out)) sent.push_back(contact + out.batch->options_json);
+  }
+  std::sort(sent.begin(), sent.end());
+  EXPECT_EQ(sent, (std::vector<std::string>{R"(a{"partialUpdate":true})", "b"}));
 }
 
 TEST(DispatcherTest, HotContactsDoNotSlowBatchFormation) {

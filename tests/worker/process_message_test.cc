@@ -101,9 +101,8 @@ TEST(ProcessMessageTest, HubSpotBatchYieldsTheOperationsOfEveryEvent) {
 }
 
 TEST(ProcessMessageTest, SalesforceGapEventIsSkippedWithItsReason) {
-  const std::string gap =
-      R"({"ChangeEventHeader":{"entityName":"Contact","recordIds":["003A"],)"
-      R"("changeType":"GAP_UPDATE","commitTimestamp":1795435200000}})";
+  const std::string gap = R"({"ChangeEventHeader":{"entityName":"Contact","recordIds":["003A"],)"
+                          R"("changeType":"GAP_UPDATE","commitTimestamp":1795435200000}})";
   ProcessedMessage out = ProcessMessage(Msg("", gap), OneRule());
   EXPECT_EQ(out.fate, MessageFate::kUnmatched);
   EXPECT_NE(out.reason.find("gap event carries no data"), std::string::npos) << out.reason;
