@@ -21,7 +21,9 @@ RequestBudget::RequestBudget(std::vector<mapping::RateLimit> limits) {
     // request land inside the previous window.
     const auto margin = std::max<Clock::duration>(limit.period / 50, std::chrono::milliseconds(20));
     windows_.push_back(Window{limit, limit.period + margin, {}});
-    longest_period_ = std::max(longest_period_, windows_.back().period);
+    if (shortest_period_ == Clock::duration::zero() || windows_.back().period < shortest_period_) {
+      shortest_period_ = windows_.back().period;
+    }
   }
 }
 
@@ -39,10 +41,10 @@ void RequestBudget::Expire(Clock::time_point now) {
 
 void RequestBudget::Recover(Clock::time_point now) {
   if (factor_ >= 1.0) return;
-  // One recovery step per quiet longest-window since the last step.
-  while (factor_ < 1.0 && now - last_throttle_ >= longest_period_) {
+  // One recovery step per quiet shortest window since the last step.
+  while (factor_ < 1.0 && now - last_throttle_ >= shortest_period_) {
     factor_ = std::min(1.0, factor_ * kRecoveryFactor);
-    last_throttle_ += longest_period_;
+    last_throttle_ += shortest_period_;
   }
 }
 
@@ -54,16 +56,20 @@ size_t RequestBudget::Available(Clock::time_point now) {
   size_t available = std::numeric_limits<size_t>::max();
   for (const Window& window : windows_) {
     const size_t allowed = Allowed(window);
-    available =
-        std::min(available, allowed > window.sent.size() ? allowed - window.sent.size() : 0);
+    const size_t used = window.sent.size() + in_flight_;
+    available = std::min(available, allowed > used ? allowed - used : 0);
   }
   return available;
 }
 
-void RequestBudget::Take(size_t n, Clock::time_point now) {
-  for (Window& window : windows_) {
-    for (size_t i = 0; i < n; ++i) window.sent.push_back(now);
-  }
+void RequestBudget::Take(size_t n) {
+  if (!windows_.empty()) in_flight_ += n;
+}
+
+void RequestBudget::Complete(Clock::time_point now) {
+  if (windows_.empty() || in_flight_ == 0) return;
+  --in_flight_;
+  for (Window& window : windows_) window.sent.push_back(now);
 }
 
 std::optional<RequestBudget::Clock::time_point> RequestBudget::NextFree(Clock::time_point now) {
@@ -72,7 +78,9 @@ std::optional<RequestBudget::Clock::time_point> RequestBudget::NextFree(Clock::t
   Clock::time_point next = now;
   for (const Window& window : windows_) {
     const size_t allowed = Allowed(window);
-    if (window.sent.size() < allowed) continue;
+    if (window.sent.size() + in_flight_ < allowed) continue;
+    // Only answers free slots while requests are in flight.
+    if (window.sent.size() < allowed) return std::nullopt;
     // The slot frees when enough of the oldest requests leave the window.
     next = std::max(next, window.sent[window.sent.size() - allowed] + window.period);
   }
@@ -81,7 +89,10 @@ std::optional<RequestBudget::Clock::time_point> RequestBudget::NextFree(Clock::t
 
 void RequestBudget::OnThrottled(Clock::time_point now,
                                 std::optional<std::chrono::milliseconds> retry_after) {
-  factor_ = std::max(kMinFactor, factor_ * kBackoffFactor);
+  // The answers to one burst arrive together: halve once for all of them.
+  const bool same_burst =
+      factor_ < 1.0 && now - last_throttle_ < std::max(shortest_period_, Clock::duration(1));
+  if (!same_burst) factor_ = std::max(kMinFactor, factor_ * kBackoffFactor);
   last_throttle_ = now;
   if (retry_after) hold_until_ = std::max(hold_until_, now + *retry_after);
 }

@@ -3,9 +3,12 @@
 //
 // Each limit is a sliding window ("at most N requests in any P"), the shape
 // providers enforce; a token bucket would let through up to twice N in some
-// window of length P. On a 429 the budget halves (down to a tenth) and holds
-// off until Retry-After; each quiet period of the longest window after that
-// brings it back up by a quarter, to the full limit.
+// window of length P. A request occupies a slot from the moment it is sent
+// and counts as sent at the moment its answer arrives: the provider saw it at
+// some point in between, and requests queued in the client must not make the
+// window look emptier than the provider's. On a 429 the budget halves (down
+// to a tenth) and holds off until Retry-After; each quiet period of the
+// shortest window after that brings it back up by a quarter.
 //
 // Pure logic with an injected clock; not thread-safe (the worker's loop
 // thread owns it). Never throws.
@@ -29,8 +32,10 @@ class RequestBudget {
 
   // How many requests may be sent at `now` (SIZE_MAX when unlimited).
   size_t Available(Clock::time_point now);
-  // Records `n` requests sent at `now` (n <= Available(now)).
-  void Take(size_t n, Clock::time_point now);
+  // Records `n` requests sent (n <= Available(now)).
+  void Take(size_t n);
+  // One request taken earlier was answered (or failed) at `now`.
+  void Complete(Clock::time_point now);
   // When the next request may go, if none may go now.
   std::optional<Clock::time_point> NextFree(Clock::time_point now);
 
@@ -55,7 +60,8 @@ class RequestBudget {
   double factor_ = 1.0;
   Clock::time_point hold_until_{};
   Clock::time_point last_throttle_{};
-  Clock::duration longest_period_{};
+  Clock::duration shortest_period_{};
+  size_t in_flight_ = 0;
 };
 
 }  // namespace crmsync::worker

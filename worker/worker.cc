@@ -163,7 +163,7 @@ void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_poin
 void Worker::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
   RequestBudget& budget = budgets_.at(active.provider);
   const size_t n = std::min(budget.Available(now), active.unsent.size());
-  budget.Take(n, now);
+  budget.Take(n);
   const auto timeout = config_.providers.at(active.provider).request_timeout;
   for (size_t i = 0; i < n; ++i) {
     auto& [index, request] = active.unsent[i];
@@ -213,11 +213,16 @@ void Worker::Pump(bool flush_all) {
     if (it == exchanges_.end()) continue;
     ActiveExchange& active = it->second;
     metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
+    budgets_.at(active.provider).Complete(now);
     if (completion.response.transport == providers::Transport::kOk &&
         completion.response.status == 429) {
-      budgets_.at(active.provider).OnThrottled(now, completion.response.retry_after);
-      spdlog::info("{} answered 429: sending at {:.0f}% of its budget", active.provider,
-                   budgets_.at(active.provider).Factor() * 100);
+      RequestBudget& budget = budgets_.at(active.provider);
+      const double before = budget.Factor();
+      budget.OnThrottled(now, completion.response.retry_after);
+      if (budget.Factor() != before) {
+        spdlog::info("{} answered 429: sending at {:.0f}% of its budget", active.provider,
+                     budget.Factor() * 100);
+      }
     }
     active.exchange->OnResponse(completion.index, completion.response);
     if (--active.awaiting == 0) Advance(completion.batch_id, active, now);

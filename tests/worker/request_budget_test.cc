@@ -20,11 +20,16 @@ TEST(RequestBudgetTest, NoLimitsMeansUnlimited) {
   EXPECT_FALSE(budget.NextFree(kT0).has_value());
 }
 
+void Send(RequestBudget& budget, size_t n, Clock::time_point at) {
+  budget.Take(n);
+  for (size_t i = 0; i < n; ++i) budget.Complete(at);
+}
+
 TEST(RequestBudgetTest, NeverMoreThanTheLimitInAnyWindow) {
   RequestBudget budget({{10, seconds(60)}});
   EXPECT_EQ(budget.Available(kT0), 10u);
-  budget.Take(4, kT0);
-  budget.Take(6, kT0 + seconds(30));
+  Send(budget, 4, kT0);
+  Send(budget, 6, kT0 + seconds(30));
   EXPECT_EQ(budget.Available(kT0 + seconds(31)), 0u);
   // The first four leave the window (plus its safety margin) after a minute;
   // the other six still count.
@@ -38,10 +43,21 @@ TEST(RequestBudgetTest, NeverMoreThanTheLimitInAnyWindow) {
 
 TEST(RequestBudgetTest, EveryLimitMustAllow) {
   RequestBudget budget({{100, seconds(60)}, {150, seconds(3600)}});
-  budget.Take(100, kT0);
+  Send(budget, 100, kT0);
   EXPECT_EQ(budget.Available(kT0 + seconds(62)), 50u);
-  budget.Take(50, kT0 + seconds(62));
+  Send(budget, 50, kT0 + seconds(62));
   EXPECT_EQ(budget.Available(kT0 + seconds(200)), 0u);
+}
+
+TEST(RequestBudgetTest, InFlightRequestsHoldTheirSlotUntilAnswered) {
+  RequestBudget budget({{10, seconds(1)}});
+  budget.Take(10);
+  // Sent long ago but unanswered: the provider may count them any moment.
+  EXPECT_EQ(budget.Available(kT0 + seconds(30)), 0u);
+  EXPECT_FALSE(budget.NextFree(kT0 + seconds(30)).has_value());
+  for (int i = 0; i < 10; ++i) budget.Complete(kT0 + seconds(30));
+  EXPECT_EQ(budget.Available(kT0 + seconds(30)), 0u);
+  EXPECT_EQ(budget.Available(kT0 + seconds(32)), 10u);
 }
 
 TEST(RequestBudgetTest, ThrottleHalvesHoldsForRetryAfterAndRecovers) {
@@ -56,9 +72,15 @@ TEST(RequestBudgetTest, ThrottleHalvesHoldsForRetryAfterAndRecovers) {
   EXPECT_DOUBLE_EQ(budget.Factor(), 1.0);
 }
 
+TEST(RequestBudgetTest, ThrottlesOfOneBurstCountOnce) {
+  RequestBudget budget({{10, seconds(1)}});
+  for (int i = 0; i < 5; ++i) budget.OnThrottled(kT0 + milliseconds(i), std::nullopt);
+  EXPECT_DOUBLE_EQ(budget.Factor(), 0.5);
+}
+
 TEST(RequestBudgetTest, RepeatedThrottlesBottomOutAboveZero) {
   RequestBudget budget({{10, seconds(1)}});
-  for (int i = 0; i < 10; ++i) budget.OnThrottled(kT0, std::nullopt);
+  for (int i = 0; i < 10; ++i) budget.OnThrottled(kT0 + seconds(2 * i), std::nullopt);
   EXPECT_GE(budget.Factor(), 0.1);
   EXPECT_EQ(budget.Available(kT0), 1u);
 }
