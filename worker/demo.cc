@@ -12,7 +12,11 @@
 
 #include "crmsync_schemas.h"
 #include "mapping/config.h"
+#include "providers/registry.h"
+#include "sim/campaignlark_sim.h"
+#include "sim/replyio_sim.h"
 #include "sim/simulator.h"
+#include "sim/whippy_sim.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/producer.h"
 #include "worker/kafka/test_broker.h"
@@ -24,6 +28,9 @@ namespace crmsync::worker {
 namespace {
 
 constexpr char kTopic[] = "crm.contacts";
+// Documented rate limits (Whippy: ten list writes a minute) run this many
+// times faster in the demo, in the simulator and in the worker's budgets.
+constexpr double kTimeScale = 60;
 constexpr char kSimKey[] = "demo-replify-key";
 
 // The demo's only secret is the simulator's key; nothing is read from the
@@ -87,6 +94,34 @@ void PrintSummary(const sim::Simulator& simulator, const mapping::Config& config
   }
 }
 
+void PrintOtherProviders(const sim::Simulator& simulator) {
+  if (auto* whippy = dynamic_cast<sim::WhippySim*>(simulator.Provider("whippy"))) {
+    for (const auto& [list, members] : whippy->Lists()) {
+      std::printf("\n  Whippy contact list %s: %zu contacts\n", list.c_str(), members.size());
+      size_t shown = 0;
+      for (const auto& [phone, contact] : members) {
+        if (shown++ == 3) break;
+        std::printf("    %-24s %-12s %s\n", contact.name.c_str(), phone.c_str(),
+                    contact.email.c_str());
+      }
+    }
+  }
+  if (auto* lark = dynamic_cast<sim::CampaignLarkSim*>(simulator.Provider("campaignlark"))) {
+    std::map<std::string, size_t> by_status;
+    const auto contacts = lark->Contacts();
+    for (const auto& [email, contact] : contacts) ++by_status[contact.status];
+    std::printf("\n  CampaignLark contacts: %zu;", contacts.size());
+    for (const auto& [status, n] : by_status) std::printf(" %s %zu", status.c_str(), n);
+    std::printf("\n");
+  }
+  if (auto* reply = dynamic_cast<sim::ReplyIoSim*>(simulator.Provider("replyio"))) {
+    for (const auto& [sequence, emails] : reply->Sequences()) {
+      std::printf("\n  Reply.io sequence %lld: %zu contacts enrolled\n",
+                  static_cast<long long>(sequence), emails.size());
+    }
+  }
+}
+
 }  // namespace
 
 int RunDemo(const DemoOptions& options) {
@@ -101,6 +136,7 @@ int RunDemo(const DemoOptions& options) {
   sim_options.api_keys = {
       {"replify", kSimKey}, {"whippy", kSimKey}, {"campaignlark", kSimKey}, {"replyio", kSimKey}};
   sim_options.knobs.latency = std::chrono::milliseconds(options.latency_ms);
+  sim_options.knobs.rate_limit_time_scale = kTimeScale;
   sim::Simulator simulator(sim_options);
   simulator.Start();
 
@@ -108,15 +144,26 @@ int RunDemo(const DemoOptions& options) {
       mapping::LoadConfigFromString(schemas::EmbeddedFile("examples/crmsync.json"), &DemoEnv);
   config.kafka.bootstrap_servers = broker.BootstrapServers();
   config.kafka.topics = {kTopic};
-  for (auto& [name, provider] : config.providers) provider.base_url = simulator.BaseUrl(name);
+  for (auto& [name, provider] : config.providers) {
+    provider.base_url = simulator.BaseUrl(name);
+    std::vector<mapping::RateLimit> limits =
+        provider.rate_limits.value_or(providers::DocumentedRateLimits(name));
+    for (auto& limit : limits) {
+      limit.period =
+          std::chrono::duration_cast<std::chrono::milliseconds>(limit.period / kTimeScale);
+    }
+    provider.rate_limits = limits;
+  }
   config.worker.metrics_listen = "127.0.0.1:0";
   config.worker.commit_interval = std::chrono::milliseconds(200);
 
   std::printf("crmsync demo\n");
   std::printf("  Kafka (librdkafka mock cluster): %s, topic %s with %d partitions\n",
               broker.BootstrapServers().c_str(), kTopic, options.partitions);
-  std::printf("  provider simulator: %s (latency %d ms)\n", simulator.BaseUrl("replify").c_str(),
-              options.latency_ms);
+  std::printf(
+      "  provider simulator: http://127.0.0.1:%d (latency %d ms; documented rate limits "
+      "run %.0fx faster)\n",
+      simulator.Port(), options.latency_ms, kTimeScale);
 
   SampleOptions sample;
   sample.events = options.events;
@@ -183,6 +230,7 @@ int RunDemo(const DemoOptions& options) {
       static_cast<unsigned long long>(stats.malformed.load()),
       static_cast<unsigned long long>(stats.unmatched.load()), static_cast<long long>(lag));
   PrintSummary(simulator, config);
+  PrintOtherProviders(simulator);
   return done ? 0 : 1;
 }
 
