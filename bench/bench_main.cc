@@ -261,7 +261,8 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   result.p99_ms = Percentile(metrics, latency, 0.99) * 1000;
   result.http_429 = MetricSum(metrics, "crmsync_http_requests_total", {"code=\"429\""});
   result.requests = MetricSum(metrics, "crmsync_http_requests_total");
-  result.operations = MetricSum(metrics, "crmsync_operations_total", {"outcome=\"delivered\""});
+  // Operations sent to providers (after coalescing), not messages finished.
+  result.operations = MetricSum(metrics, "crmsync_batch_size_sum");
 
   kill(pid, SIGTERM);
   int status = 0;

@@ -63,6 +63,11 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   Set(conf.get(), "auto.offset.reset", "earliest");
   Set(conf.get(), "enable.partition.eof", "false");
   Set(conf.get(), "client.id", "crmsync");
+  // librdkafka prefetches up to 100,000 messages per partition by default: a
+  // lagging group on many partitions would hold gigabytes before the worker's
+  // own backpressure (pausing partitions) has a say. Bound the prefetch.
+  Set(conf.get(), "queued.min.messages", "5000");
+  Set(conf.get(), "queued.max.messages.kbytes", "32768");
   for (const auto& [name, value] : options.properties) Set(conf.get(), name, value);
   // Forced after the passthrough properties so that they cannot be overridden:
   // offsets are stored only once every operation of a message (and of all
