@@ -9,14 +9,12 @@
 #include <optional>
 #include <utility>
 
+#include "providers/text.h"
+
 namespace crmsync::providers::campaignlark {
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// Longest provider text copied into a reason: reasons travel into logs and
-// dead-letter headers, and an error page must not bloat them.
-constexpr size_t kMaxReasonText = 300;
 
 // The top-level email_address is the contact's identity; CampaignLark ignores
 // a fields.email_address, so sending one would only suggest it mattered.
@@ -25,16 +23,6 @@ constexpr std::string_view kEmailMergeTag = "email_address";
 void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
   writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
   writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-// Cuts at a UTF-8 character boundary so that a reason stays valid text.
-std::string Truncate(std::string text) {
-  if (text.size() <= kMaxReasonText) return text;
-  size_t cut = kMaxReasonText;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  text.resize(cut);
-  text += "...";
-  return text;
 }
 
 std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
@@ -338,14 +326,14 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
   const int status = static_cast<int>(response.status);
   const std::string code = std::to_string(response.status);
   const std::optional<std::string> text = ErrorText(response.body);
-  const std::string detail = text ? ": " + Truncate(Scrub(*text)) : "";
+  const std::string detail = text ? ": " + TruncateReason(Scrub(*text)) : "";
 
   // CampaignLark's documented 400s (missing email, unknown merge tag, invalid
   // status, a required field missing) all say the contact as sent can never
   // be written: permanent.
   if (status == 400) {
     return Reject("campaignlark rejected contact: " +
-                      (text ? Truncate(Scrub(*text)) : std::string("HTTP 400")),
+                      (text ? TruncateReason(Scrub(*text)) : std::string("HTTP 400")),
                   status);
   }
   // 401 (bad key), 403 (this IP is not on the workspace's allow-list) and
@@ -377,13 +365,7 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
 }
 
 std::string CampaignLarkProvider::Scrub(std::string text) const {
-  static constexpr std::string_view kMask = "[redacted]";
-  if (api_key_.empty()) return text;
-  for (size_t at = text.find(api_key_); at != std::string::npos;
-       at = text.find(api_key_, at + kMask.size())) {
-    text.replace(at, api_key_.size(), kMask);
-  }
-  return text;
+  return MaskSecret(std::move(text), api_key_);
 }
 
 }  // namespace crmsync::providers::campaignlark

@@ -8,14 +8,12 @@
 #include <unordered_map>
 #include <utility>
 
+#include "providers/text.h"
+
 namespace crmsync::providers::replify {
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// Longest provider text copied into a reason: reasons travel into logs and
-// dead-letter headers, and an error page must not bloat them.
-constexpr size_t kMaxReasonText = 300;
 
 // Replify's own wire names. They happen to equal mapping::ActionName today,
 // but they are this provider's contract (other providers name actions
@@ -56,28 +54,6 @@ bool ReplifyProvider::Supports(mapping::Action action) const {
 
 namespace {
 
-// RFC 3986 path segment: everything but the unreserved set is escaped, so a
-// target can never add path segments or a query.
-std::string PercentEncode(std::string_view segment) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(segment.size());
-  for (const char c : segment) {
-    const auto byte = static_cast<unsigned char>(c);
-    const bool unreserved = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
-                            (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' ||
-                            c == '~';
-    if (unreserved) {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0x0F];
-    }
-  }
-  return out;
-}
-
 void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
   writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
   writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
@@ -104,16 +80,6 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   WriteOptional(writer, "externalIdKey", contact.external_id_key);
   WriteOptional(writer, "externalIdValue", contact.external_id_value);
   writer.EndObject();
-}
-
-// Cuts at a UTF-8 character boundary so that a reason stays valid text.
-std::string Truncate(std::string text) {
-  if (text.size() <= kMaxReasonText) return text;
-  size_t cut = kMaxReasonText;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  text.resize(cut);
-  text += "...";
-  return text;
 }
 
 // A non-empty string member, else nullopt. Replify reports absent fields as
@@ -226,7 +192,7 @@ ReplifyProvider::ReplifyProvider(const mapping::ProviderConfig& config)
 HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
   HttpRequest request;
   request.method = "POST";
-  request.url = base_url_ + "/campaigns/" + PercentEncode(batch.target) + "/contacts";
+  request.url = base_url_ + "/campaigns/" + PercentEncodePathSegment(batch.target) + "/contacts";
   request.headers = {
       {"Content-Type", "application/json"},
       {"Accept", "application/json"},
@@ -318,7 +284,7 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
       Outcome& outcome = outcomes[*index];
       outcome.kind = OutcomeKind::kReject;
       outcome.reason = "replify rejected contact: " +
-                       Truncate(Scrub(std::string(text.value_or("unspecified error"))));
+                       TruncateReason(Scrub(std::string(text.value_or("unspecified error"))));
     }
   }
   // Items that no entry names are done too: e.g. a completed contact that an
@@ -335,7 +301,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
   body.Parse(response.body.data(), response.body.size());
   const std::optional<std::string_view> text =
       body.HasParseError() ? std::nullopt : ErrorText(body);
-  const std::string detail = text ? ": " + Truncate(Scrub(std::string(*text))) : "";
+  const std::string detail = text ? ": " + TruncateReason(Scrub(std::string(*text))) : "";
 
   const long code = response.status;
   if (code == 401 || code == 403) {
@@ -364,13 +330,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
 }
 
 std::string ReplifyProvider::Scrub(std::string text) const {
-  static constexpr std::string_view kMask = "[redacted]";
-  if (api_key_.empty()) return text;
-  for (size_t at = text.find(api_key_); at != std::string::npos;
-       at = text.find(api_key_, at + kMask.size())) {
-    text.replace(at, api_key_.size(), kMask);
-  }
-  return text;
+  return MaskSecret(std::move(text), api_key_);
 }
 
 }  // namespace crmsync::providers::replify

@@ -9,14 +9,12 @@
 #include <variant>
 #include <vector>
 
+#include "providers/text.h"
+
 namespace crmsync::providers::replyio {
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// Longest provider text copied into a reason: reasons travel into logs and
-// dead-letter headers, and an error page must not bloat them.
-constexpr size_t kMaxReasonText = 300;
 
 constexpr std::string_view kPlanLimitReason =
     "Reply.io plan contact limit exceeded — raise the plan; items are not retried";
@@ -32,16 +30,6 @@ std::string Lower(std::string_view text) {
 std::string_view Trim(std::string_view text) {
   while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
   while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
-
-// Cuts at a UTF-8 character boundary so that a reason stays valid text.
-std::string Truncate(std::string text) {
-  if (text.size() <= kMaxReasonText) return text;
-  size_t cut = kMaxReasonText;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  text.resize(cut);
-  text += "...";
   return text;
 }
 
@@ -331,7 +319,7 @@ bool ReplyIoExchange::Begin() {
   const auto sequence = ParsePositiveId(batch_.target);
   if (!sequence) {
     return reject_all("reply.io: sequence id must be a positive integer, got '" +
-                      Truncate(provider_.Scrub(batch_.target)) + "'");
+                      TruncateReason(provider_.Scrub(batch_.target)) + "'");
   }
   sequence_id_ = *sequence;
   if (batch_.action == mapping::Action::kEnroll) {
@@ -619,15 +607,16 @@ void ReplyIoExchange::OnImport(const Sent& sent, const HttpResponse& response) {
     if ((status && Lower(*status) == "failed") || error) {
       // Reply.io refused the contact's data (e.g. an invalid email): sending
       // it again would be refused again.
-      FinishAll(group,
-                Make(OutcomeKind::kReject,
-                     "reply.io could not create the contact: " +
-                         Truncate(provider_.Scrub(std::string(error.value_or("import failed")))),
-                     response.status));
+      FinishAll(
+          group,
+          Make(OutcomeKind::kReject,
+               "reply.io could not create the contact: " +
+                   TruncateReason(provider_.Scrub(std::string(error.value_or("import failed")))),
+               response.status));
     } else {
       FinishAll(group, Make(OutcomeKind::kRetry,
                             "reply.io: contact import returned no id (status " +
-                                Truncate(std::string(status.value_or("none"))) + ")",
+                                TruncateReason(std::string(status.value_or("none"))) + ")",
                             response.status));
     }
   }
@@ -709,11 +698,11 @@ void ReplyIoExchange::OnNotProcessed(int64_t id, std::string_view slug,
       // or the plan, not a passing state. Retrying would hammer the API with
       // the same answer; the reason carries the slug for whoever reads the
       // dead letter.
-      Finish(i,
-             Make(OutcomeKind::kReject,
-                  "reply.io: " + contact + " not processed: " +
-                      Truncate(provider_.Scrub(std::string(slug.empty() ? "unspecified" : slug))),
-                  status));
+      Finish(i, Make(OutcomeKind::kReject,
+                     "reply.io: " + contact + " not processed: " +
+                         TruncateReason(
+                             provider_.Scrub(std::string(slug.empty() ? "unspecified" : slug))),
+                     status));
     }
   }
 }
@@ -745,7 +734,7 @@ Outcome ReplyIoExchange::Failure(RequestKind kind, const HttpResponse& response)
 Outcome ReplyIoExchange::HttpFailure(RequestKind kind, const HttpResponse& response) const {
   const long code = response.status;
   const std::string status = std::to_string(code);
-  const std::string problem = Truncate(provider_.Scrub(ProblemText(response)));
+  const std::string problem = TruncateReason(provider_.Scrub(ProblemText(response)));
   const std::string detail = problem.empty() ? "" : ": " + problem;
   const char* what = kind == RequestKind::kLookup   ? "contact lookup"
                      : kind == RequestKind::kImport ? "contact import"
@@ -834,13 +823,7 @@ std::optional<int64_t> ReplyIoProvider::CachedId(std::string_view email) {
 }
 
 std::string ReplyIoProvider::Scrub(std::string text) const {
-  static constexpr std::string_view kMask = "[redacted]";
-  if (api_key_.empty()) return text;
-  for (size_t at = text.find(api_key_); at != std::string::npos;
-       at = text.find(api_key_, at + kMask.size())) {
-    text.replace(at, api_key_.size(), kMask);
-  }
-  return text;
+  return MaskSecret(std::move(text), api_key_);
 }
 
 }  // namespace crmsync::providers::replyio

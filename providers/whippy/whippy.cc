@@ -13,55 +13,21 @@
 #include <variant>
 #include <vector>
 
+#include "providers/text.h"
+
 namespace crmsync::providers::whippy {
 namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// Longest provider text copied into a reason: reasons travel into logs and
-// dead-letter headers, and an error page must not bloat them.
-constexpr size_t kMaxReasonText = 300;
-
 constexpr std::string_view kAddressPrefix = "address.";
 constexpr std::string_view kBirthDatePrefix = "birth_date.";
-
-// RFC 3986 path segment: everything but the unreserved set is escaped, so a
-// list id can never add path segments or a query.
-std::string PercentEncode(std::string_view segment) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(segment.size());
-  for (const char c : segment) {
-    const auto byte = static_cast<unsigned char>(c);
-    const bool unreserved = (byte >= 'A' && byte <= 'Z') || (byte >= 'a' && byte <= 'z') ||
-                            (byte >= '0' && byte <= '9') || c == '-' || c == '.' || c == '_' ||
-                            c == '~';
-    if (unreserved) {
-      out += c;
-    } else {
-      out += '%';
-      out += kHex[byte >> 4];
-      out += kHex[byte & 0x0F];
-    }
-  }
-  return out;
-}
 
 // Whippy counts characters, not bytes: UTF-8 continuation bytes are skipped.
 size_t Utf8Length(std::string_view text) {
   return static_cast<size_t>(std::count_if(text.begin(), text.end(), [](char c) {
     return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
   }));
-}
-
-// Cuts at a UTF-8 character boundary so that a reason stays valid text.
-std::string Truncate(std::string text) {
-  if (text.size() <= kMaxReasonText) return text;
-  size_t cut = kMaxReasonText;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  text.resize(cut);
-  text += "...";
-  return text;
 }
 
 bool IsUuid(std::string_view id) {
@@ -432,8 +398,8 @@ class WhippyExchange final : public Exchange {
   HttpRequest Build(const std::vector<size_t>& chunk, std::string_view action) const {
     HttpRequest request;
     request.method = provider_.ListMethod();
-    request.url =
-        provider_.BaseUrl() + "/contacts/lists/" + PercentEncode(batch_.target) + "/contacts";
+    request.url = provider_.BaseUrl() + "/contacts/lists/" +
+                  PercentEncodePathSegment(batch_.target) + "/contacts";
     request.headers = {
         {"Content-Type", "application/json"},
         {"Accept", "application/json"},
@@ -533,8 +499,9 @@ class WhippyExchange final : public Exchange {
       it->second.erase(it->second.begin());
       const auto text = EntryText(entry);
       outcome.kind = OutcomeKind::kReject;
-      outcome.reason = "whippy rejected contact: " +
-                       Truncate(provider_.Scrub(std::string(text.value_or("unspecified error"))));
+      outcome.reason =
+          "whippy rejected contact: " +
+          TruncateReason(provider_.Scrub(std::string(text.value_or("unspecified error"))));
     }
     return result;
   }
@@ -547,7 +514,7 @@ class WhippyExchange final : public Exchange {
     rapidjson::Document body;
     body.Parse(response.body.data(), response.body.size());
     const std::optional<std::string> text = ErrorText(body);
-    const std::string detail = text ? Truncate(provider_.Scrub(*text)) : "";
+    const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
 
     const long code = response.status;
     if (code == 401 || code == 403) {
@@ -638,13 +605,7 @@ std::unique_ptr<Exchange> WhippyProvider::Start(const Batch& batch) {
 }
 
 std::string WhippyProvider::Scrub(std::string text) const {
-  static constexpr std::string_view kMask = "[redacted]";
-  if (api_key_.empty()) return text;
-  for (size_t at = text.find(api_key_); at != std::string::npos;
-       at = text.find(api_key_, at + kMask.size())) {
-    text.replace(at, api_key_.size(), kMask);
-  }
-  return text;
+  return MaskSecret(std::move(text), api_key_);
 }
 
 }  // namespace crmsync::providers::whippy
