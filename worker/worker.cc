@@ -93,12 +93,16 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       tracker_.Add(tp, message.offset, 0);
       return;
     case MessageFate::kUnmatched:
+      spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, processed.reason);
       ++stats_.unmatched;
       metrics_.EventSkipped("unmatched");
       tracker_.Add(tp, message.offset, 0);
       return;
     case MessageFate::kOperations:
       break;
+  }
+  for (const std::string& note : processed.notes) {
+    spdlog::info("{}@{}: {}", tp.ToString(), message.offset, note);
   }
   tracker_.Add(tp, message.offset, processed.operations.size());
   const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
