@@ -295,6 +295,7 @@ class Builder {
     KafkaConfig& out = config.kafka;
     ReadString(kafka, "bootstrapServers", out.bootstrap_servers);
     ReadString(kafka, "groupId", out.group_id);
+    ReadString(kafka, "deadLetterTopic", out.dead_letter_topic);
     if (const Value* topics = Member(kafka, "topics"); topics != nullptr && topics->IsArray()) {
       for (rapidjson::SizeType i = 0; i < topics->Size(); ++i) {
         const Value& topic = (*topics)[i];

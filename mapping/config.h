@@ -33,6 +33,9 @@ struct KafkaConfig {
   std::string bootstrap_servers;
   std::vector<std::string> topics;
   std::string group_id = "crmsync";
+  // Where undecodable messages and permanently rejected operations go, with
+  // their reason in headers; empty: they are skipped, logged and counted.
+  std::string dead_letter_topic;
   // librdkafka properties passed through as-is (security.protocol, sasl.*, ...).
   // The worker applies its forced settings after these.
   std::map<std::string, std::string> properties;

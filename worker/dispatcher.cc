@@ -219,7 +219,7 @@ std::vector<Finished> Dispatcher::OnResult(
       case providers::OutcomeKind::kDone:
       case providers::OutcomeKind::kReject:
         for (MessageRef& origin : item.origins) {
-          finished.push_back(Finished{std::move(origin), queue.provider, outcome.kind,
+          finished.push_back(Finished{std::move(origin), queue.provider, queue.target, outcome.kind,
                                       outcome.reason, outcome.http_status, item.attempts});
         }
         Release(lane, contact);

@@ -70,6 +70,7 @@ struct RetryPolicy {
 struct Finished {
   MessageRef origin;
   std::string provider;
+  std::string target;
   providers::OutcomeKind kind = providers::OutcomeKind::kDone;  // kDone or kReject
   std::string reason;
   int http_status = 0;

@@ -63,10 +63,18 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
   }
   options.max_host_connections = std::max(connections, 1);
   engine_ = std::make_unique<HttpEngine>(options);
+  if (!config_.kafka.dead_letter_topic.empty()) {
+    // The user's passthrough properties carry the cluster's security settings.
+    dead_letters_ = std::make_unique<kafka::Producer>(config_.kafka.bootstrap_servers,
+                                                      config_.kafka.properties);
+  }
 }
 
 Worker::~Worker() {
-  // The engine's callbacks touch the completion queue: stop it first.
+  // Delivery reports of dead letters and the engine's callbacks touch the
+  // pipeline's state: stop both first.
+  destroying_ = true;
+  dead_letters_.reset();
   engine_.reset();
   consumer_.reset();
 }
@@ -86,11 +94,19 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   switch (processed.fate) {
     case MessageFate::kMalformed:
       // Logged without the payload: it may hold contact data.
-      spdlog::warn("skipping malformed message {}@{}: {}", tp.ToString(), message.offset,
-                   processed.reason);
+      spdlog::warn("{} malformed message {}@{}: {}", dead_letters_ ? "dead-lettering" : "skipping",
+                   tp.ToString(), message.offset, processed.reason);
       ++stats_.malformed;
       metrics_.EventSkipped("malformed");
-      tracker_.Add(tp, message.offset, 0);
+      if (!dead_letters_) {
+        tracker_.Add(tp, message.offset, 0);
+        return;
+      }
+      // Done only once the dead-letter topic has it.
+      tracker_.Add(tp, message.offset, 1);
+      DeadLetter(MessageRef{tp, message.offset, epochs_[tp], message.timestamp_ms},
+                 std::string(message.key), std::string(message.payload),
+                 {{"crmsync.reason", processed.reason}});
       return;
     case MessageFate::kUnmatched:
       spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, processed.reason);
@@ -106,6 +122,10 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   }
   tracker_.Add(tp, message.offset, processed.operations.size());
   const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
+  if (dead_letters_) {
+    retained_[tp][message.offset] = Retained{std::string(message.key), std::string(message.payload),
+                                             processed.operations.size()};
+  }
   for (mapping::Operation& op : processed.operations) {
     dispatcher_.Enqueue(std::move(op), origin, now);
   }
@@ -130,6 +150,26 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
       spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
                    finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
                    finished.reason);
+      if (dead_letters_ && IsCurrent(finished.origin)) {
+        std::string key, value;
+        auto partition = retained_.find(finished.origin.tp);
+        if (partition != retained_.end()) {
+          if (auto it = partition->second.find(finished.origin.offset);
+              it != partition->second.end()) {
+            key = it->second.key;
+            value = it->second.value;
+          }
+        }
+        Release(finished.origin);
+        // The operation is finished once the dead-letter topic has it.
+        DeadLetter(finished.origin, key, value,
+                   {{"crmsync.provider", finished.provider},
+                    {"crmsync.target", finished.target},
+                    {"crmsync.reason", finished.reason},
+                    {"crmsync.http.status", std::to_string(finished.http_status)},
+                    {"crmsync.attempts", std::to_string(finished.attempts)}});
+        continue;
+      }
     } else {
       ++stats_.delivered;
       metrics_.Operation(finished.provider, "delivered", 1);
@@ -141,8 +181,52 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
                                  static_cast<double>(now_ms - finished.origin.timestamp_ms) / 1000);
       }
     }
+    Release(finished.origin);
     if (IsCurrent(finished.origin)) tracker_.Complete(finished.origin.tp, finished.origin.offset);
   }
+}
+
+void Worker::Release(const MessageRef& origin) {
+  auto partition = retained_.find(origin.tp);
+  if (partition == retained_.end()) return;
+  auto it = partition->second.find(origin.offset);
+  if (it == partition->second.end()) return;
+  if (--it->second.pending == 0) partition->second.erase(it);
+}
+
+void Worker::DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
+                        std::vector<std::pair<std::string, std::string>> headers) {
+  const auto now = std::chrono::system_clock::now();
+  headers.emplace_back("crmsync.source.topic", origin.tp.topic);
+  headers.emplace_back("crmsync.source.partition", std::to_string(origin.tp.partition));
+  headers.emplace_back("crmsync.source.offset", std::to_string(origin.offset));
+  headers.emplace_back(
+      "crmsync.failed.at.ms",
+      std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()));
+  SendDeadLetter(origin, key, value, headers);
+}
+
+void Worker::SendDeadLetter(const MessageRef& origin, const std::string& key,
+                            const std::string& value,
+                            const std::vector<std::pair<std::string, std::string>>& headers) {
+  ++dead_letters_in_flight_;
+  dead_letters_->ProduceRecord(
+      config_.kafka.dead_letter_topic, key, value, headers,
+      [this, origin, key, value, headers](bool delivered, const std::string& error) {
+        --dead_letters_in_flight_;
+        if (delivered) {
+          ++stats_.dead_lettered;
+          if (IsCurrent(origin)) tracker_.Complete(origin.tp, origin.offset);
+          return;
+        }
+        if (destroying_) return;
+        // Never committed past: the record is written again, however long the
+        // dead-letter topic is unavailable.
+        spdlog::error("dead-letter write for {}@{} failed ({}); retrying", origin.tp.ToString(),
+                      origin.offset, error);
+        SendDeadLetter(origin, key, value, headers);
+      });
 }
 
 void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
@@ -206,6 +290,7 @@ std::optional<Clock::time_point> Worker::NextDeadline() {
 }
 
 void Worker::Pump(bool flush_all) {
+  if (dead_letters_) dead_letters_->Poll();
   std::vector<Completion> done;
   {
     std::lock_guard lock(completions_mutex_);
@@ -252,6 +337,8 @@ void Worker::Pump(bool flush_all) {
 
 void Worker::WaitForCompletions(Clock::time_point until) {
   if (auto next = NextDeadline(); next && *next < until) until = *next;
+  // Dead-letter acknowledgements arrive through polling, not this queue.
+  if (dead_letters_in_flight_ > 0) until = std::min(until, Clock::now() + kBusyPoll);
   std::unique_lock lock(completions_mutex_);
   completions_cv_.wait_until(lock, until, [this] { return !completions_.empty(); });
 }
@@ -337,6 +424,7 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
   for (const auto& tp : partitions) {
     dispatcher_.DropPartition(tp);
     tracker_.Revoke(tp);
+    retained_.erase(tp);
     ++epochs_[tp];
     stored_.erase(tp);
   }
@@ -355,7 +443,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
   Clock::time_point next_commit = Clock::now() + config_.worker.commit_interval;
   while (!stop.load()) {
     std::chrono::milliseconds timeout = kIdlePoll;
-    if (dispatcher_.Pending() > 0) timeout = kBusyPoll;
+    if (dispatcher_.Pending() > 0 || dead_letters_in_flight_ > 0) timeout = kBusyPoll;
     if (auto next = NextDeadline()) {
       auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now());
       timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);

@@ -30,6 +30,7 @@
 #include "worker/dispatcher.h"
 #include "worker/http_engine.h"
 #include "worker/kafka/consumer.h"
+#include "worker/kafka/producer.h"
 #include "worker/metrics.h"
 #include "worker/offset_tracker.h"
 #include "worker/request_budget.h"
@@ -41,10 +42,11 @@ struct WorkerStats {
   std::atomic<uint64_t> consumed{0};
   std::atomic<uint64_t> malformed{0};
   std::atomic<uint64_t> unmatched{0};
-  std::atomic<uint64_t> delivered{0};  // operations the provider confirmed
-  std::atomic<uint64_t> rejected{0};   // operations the provider refused for good
-  std::atomic<uint64_t> retried{0};    // operation attempts that will be retried
-  std::atomic<uint64_t> pending{0};    // operations queued or in flight
+  std::atomic<uint64_t> delivered{0};      // operations the provider confirmed
+  std::atomic<uint64_t> rejected{0};       // operations the provider refused for good
+  std::atomic<uint64_t> dead_lettered{0};  // records written to the dead-letter topic
+  std::atomic<uint64_t> retried{0};        // operation attempts that will be retried
+  std::atomic<uint64_t> pending{0};        // operations queued or in flight
   std::atomic<uint64_t> assigned_partitions{0};
 };
 
@@ -118,6 +120,24 @@ class Worker : public kafka::RebalanceListener {
   std::mutex completions_mutex_;
   std::condition_variable completions_cv_;
   std::vector<Completion> completions_;
+
+  // Dead letters (only when kafka.deadLetterTopic is set): the original
+  // record of every message with operations still pending, so that a
+  // rejected operation can be written with its message's key and value.
+  struct Retained {
+    std::string key;
+    std::string value;
+    size_t pending = 0;  // operations of the message not yet finished
+  };
+  void DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
+                  std::vector<std::pair<std::string, std::string>> headers);
+  void SendDeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
+                      const std::vector<std::pair<std::string, std::string>>& headers);
+  void Release(const MessageRef& origin);
+  std::unique_ptr<kafka::Producer> dead_letters_;
+  std::map<kafka::TopicPartition, std::map<int64_t, Retained>> retained_;
+  size_t dead_letters_in_flight_ = 0;
+  bool destroying_ = false;
 
   bool paused_ = false;
   bool assignment_changed_ = false;

@@ -18,6 +18,7 @@
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "worker/kafka/admin.h"
+#include "worker/kafka/handles.h"
 #include "worker/kafka/producer.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
@@ -38,10 +39,14 @@ std::optional<std::string> TestEnv(std::string_view name) {
 }
 
 std::string ConfigJson(const std::string& bootstrap, const std::string& topic,
-                       const std::string& group, const std::string& base_url) {
+                       const std::string& group, const std::string& base_url,
+                       const std::string& dead_letter_topic = "") {
+  const std::string dead_letters =
+      dead_letter_topic.empty() ? "" : R"("deadLetterTopic": ")" + dead_letter_topic + R"(", )";
   return R"({
   "kafka": {"bootstrapServers": ")" +
-         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group + R"(",
+         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group + R"(", )" +
+         dead_letters + R"(
             "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}},
   "providers": {"replify": {"baseUrl": ")" +
          base_url + R"(", "apiKey": {"env": "REPLIFY_API_KEY"},
@@ -111,9 +116,10 @@ class PipelineTest : public BrokerTest {
     group_ = MakeGroup();
   }
 
-  mapping::Config LoadConfig() {
+  mapping::Config LoadConfig(const std::string& dead_letter_topic = "") {
     return mapping::LoadConfigFromString(
-        ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify")), &TestEnv);
+        ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify"), dead_letter_topic),
+        &TestEnv);
   }
 
   void Produce(const std::vector<worker::SampleEvent>& events) {
@@ -241,6 +247,99 @@ TEST_F(PipelineTest, MalformedEventsAreSkippedAndNeverStopTheirPartition) {
   EXPECT_EQ(running.Stats().malformed, 200u);
   EXPECT_EQ(Campaign(), Expected(events));
   EXPECT_EQ(running.Stop(), 0);
+}
+
+struct DeadLetter {
+  std::string key;
+  std::string value;
+  std::map<std::string, std::string> headers;
+};
+
+// Reads `count` records of a one-partition topic from the beginning.
+std::vector<DeadLetter> ReadTopic(const std::string& bootstrap, const std::string& topic,
+                                  size_t count) {
+  kafka::ConfPtr conf(rd_kafka_conf_new());
+  char err[256];
+  rd_kafka_conf_set(conf.get(), "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf.get(), "group.id", (topic + "-reader").c_str(), err, sizeof(err));
+  kafka::KafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), err, sizeof(err)));
+  kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), 0)->offset =
+      RD_KAFKA_OFFSET_BEGINNING;
+  rd_kafka_assign(rk.get(), list.get());
+  std::vector<DeadLetter> out;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
+    kafka::MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 100));
+    if (!msg || msg->err) continue;
+    DeadLetter record;
+    record.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    record.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(msg.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      for (size_t i = 0;
+           rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
+           ++i) {
+        record.headers[name] = std::string(static_cast<const char*>(value), size);
+      }
+    }
+    out.push_back(std::move(record));
+  }
+  rd_kafka_consumer_close(rk.get());
+  return out;
+}
+
+TEST_F(PipelineTest, MalformedAndUnmappableEventsAreDeadLetteredWithTheirReason) {
+  worker::SampleOptions sample;
+  sample.events = 2000;
+  sample.contacts = 300;
+  sample.seed = 29;
+  sample.malformed_every = 10;
+  const auto events = worker::GenerateSampleEvents(sample);
+  Produce(events);
+  // A contact with neither email nor phone cannot be sent to Replify: the
+  // mapping refuses it with a reason.
+  std::vector<worker::SampleEvent> rejected;
+  for (int i = 0; i < 5; ++i) {
+    mapping::CrmEvent event;
+    event.event_id = "nobody-" + std::to_string(i);
+    event.occurred_at = "2026-11-23T12:00:00Z";
+    event.external_id_key = "hubspotId";
+    event.external_id_value = "9900" + std::to_string(i);
+    event.kind = mapping::EventKind::kCreated;
+    event.contact.first_name = "Nobody";
+    rejected.push_back({event.ContactKey(), worker::ToCanonicalJson(event), false, event});
+  }
+  Produce(rejected);
+  const std::string dead_letter_topic = MakeTopic(1);
+
+  RunningWorker running(LoadConfig(dead_letter_topic));
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
+  EXPECT_EQ(running.Stats().dead_lettered, 205u);
+  EXPECT_EQ(running.Stop(), 0);
+  EXPECT_EQ(Campaign(), Expected(events));
+
+  const auto letters = ReadTopic(Bootstrap(), dead_letter_topic, 205);
+  ASSERT_EQ(letters.size(), 205u);
+  size_t unreachable = 0;
+  for (const auto& letter : letters) {
+    EXPECT_EQ(letter.headers.at("crmsync.source.topic"), topic_);
+    EXPECT_FALSE(letter.headers.at("crmsync.reason").empty());
+    EXPECT_TRUE(letter.headers.contains("crmsync.source.offset"));
+    if (letter.value.find("Nobody") != std::string::npos) {
+      ++unreachable;
+      EXPECT_NE(letter.headers.at("crmsync.reason").find("neither email nor phone"),
+                std::string::npos)
+          << letter.headers.at("crmsync.reason");
+    }
+    for (const auto& [name, value] : letter.headers) {
+      EXPECT_EQ(value.find(kKey), std::string::npos) << name << " carries the API key";
+    }
+  }
+  EXPECT_EQ(unreachable, 5u);
 }
 
 // A child `crmsync run` process.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <memory>
 #include <stdexcept>
 
 namespace crmsync::kafka {
@@ -90,6 +91,42 @@ void Producer::Produce(const std::string& topic, std::string_view key, std::stri
   rd_kafka_poll(rk, 0);
 }
 
+void Producer::ProduceRecord(const std::string& topic, std::string_view key, std::string_view value,
+                             const std::vector<std::pair<std::string, std::string>>& headers,
+                             DeliveryCallback on_delivery) {
+  rd_kafka_t* rk = handle_.get();
+  auto callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
+  const auto give_up = std::chrono::steady_clock::now() + kQueueFullPatience;
+  for (;;) {
+    rd_kafka_headers_t* list = rd_kafka_headers_new(headers.size());
+    for (const auto& [name, text] : headers) {
+      rd_kafka_header_add(list, name.data(), static_cast<ssize_t>(name.size()), text.data(),
+                          static_cast<ssize_t>(text.size()));
+    }
+    // On success the message owns the headers; the callback travels as the
+    // message's opaque and is freed by OnDelivery.
+    const rd_kafka_resp_err_t err =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
+                          RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_HEADERS(list), RD_KAFKA_V_OPAQUE(callback.get()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      callback.release();
+      break;
+    }
+    rd_kafka_headers_destroy(list);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() >= give_up) {
+      throw std::runtime_error("producer: cannot produce to '" + topic +
+                               "': " + rd_kafka_err2name(err));
+    }
+    rd_kafka_poll(rk, 100);
+  }
+  rd_kafka_poll(rk, 0);
+}
+
+void Producer::Poll() { rd_kafka_poll(handle_.get(), 0); }
+
 void Producer::Flush(std::chrono::milliseconds timeout) {
   rd_kafka_t* rk = handle_.get();
   const rd_kafka_resp_err_t err = rd_kafka_flush(rk, static_cast<int>(timeout.count()));
@@ -114,6 +151,16 @@ void Producer::Flush(std::chrono::milliseconds timeout) {
 
 void Producer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   auto* self = static_cast<Producer*>(opaque);
+  if (msg->_private != nullptr) {
+    std::unique_ptr<DeliveryCallback> callback(static_cast<DeliveryCallback*>(msg->_private));
+    // The callback reports this record's fate; Flush() does not throw for it.
+    const bool delivered = msg->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (delivered) self->delivered_.fetch_add(1);
+    (*callback)(delivered, delivered ? std::string()
+                                     : std::string(rd_kafka_err2name(msg->err)) + ": " +
+                                           rd_kafka_message_errstr(msg));
+    return;
+  }
   if (msg->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
     self->delivered_.fetch_add(1);
     return;

@@ -11,10 +11,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "worker/kafka/handles.h"
 
@@ -31,6 +34,21 @@ class Producer {
   // partition < 0: chosen by the default partitioner from the key.
   void Produce(const std::string& topic, std::string_view key, std::string_view value,
                int32_t partition = -1);
+
+  // Called once per ProduceRecord() with whether the broker acknowledged the
+  // record (after librdkafka's own retries), from Poll(), Produce() or Flush()
+  // on the calling thread.
+  using DeliveryCallback = std::function<void(bool delivered, const std::string& error)>;
+
+  // Produces one record with headers (e.g. to a dead-letter topic). Throws
+  // like Produce() when librdkafka refuses it outright; `on_delivery` is then
+  // not called.
+  void ProduceRecord(const std::string& topic, std::string_view key, std::string_view value,
+                     const std::vector<std::pair<std::string, std::string>>& headers,
+                     DeliveryCallback on_delivery);
+
+  // Serves delivery reports without waiting.
+  void Poll();
 
   // Waits until everything produced so far is delivered. Throws
   // std::runtime_error on timeout or if any message failed delivery.
