@@ -38,11 +38,13 @@ constexpr double kTimeScale = 60;
 std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey); }
 
 std::string ConfigJson(const std::string& bootstrap, const std::string& topic,
-                       const std::string& group, const sim::Simulator& sim) {
+                       const std::string& group, const sim::Simulator& sim,
+                       const std::string& dead_letter_topic) {
   const std::string seq = std::to_string(kSequence);
   return R"({
   "kafka": {"bootstrapServers": ")" +
-         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group + R"("},
+         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group +
+         R"(", "deadLetterTopic": ")" + dead_letter_topic + R"("},
   "providers": {
     "replify": {"baseUrl": ")" +
          sim.BaseUrl("replify") + R"(", "apiKey": {"env": "K"}, "maxBatch": 100, "lingerMs": 20},
@@ -145,11 +147,12 @@ class FanoutTest : public BrokerTest {
     simulator_->Start();
     topic_ = MakeTopic(4);
     group_ = MakeGroup();
+    dead_letter_topic_ = MakeTopic(1);
   }
 
   mapping::Config Config(bool budgets) {
     mapping::Config config = mapping::LoadConfigFromString(
-        ConfigJson(Bootstrap(), topic_, group_, *simulator_), &TestEnv);
+        ConfigJson(Bootstrap(), topic_, group_, *simulator_, dead_letter_topic_), &TestEnv);
     for (auto& [name, provider] : config.providers) {
       std::vector<mapping::RateLimit> limits;
       if (budgets) {
@@ -219,9 +222,11 @@ class FanoutTest : public BrokerTest {
   std::unique_ptr<sim::Simulator> simulator_;
   std::string topic_;
   std::string group_;
+  std::string dead_letter_topic_;
 };
 
-void RunUntilCommitted(mapping::Config config, const std::function<bool()>& committed) {
+// Returns how many operations the providers rejected.
+uint64_t RunUntilCommitted(mapping::Config config, const std::function<bool()>& committed) {
   worker::Metrics metrics;
   worker::Worker worker(std::move(config), metrics);
   std::atomic<bool> stop{false};
@@ -229,14 +234,15 @@ void RunUntilCommitted(mapping::Config config, const std::function<bool()>& comm
   const bool done = WaitFor(committed, seconds(180));
   stop = true;
   runner.join();
-  ASSERT_TRUE(done) << "consumed " << worker.Stats().consumed << ", pending "
+  EXPECT_TRUE(done) << "consumed " << worker.Stats().consumed << ", pending "
                     << worker.Stats().pending << ", rejected " << worker.Stats().rejected;
-  EXPECT_EQ(worker.Stats().rejected, 0u);
+  EXPECT_EQ(worker.Stats().dead_lettered, worker.Stats().rejected);
+  return worker.Stats().rejected;
 }
 
 TEST_F(FanoutTest, EveryProviderEndsWithTheStateTheLastEventImplies) {
   const auto events = Produce(3000, 300, 21);
-  RunUntilCommitted(Config(/*budgets=*/true), [&] { return FullyCommitted(); });
+  EXPECT_EQ(RunUntilCommitted(Config(/*budgets=*/true), [&] { return FullyCommitted(); }), 0u);
   ExpectState(ExpectedState(events));
   // Sending within the documented budgets, the worker never trips a limit.
   EXPECT_EQ(simulator_->GetCounters().rate_limited, 0u);
@@ -246,9 +252,32 @@ TEST_F(FanoutTest, ProviderAnswering429IsSlowedDownNotDropped) {
   const auto events = Produce(1500, 200, 23);
   // No proactive budget: the simulator's documented limits answer 429, and
   // the worker must back off and still deliver everything.
-  RunUntilCommitted(Config(/*budgets=*/false), [&] { return FullyCommitted(); });
+  EXPECT_EQ(RunUntilCommitted(Config(/*budgets=*/false), [&] { return FullyCommitted(); }), 0u);
   EXPECT_GT(simulator_->GetCounters().rate_limited, 0u);
   ExpectState(ExpectedState(events));
+}
+
+TEST_F(FanoutTest, RejectedOperationsAreDeadLetteredAndTheOthersFlow) {
+  // An inactive Whippy list refuses every write for good (422): those
+  // operations go to the dead-letter topic; the other providers are unaffected.
+  auto* whippy = dynamic_cast<sim::WhippySim*>(simulator_->Provider("whippy"));
+  ASSERT_NE(whippy, nullptr);
+  whippy->SetListActive(kList, false);
+  const auto events = Produce(600, 60, 27);
+  const uint64_t rejected =
+      RunUntilCommitted(Config(/*budgets=*/true), [&] { return FullyCommitted(); });
+  EXPECT_GT(rejected, 0u);
+  Expected expected = ExpectedState(events);
+  expected.whippy_members.clear();
+  auto lists = whippy->Lists();
+  EXPECT_TRUE(lists[kList].empty());
+  auto campaigns = simulator_->ReplifyCampaigns();
+  std::set<std::string> replify;
+  for (const auto& [id, contact] : campaigns[kCampaign]) replify.insert(contact.email);
+  EXPECT_EQ(replify, expected.replify_present);
+  auto lags = kafka::QueryGroupLag(Bootstrap(), "unused-" + group_, dead_letter_topic_);
+  ASSERT_EQ(lags.size(), 1u);
+  EXPECT_EQ(static_cast<uint64_t>(lags[0].log_end), rejected);
 }
 
 }  // namespace
