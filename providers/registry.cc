@@ -10,10 +10,9 @@
 namespace crmsync::providers {
 
 const std::vector<std::string_view>& KnownProviders() {
-  static const std::vector<std::string_view> kNames = {replify::ReplifyProvider::kName,
-                                                        campaignlark::CampaignLarkProvider::kName,
-                                                        replyio::ReplyIoProvider::kName,
-                                                        whippy::WhippyProvider::kName};
+  static const std::vector<std::string_view> kNames = {
+      replify::ReplifyProvider::kName, campaignlark::CampaignLarkProvider::kName,
+      replyio::ReplyIoProvider::kName, whippy::WhippyProvider::kName};
   return kNames;
 }
 
