@@ -8,6 +8,7 @@
 
 #include "providers/registry.h"
 #include "worker/process_message.h"
+#include "worker/redact.h"
 
 namespace crmsync::worker {
 namespace {
@@ -93,9 +94,9 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   ProcessedMessage processed = ProcessMessage(message, config_.rules);
   switch (processed.fate) {
     case MessageFate::kMalformed:
-      // Logged without the payload: it may hold contact data.
+      // Logged without the payload, and with contact data masked.
       spdlog::warn("{} malformed message {}@{}: {}", dead_letters_ ? "dead-lettering" : "skipping",
-                   tp.ToString(), message.offset, processed.reason);
+                   tp.ToString(), message.offset, MaskPii(processed.reason));
       ++stats_.malformed;
       metrics_.EventSkipped("malformed");
       if (!dead_letters_) {
@@ -109,7 +110,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
                  {{"crmsync.reason", processed.reason}});
       return;
     case MessageFate::kUnmatched:
-      spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, processed.reason);
+      spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, MaskPii(processed.reason));
       ++stats_.unmatched;
       metrics_.EventSkipped("unmatched");
       tracker_.Add(tp, message.offset, 0);
@@ -118,7 +119,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       break;
   }
   for (const std::string& note : processed.notes) {
-    spdlog::info("{}@{}: {}", tp.ToString(), message.offset, note);
+    spdlog::info("{}@{}: {}", tp.ToString(), message.offset, MaskPii(note));
   }
   tracker_.Add(tp, message.offset, processed.operations.size());
   const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
@@ -149,7 +150,7 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
       metrics_.Operation(finished.provider, "rejected", 1);
       spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
                    finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
-                   finished.reason);
+                   MaskPii(finished.reason));
       if (dead_letters_ && IsCurrent(finished.origin)) {
         std::string key, value;
         auto partition = retained_.find(finished.origin.tp);
