@@ -48,7 +48,7 @@ struct OptionSpec {
 };
 
 // What "stopOutreach" means for a provider unless its config says otherwise
-// (PROVIDERS.md, "Status changes across providers").
+// (the documented way each provider stops outreach).
 struct StopDefault {
   Action action;
   std::optional<std::string> status;

@@ -14,7 +14,7 @@ namespace crmsync::providers {
 // Names accepted in the config's "providers" object.
 const std::vector<std::string_view>& KnownProviders();
 
-// The request limits a provider documents (PROVIDERS.md), the default budget
+// The request limits a provider documents publicly, the default budget
 // the worker sends at; empty where none is documented.
 std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider);
 

@@ -17,7 +17,7 @@ namespace {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
-// The seed's exact messages.
+// The documentation's exact messages.
 constexpr char kEmailRequired[] = "Email address is required for upsert operation.";
 constexpr char kStatusInvalid[] = "The status you provided is not valid.";
 constexpr char kUnknownMergeTag[] = "We were unable to find a field with the merge_tag ";
@@ -89,7 +89,7 @@ std::string Now() {
   return text;
 }
 
-// Field values: the seed shows strings; numbers and booleans are kept as their
+// Field values: the documentation shows strings; numbers and booleans are kept as their
 // JSON text, as a lenient API would. nullopt clears the field.
 bool ReadFieldValue(const rapidjson::Value& value, std::optional<std::string>& out) {
   if (value.IsNull()) {
@@ -420,7 +420,7 @@ std::vector<int64_t> CampaignLarkSim::ResolveTagsLocked(const std::vector<int64_
 }
 
 std::string CampaignLarkSim::NewIdLocked() {
-  // 24 hex digits, the shape of the seed's ids.
+  // 24 hex digits, the shape of the documentation's ids.
   char id[25];
   std::snprintf(id, sizeof(id), "64f1a2b3%016llx", static_cast<unsigned long long>(next_id_++));
   return id;

@@ -1,5 +1,5 @@
-// CampaignLarkSim: the simulator's model of CampaignLark's contacts API (seed
-// 003, PROVIDERS.md), served under /campaignlark/v1:
+// CampaignLarkSim: the simulator's model of CampaignLark's contacts API (as
+// documented), served under /campaignlark/v1:
 //   POST /contacts/upsert            create or update by email_address, full
 //                                    replace or merge (partial_update)
 //   GET  /contacts/by-email?email=   the contact, or 404
@@ -8,12 +8,12 @@
 // with Authorization: Bearer <key> (401 {"error":{"message":"Unauthorized"}}),
 // an IP allow-list switch (403 "IP address not allowed"), the documented
 // 100 requests/second per workspace (429 "Too many requests", no
-// Retry-After), and the seed's four 400 messages. Every error body is
+// Retry-After), and the documentation's four 400 messages. Every error body is
 // {"error": {"message": "..."}}.
 //
 // The workspace (merge tags, required fields, tag names, allow-list) is test
 // configuration: set it with SetWorkspace(); a reset keeps it, as it keeps the
-// knobs. Inferred where the seed is silent: emails match case-insensitively;
+// knobs. Inferred where the documentation is silent: emails match case-insensitively;
 // any positive tag id exists (unknown ones are created as "tag-<id>"); tags
 // sent on a partial update replace the contact's tags (the "tags to assign"),
 // unless the workspace says partial_update_merges_tags; a field value of null
@@ -125,7 +125,7 @@ class CampaignLarkSim final : public ProviderSim {
   SimReply ByEmailLocked(std::string_view email) const;
   SimReply ChangeTagsLocked(std::string_view id, const std::vector<int64_t>& ids, bool add);
 
-  // 200 {"data": contact} as the seed's response shows it.
+  // 200 {"data": contact} as the documentation's response shows it.
   SimReply ContactReply(const Stored& stored) const;
   const CampaignLarkField* FindField(std::string_view merge_tag) const;
   // Tag ids as sent: known ones kept, unknown ones created.

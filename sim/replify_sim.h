@@ -1,4 +1,4 @@
-// The simulator's model of Replify's campaign-contacts API (seeds 000/001):
+// The simulator's model of Replify's campaign-contacts API (as documented):
 // request validation, per-contact semantics of upsert / updateOnly / remove,
 // and the campaigns it holds. The HTTP plumbing (routes, auth, latency,
 // injected failures, counters) is the Simulator's; this file is only Replify.

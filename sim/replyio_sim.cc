@@ -17,7 +17,7 @@ using std::chrono::hours;
 using std::chrono::minutes;
 
 constexpr char kProblemJson[] = "application/problem+json";
-// Inferred: the seed documents no maximum, Reply's other bulk endpoints take
+// Inferred: the documentation gives no maximum, Reply's other bulk endpoints take
 // 1000 ids.
 constexpr size_t kMaxBulkIds = 1000;
 constexpr int64_t kDefaultTop = 25;
@@ -225,7 +225,8 @@ void ReplyIoSim::State::WriteContact(JsonWriter& writer, const ReplyIoContact& c
 
 // Rules are conjunctive. Supported: property "email", "firstName",
 // "lastName", "phone"; condition "equals" (also "eq", "is") or "contains",
-// case-insensitive. The condition names are inferred (PROVIDERS.md).
+// case-insensitive. Reply.io's docs do not name the conditions:
+// these are inferred.
 SimReply ReplyIoSim::State::Filter(const rapidjson::Document& body, const httplib::Request& req) {
   struct Rule {
     std::string property, value;

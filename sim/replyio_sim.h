@@ -1,5 +1,5 @@
 // ReplyIoSim: the simulator's model of Reply.io's V3 API as crmsync uses it
-// (seed 004, PROVIDERS.md "Reply.io"), served under /replyio so that
+// (as documented), served under /replyio so that
 // BaseUrl("replyio") + "/v3/..." works:
 //   POST /v3/contacts/filter        {"rules":[{"property":"email","condition":
 //                                   "equals"|"eq"|"contains","value":...}]}

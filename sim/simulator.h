@@ -3,7 +3,7 @@
 // memory, with knobs for latency and injected failures.
 //
 // Routes by path prefix, one per provider:
-//   /replify/api/v1/...   Replify (seeds 000/001): POST /campaigns/{id}/contacts
+//   /replify/api/v1/...   Replify: POST /campaigns/{id}/contacts
 //   others: see sim/registry.cc and each provider's <name>_sim.h
 // Control endpoints (no auth):
 //   GET  /_sim/state   JSON of every provider's state and request counters

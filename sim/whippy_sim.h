@@ -1,5 +1,5 @@
 // WhippySim: the simulator's model of Whippy's "Update Contact List Contacts"
-// API (seed 002) under /whippy/v1:
+// API (as documented) under /whippy/v1:
 //   {PUT|POST|PATCH} /contacts/lists/{id}/contacts   header X-WHIPPY-KEY
 //   body {"action": "add|remove|overwrite", "contacts": [...] (1..4000),
 //         "opt_in_to": [{"id"}|{"phone"}] (1..1000), "opt_in_to_all_channels"}

@@ -162,7 +162,7 @@ CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config
   }
   std::vector<std::string> problems;
   // The CRM's first and last name land in CampaignLark's conventional
-  // first_name/last_name merge tags (the seed's own sample uses them); a
+  // first_name/last_name merge tags (the documentation's own sample uses them); a
   // workspace with other tags renames them, and "" leaves the names out, since
   // an unknown merge tag makes CampaignLark reject the whole contact.
   ReadTagSetting(settings, "firstNameTag", path, first_name_tag_, problems);

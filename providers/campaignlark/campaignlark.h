@@ -1,4 +1,4 @@
-// CampaignLarkProvider: CampaignLark's contact upsert (seed 003) as a
+// CampaignLarkProvider: CampaignLark's documented contact upsert as a
 // Provider. CampaignLark has no batch endpoint, so an exchange sends one
 // POST {baseUrl}/contacts/upsert per item, all in one round (concurrently),
 // with {"email_address", "fields": {merge_tag: value}, "tags": [id],

@@ -1,5 +1,5 @@
 // ReplifyProvider: the Replify ("Libby" assistant) campaign-contacts API as a
-// Provider (seeds 000/001): POST {baseUrl}/campaigns/{campaignId}/contacts with
+// Provider (its API reference): POST {baseUrl}/campaigns/{campaignId}/contacts with
 // {"contacts": [...], "action": "upsert|updateOnly|remove"} and optional root
 // externalIdKey/externalIdValue routing.
 //

@@ -1,5 +1,5 @@
-// ReplyIoProvider: Reply.io sequence enrollment (seed 004, PROVIDERS.md
-// "Reply.io") as a Provider. A batch targets one sequence (its integer id as
+// ReplyIoProvider: Reply.io sequence enrollment (its V3 API reference) as
+// a Provider. A batch targets one sequence (its integer id as
 // text) with action enroll or unenroll; every other action is rejected
 // without a request.
 //

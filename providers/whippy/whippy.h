@@ -1,5 +1,5 @@
 // WhippyProvider: Whippy's "Update Contact List Contacts" API as a Provider
-// (seed 002): {listMethod} {baseUrl}/contacts/lists/{id}/contacts with header
+// (its API reference): {listMethod} {baseUrl}/contacts/lists/{id}/contacts with header
 // X-WHIPPY-KEY and {"action": "add|remove|overwrite", "contacts": [...],
 // "opt_in_to": [...], "opt_in_to_all_channels": bool}. The batch target is the
 // contact list id.
