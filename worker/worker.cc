@@ -182,8 +182,11 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
                                  static_cast<double>(now_ms - finished.origin.timestamp_ms) / 1000);
       }
     }
+    // A result for an earlier assignment of the partition must not count
+    // towards the current one's messages.
+    if (!IsCurrent(finished.origin)) continue;
     Release(finished.origin);
-    if (IsCurrent(finished.origin)) tracker_.Complete(finished.origin.tp, finished.origin.offset);
+    tracker_.Complete(finished.origin.tp, finished.origin.offset);
   }
 }
 
