@@ -2,20 +2,20 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-#include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "mapping/config.h"
 #include "providers/registry.h"
+#include "tests/support/provider_checks.h"
 
 namespace crmsync::providers::campaignlark {
 namespace {
+
+using testing::Header;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -82,13 +82,6 @@ rapidjson::Document ParseBody(const HttpRequest& request) {
   return doc;
 }
 
-std::string Header(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) return value;
-  }
-  return "<absent>";
-}
-
 HttpResponse Response(long status, std::string body) {
   HttpResponse response;
   response.status = status;
@@ -104,22 +97,7 @@ std::string ErrorBody(const std::string& message) {
 // Names the first violation of the request schema, or "" when the body is
 // valid.
 std::string SchemaViolation(const std::string& body) {
-  std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) +
-                     "/schemas/providers/campaignlark.request.schema.json");
-  std::stringstream text;
-  text << file.rdbuf();
-  rapidjson::Document schema_doc;
-  schema_doc.Parse(text.str().c_str());
-  if (schema_doc.HasParseError()) return "schema is not JSON";
-  rapidjson::SchemaDocument schema(schema_doc);
-  rapidjson::Document doc;
-  doc.Parse(body.c_str());
-  if (doc.HasParseError()) return "body is not JSON";
-  rapidjson::SchemaValidator validator(schema);
-  if (doc.Accept(validator)) return "";
-  rapidjson::StringBuffer where;
-  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
-  return std::string(validator.GetInvalidSchemaKeyword()) + " at " + where.GetString();
+  return testing::RequestSchemaViolation("campaignlark", body);
 }
 
 std::vector<int64_t> Tags(const rapidjson::Value& array) {

@@ -2,21 +2,21 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-#include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "mapping/config.h"
 #include "providers/registry.h"
+#include "tests/support/provider_checks.h"
 
 namespace crmsync::providers::replify {
 namespace {
+
+using testing::Header;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -67,13 +67,6 @@ rapidjson::Document ParseBody(const HttpRequest& request) {
   return doc;
 }
 
-std::string Header(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) return value;
-  }
-  return "<absent>";
-}
-
 HttpResponse Response(long status, std::string body) {
   HttpResponse response;
   response.status = status;
@@ -84,22 +77,7 @@ HttpResponse Response(long status, std::string body) {
 
 // Names every violation of the request schema, or "" when the body is valid.
 std::string SchemaViolation(const std::string& body) {
-  std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) +
-                     "/schemas/providers/replify.request.schema.json");
-  std::stringstream text;
-  text << file.rdbuf();
-  rapidjson::Document schema_doc;
-  schema_doc.Parse(text.str().c_str());
-  if (schema_doc.HasParseError()) return "schema is not JSON";
-  rapidjson::SchemaDocument schema(schema_doc);
-  rapidjson::Document doc;
-  doc.Parse(body.c_str());
-  if (doc.HasParseError()) return "body is not JSON";
-  rapidjson::SchemaValidator validator(schema);
-  if (doc.Accept(validator)) return "";
-  rapidjson::StringBuffer where;
-  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
-  return std::string(validator.GetInvalidSchemaKeyword()) + " at " + where.GetString();
+  return testing::RequestSchemaViolation("replify", body);
 }
 
 TEST(ReplifyProvider, NameAndMaxBatchComeFromConfig) {

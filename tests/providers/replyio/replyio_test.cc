@@ -2,20 +2,20 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-#include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "mapping/config.h"
 #include "providers/registry.h"
+#include "tests/support/provider_checks.h"
 
 namespace crmsync::providers::replyio {
 namespace {
+
+using testing::Header;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -83,13 +83,6 @@ std::string Path(const HttpRequest& request) {
   return request.url.rfind(base, 0) == 0 ? request.url.substr(base.size()) : request.url;
 }
 
-std::string Header(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) return value;
-  }
-  return "<absent>";
-}
-
 rapidjson::Document Parse(const std::string& body) {
   rapidjson::Document doc;
   doc.Parse(body.c_str());
@@ -99,22 +92,7 @@ rapidjson::Document Parse(const std::string& body) {
 
 // Names the violation of the request schema, or "" when the body is valid.
 std::string SchemaViolation(const std::string& body) {
-  std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) +
-                     "/schemas/providers/replyio.request.schema.json");
-  std::stringstream text;
-  text << file.rdbuf();
-  rapidjson::Document schema_doc;
-  schema_doc.Parse(text.str().c_str());
-  if (schema_doc.HasParseError()) return "schema is not JSON";
-  rapidjson::SchemaDocument schema(schema_doc);
-  rapidjson::Document doc;
-  doc.Parse(body.c_str());
-  if (doc.HasParseError()) return "body is not JSON";
-  rapidjson::SchemaValidator validator(schema);
-  if (doc.Accept(validator)) return "";
-  rapidjson::StringBuffer where;
-  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
-  return std::string(validator.GetInvalidSchemaKeyword()) + " at " + where.GetString();
+  return testing::RequestSchemaViolation("replyio", body);
 }
 
 // Drives an exchange to its end, answering each request with `answer`, and

@@ -2,22 +2,22 @@
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-#include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "mapping/config.h"
 #include "providers/registry.h"
+#include "tests/support/provider_checks.h"
 
 namespace crmsync::providers::whippy {
 namespace {
+
+using testing::Header;
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
@@ -139,34 +139,9 @@ rapidjson::Document ParseBody(const HttpRequest& request) {
   return doc;
 }
 
-std::string Header(const HttpRequest& request, const std::string& name) {
-  for (const auto& [key, value] : request.headers) {
-    if (key == name) return value;
-  }
-  return "<absent>";
-}
-
 // Names every violation of the request schema, or "" when the body is valid.
 std::string SchemaViolation(const std::string& body) {
-  static const rapidjson::Document* schema_doc = [] {
-    std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) +
-                       "/schemas/providers/whippy.request.schema.json");
-    std::stringstream text;
-    text << file.rdbuf();
-    auto* doc = new rapidjson::Document;
-    doc->Parse(text.str().c_str());
-    return doc;
-  }();
-  if (schema_doc->HasParseError() || !schema_doc->IsObject()) return "schema is not JSON";
-  rapidjson::SchemaDocument schema(*schema_doc);
-  rapidjson::Document doc;
-  doc.Parse(body.c_str());
-  if (doc.HasParseError()) return "body is not JSON";
-  rapidjson::SchemaValidator validator(schema);
-  if (doc.Accept(validator)) return "";
-  rapidjson::StringBuffer where;
-  validator.GetInvalidDocumentPointer().StringifyUriFragment(where);
-  return std::string(validator.GetInvalidSchemaKeyword()) + " at " + where.GetString();
+  return testing::RequestSchemaViolation("whippy", body);
 }
 
 void ExpectAll(const std::vector<Outcome>& outcomes, OutcomeKind kind) {
