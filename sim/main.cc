@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   crmsync::sim::Simulator::Options options;
   std::string replify_key = DefaultReplifyKey();
   int latency_ms = 0;
+  int latency_jitter_ms = 0;
   double failure_rate = 0.0;
   app.add_option("--host", options.host, "Address to listen on")->capture_default_str();
   app.add_option("--port", options.port, "Port to listen on; 0 picks a free one")
@@ -54,6 +55,10 @@ int main(int argc, char** argv) {
   app.add_option("--latency-ms", latency_ms, "Delay before every provider response")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  app.add_option("--latency-jitter-ms", latency_jitter_ms,
+                 "A further random delay of up to this many milliseconds per response")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--failure-rate", failure_rate,
                  "Fraction of provider requests answered 500/503 without effect")
       ->check(CLI::Range(0.0, 1.0))
@@ -69,6 +74,7 @@ int main(int argc, char** argv) {
   options.api_keys["whippy"] = whippy_key;
   options.api_keys["replyio"] = replyio_key;
   options.knobs.latency = std::chrono::milliseconds(latency_ms);
+  options.knobs.latency_jitter = std::chrono::milliseconds(latency_jitter_ms);
   options.knobs.failure_rate = failure_rate;
 
   // Blocked before the server starts its threads, which inherit the mask, so

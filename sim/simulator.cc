@@ -22,6 +22,7 @@ constexpr char kJson[] = "application/json";
 
 Knobs Sanitised(Knobs knobs) {
   knobs.latency = std::max(knobs.latency, std::chrono::milliseconds(0));
+  knobs.latency_jitter = std::max(knobs.latency_jitter, std::chrono::milliseconds(0));
   knobs.failure_rate = std::clamp(knobs.failure_rate, 0.0, 1.0);
   return knobs;
 }
@@ -81,6 +82,7 @@ struct Simulator::Impl final : SimHost {
   Knobs knobs;
   Counters counters;
   std::mt19937_64 rng;
+  mutable std::mt19937_64 jitter_rng{rng()};  // SleepLatency is const
   ReplifyState replify;
   std::vector<std::unique_ptr<ProviderSim>> sims;
 
@@ -186,6 +188,10 @@ void Simulator::Impl::SleepLatency() const {
   {
     std::lock_guard lock(mutex);
     latency = knobs.latency;
+    if (knobs.latency_jitter.count() > 0) {
+      latency += std::chrono::milliseconds(
+          std::uniform_int_distribution<int64_t>(0, knobs.latency_jitter.count())(jitter_rng));
+    }
   }
   // A slow provider holds the connection and a server thread, just like this.
   if (latency.count() > 0) std::this_thread::sleep_for(latency);
@@ -197,6 +203,8 @@ std::string Simulator::Impl::KnobsJsonLocked() const {
   writer.StartObject();
   writer.Key("latencyMs");
   writer.Int64(knobs.latency.count());
+  writer.Key("latencyJitterMs");
+  writer.Int64(knobs.latency_jitter.count());
   writer.Key("failureRate");
   writer.Double(knobs.failure_rate);
   writer.Key("failAll");
@@ -253,6 +261,8 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
     const rapidjson::Value& value = member.value;
     if (name == "latencyMs" && value.IsNumber() && value.GetDouble() >= 0) {
       next.latency = std::chrono::milliseconds(static_cast<int64_t>(value.GetDouble()));
+    } else if (name == "latencyJitterMs" && value.IsNumber() && value.GetDouble() >= 0) {
+      next.latency_jitter = std::chrono::milliseconds(static_cast<int64_t>(value.GetDouble()));
     } else if (name == "failureRate" && value.IsNumber() && value.GetDouble() >= 0 &&
                value.GetDouble() <= 1) {
       next.failure_rate = value.GetDouble();
@@ -263,9 +273,11 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
     } else if (name == "rateLimitTimeScale" && value.IsNumber() && value.GetDouble() > 0) {
       next.rate_limit_time_scale = value.GetDouble();
     } else {
-      return MessageReply(400, "unknown knob or bad value: " + std::string(name) +
-                                   " (latencyMs >= 0, 0 <= failureRate <= 1, failAll boolean, "
-                                   "rateLimits boolean, rateLimitTimeScale > 0)");
+      return MessageReply(
+          400,
+          "unknown knob or bad value: " + std::string(name) +
+              " (latencyMs >= 0, latencyJitterMs >= 0, 0 <= failureRate <= 1, failAll boolean, "
+              "rateLimits boolean, rateLimitTimeScale > 0)");
     }
   }
   knobs = next;

@@ -27,9 +27,11 @@ namespace crmsync::sim {
 
 struct Knobs {
   std::chrono::milliseconds latency{0};  // added before every provider response
-  double failure_rate = 0.0;             // fraction of requests answered 500 or 503
-  bool fail_all = false;                 // answer every provider request 503
-  bool enforce_rate_limits = true;       // each provider's documented limits, with 429
+  // A further uniformly random delay in [0, latency_jitter] per response.
+  std::chrono::milliseconds latency_jitter{0};
+  double failure_rate = 0.0;        // fraction of requests answered 500 or 503
+  bool fail_all = false;            // answer every provider request 503
+  bool enforce_rate_limits = true;  // each provider's documented limits, with 429
   // Divides every rate-limit window ("per minute" becomes "per second" at 60),
   // so tests and benchmarks can run documented limits in scaled time.
   double rate_limit_time_scale = 1.0;
