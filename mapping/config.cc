@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 
 #include "crmsync_schemas.h"
@@ -229,7 +230,8 @@ class Builder {
     ReadFormats(Member(&root, "formats"), config.rules.input.decode);
     ReadProviders(Member(&root, "providers"), config.providers);
     ReadRules(Member(&root, "rules"), config);
-    ReadWorker(Member(&root, "worker"), config.worker);
+    ReadWorker(Member(&root, "worker"), config);
+    ReadProviderPolicies(Member(&root, "providers"), config);
     return config;
   }
 
@@ -295,6 +297,7 @@ class Builder {
     KafkaConfig& out = config.kafka;
     ReadString(kafka, "bootstrapServers", out.bootstrap_servers);
     ReadString(kafka, "groupId", out.group_id);
+    ReadString(kafka, "groupInstanceId", out.group_instance_id);
     ReadString(kafka, "deadLetterTopic", out.dead_letter_topic);
     if (const Value* topics = Member(kafka, "topics"); topics != nullptr && topics->IsArray()) {
       for (rapidjson::SizeType i = 0; i < topics->Size(); ++i) {
@@ -378,6 +381,7 @@ class Builder {
       ReadMillis(object, "lingerMs", provider.linger);
       ReadInt(object, "maxInFlight", provider.max_in_flight);
       ReadMillis(object, "requestTimeoutMs", provider.request_timeout);
+      ReadMillis(object, "coalesceWindowMs", provider.coalesce_window);
       if (const Value* limits = Member(object, "rateLimits");
           limits != nullptr && limits->IsArray()) {
         std::vector<RateLimit> budgets;
@@ -835,20 +839,74 @@ class Builder {
     return Serialize(merged);
   }
 
-  void ReadWorker(const Value* worker, WorkerConfig& out) {
+  // Reads a "retry" object over `out`. Returns whether it set onExhausted.
+  bool ReadRetry(const std::string& path, const Value* retry, RetryConfig& out) {
+    ReadMillis(retry, "initialBackoffMs", out.initial_backoff);
+    ReadMillis(retry, "maxBackoffMs", out.max_backoff);
+    ReadMillis(retry, "maxRetryAfterMs", out.max_retry_after);
+    ReadInt(retry, "maxAttempts", out.max_attempts);
+    ReadMillis(retry, "maxElapsedMs", out.max_elapsed);
+    if (out.max_backoff < out.initial_backoff) {
+      Problem(path + "/maxBackoffMs", "must be at least initialBackoffMs (" +
+                                          std::to_string(out.initial_backoff.count()) + ")");
+    }
+    std::string on_exhausted;
+    ReadString(retry, "onExhausted", on_exhausted);
+    if (on_exhausted == "deadLetter") {
+      out.on_exhausted = OnExhausted::kDeadLetter;
+    } else if (on_exhausted == "pause") {
+      out.on_exhausted = OnExhausted::kPause;
+    }
+    return !on_exhausted.empty();
+  }
+
+  void CheckExhausted(const std::string& path, const RetryConfig& retry, const Config& config) {
+    if (retry.on_exhausted == OnExhausted::kDeadLetter && config.kafka.dead_letter_topic.empty()) {
+      Problem(path + "/onExhausted",
+              "\"deadLetter\" needs kafka.deadLetterTopic; set one, or use \"pause\"");
+    }
+  }
+
+  void ReadWorker(const Value* worker, Config& config) {
+    WorkerConfig& out = config.worker;
     ReadMillis(worker, "drainTimeoutMs", out.drain_timeout);
     ReadMillis(worker, "commitIntervalMs", out.commit_interval);
     ReadInt(worker, "maxPendingOperations", out.max_pending_operations);
-    const Value* retry = Member(worker, "retry");
-    ReadMillis(retry, "initialBackoffMs", out.retry_initial_backoff);
-    ReadMillis(retry, "maxBackoffMs", out.retry_max_backoff);
-    if (out.retry_max_backoff < out.retry_initial_backoff) {
-      Problem("/worker/retry/maxBackoffMs", "must be at least initialBackoffMs (" +
-                                                std::to_string(out.retry_initial_backoff.count()) +
-                                                ")");
+    ReadInt(worker, "maxMessageBytes", out.max_message_bytes);
+    // Without a dead-letter topic, exhausted operations can only wait.
+    out.retry.on_exhausted =
+        config.kafka.dead_letter_topic.empty() ? OnExhausted::kPause : OnExhausted::kDeadLetter;
+    if (ReadRetry("/worker/retry", Member(worker, "retry"), out.retry)) {
+      CheckExhausted("/worker/retry", out.retry, config);
+    }
+    ReadString(worker, "caBundle", out.ca_bundle);
+    if (!out.ca_bundle.empty() && !std::ifstream(out.ca_bundle).good()) {
+      Problem("/worker/caBundle", "cannot read '" + out.ca_bundle + "'");
     }
     ReadString(Member(worker, "metrics"), "listen", out.metrics_listen);
     CheckListen("/worker/metrics/listen", out.metrics_listen);
+  }
+
+  // Each provider's retry policy (worker.retry overlaid with its own) and
+  // circuit breaker; read once worker.retry is known.
+  void ReadProviderPolicies(const Value* providers, Config& config) {
+    for (auto& [name, provider] : config.providers) {
+      const Value* object = Member(providers, name.c_str());
+      const std::string path = "/providers/" + EscapePointerToken(name);
+      provider.retry = config.worker.retry;
+      if (ReadRetry(path + "/retry", Member(object, "retry"), provider.retry)) {
+        CheckExhausted(path + "/retry", provider.retry, config);
+      }
+      const Value* breaker = Member(object, "circuitBreaker");
+      ReadInt(breaker, "failureThreshold", provider.circuit_breaker.failure_threshold);
+      ReadMillis(breaker, "openMs", provider.circuit_breaker.open_for);
+      ReadMillis(breaker, "maxOpenMs", provider.circuit_breaker.max_open_for);
+      if (provider.circuit_breaker.max_open_for < provider.circuit_breaker.open_for) {
+        Problem(path + "/circuitBreaker/maxOpenMs",
+                "must be at least openMs (" +
+                    std::to_string(provider.circuit_breaker.open_for.count()) + ")");
+      }
+    }
   }
 
   void CheckListen(const std::string& path, const std::string& listen) {

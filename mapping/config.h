@@ -33,6 +33,9 @@ struct KafkaConfig {
   std::string bootstrap_servers;
   std::vector<std::string> topics;
   std::string group_id = "crmsync";
+  // Static group membership (librdkafka group.instance.id): a restarted
+  // replica with the same id gets its partitions back without a rebalance.
+  std::string group_instance_id;
   // Where undecodable messages and permanently rejected operations go, with
   // their reason in headers; empty: they are skipped, logged and counted.
   std::string dead_letter_topic;
@@ -48,6 +51,35 @@ struct RateLimit {
   bool operator==(const RateLimit&) const = default;
 };
 
+// What happens to an operation whose retries are exhausted.
+enum class OnExhausted {
+  kDeadLetter,  // written to kafka.deadLetterTopic, then its offset may be committed
+  kPause,       // retried forever at the largest backoff, its partition paused meanwhile
+};
+
+// Retries of an operation the provider could not take now (5xx, timeouts,
+// 429, connection failures). A bound of 0 means unbounded.
+struct RetryConfig {
+  std::chrono::milliseconds initial_backoff{200};
+  std::chrono::milliseconds max_backoff{30000};
+  // Upper bound for a provider's Retry-After.
+  std::chrono::milliseconds max_retry_after{std::chrono::minutes(5)};
+  int max_attempts = 20;
+  std::chrono::milliseconds max_elapsed{std::chrono::hours(1)};
+  OnExhausted on_exhausted = OnExhausted::kDeadLetter;
+  bool operator==(const RetryConfig&) const = default;
+};
+
+// Per-provider circuit breaker: after `failure_threshold` consecutive failed
+// requests the provider gets no requests for `open_for` (doubling after each
+// failed probe up to `max_open_for`), then one probe batch decides.
+struct CircuitBreakerConfig {
+  int failure_threshold = 5;
+  std::chrono::milliseconds open_for{5000};
+  std::chrono::milliseconds max_open_for{30000};
+  bool operator==(const CircuitBreakerConfig&) const = default;
+};
+
 struct ProviderConfig {
   std::string name;      // "replify"
   std::string base_url;  // e.g. "https://api.heylibby.com/api/v1"
@@ -56,6 +88,13 @@ struct ProviderConfig {
   std::chrono::milliseconds linger{50};
   int max_in_flight = 4;
   std::chrono::milliseconds request_timeout{10000};
+  // A contact that receives further operations while one is being sent is
+  // hot: its next send waits until this long after the previous one, so that
+  // everything arriving meanwhile coalesces into one operation. 0 disables.
+  std::chrono::milliseconds coalesce_window{1000};
+  // worker.retry overlaid with the provider's own "retry" settings.
+  RetryConfig retry;
+  CircuitBreakerConfig circuit_breaker;
   // Proactive request budgets, all of which must allow a request. Unset: the
   // provider's documented limits (providers::DocumentedRateLimits); empty:
   // unlimited.
@@ -71,8 +110,14 @@ struct WorkerConfig {
   std::chrono::milliseconds commit_interval{1000};
   // Backpressure: partitions pause above this many undelivered operations.
   size_t max_pending_operations = 50000;
-  std::chrono::milliseconds retry_initial_backoff{200};
-  std::chrono::milliseconds retry_max_backoff{30000};
+  // Defaults of every provider's retry policy.
+  RetryConfig retry;
+  // Messages larger than this are not decoded: they are dead-lettered (or
+  // skipped) with a reason.
+  size_t max_message_bytes = 1 << 20;
+  // PEM file of CA certificates for https providers (default: the system's).
+  // Certificate and host verification are always on.
+  std::string ca_bundle;
   // "host:port" for /metrics and /healthz; empty disables the listener.
   std::string metrics_listen = "0.0.0.0:9464";
 };

@@ -14,6 +14,10 @@ packages=(
   libcpp-httplib-dev      # provider simulator's HTTP server
   libgtest-dev libgmock-dev
   libclang-rt-14-dev      # libFuzzer and sanitizer runtimes for scripts/fuzz.sh (clang 14)
+  # chart checks (tests/helm): without helm, scripts/render-chart renders the
+  # chart with Go's text/template and sprig, as helm does
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
+  golang-github-xeipuuv-gojsonschema-dev   # values.schema.json validation, as helm 3
 )
 
 missing=()

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <set>
 #include <utility>
 
 namespace crmsync::worker {
@@ -36,15 +37,19 @@ Dispatcher::Dispatcher(std::map<std::string, ProviderLimits> limits, RetryPolicy
 bool Dispatcher::Merge(Item& into, Item& next) {
   mapping::Operation& a = into.op;
   mapping::Operation& b = next.op;
-  // Different request options or routing travel in different requests.
-  if (into.queue_key != next.queue_key) return false;
+  // Different request options or routing travel in different requests; an
+  // operation that has been attempted keeps its own retry accounting.
+  if (into.queue_key != next.queue_key || into.attempts > 0) return false;
   if (IsRemoval(b.action) && !IsRemoval(a.action)) {
     // Whatever waited is undone by the removal; an overwrite also drops the
     // list's other members, which a single removal would not, so it stays.
     if (a.action == mapping::Action::kOverwrite) return false;
     a = std::move(b);
   } else {
-    if (a.action != b.action || a.contact.status) return false;
+    if (a.action != b.action) return false;
+    // An upsert with a status may depend on state (Replify does not add a
+    // completed contact); update-only operations are plain patches.
+    if (a.contact.status && a.action != mapping::Action::kUpdateOnly) return false;
     mapping::Contact& x = a.contact;
     mapping::Contact& y = b.contact;
     Override(x.first_name, y.first_name);
@@ -63,6 +68,17 @@ bool Dispatcher::Merge(Item& into, Item& next) {
   return true;
 }
 
+bool Dispatcher::MergeAll(std::deque<Item>& waiting, Item& next) {
+  if (waiting.empty() || !Merge(waiting.back(), next)) return false;
+  // A removal goes on absorbing what waited before it.
+  while (waiting.size() >= 2 && IsRemoval(waiting.back().op.action)) {
+    Item& before = waiting[waiting.size() - 2];
+    if (!Merge(before, waiting.back())) break;
+    waiting.pop_back();
+  }
+  return true;
+}
+
 void Dispatcher::MarkReady(Lane& lane, const std::string& contact) {
   auto it = lane.lines.find(contact);
   if (it == lane.lines.end()) return;
@@ -76,8 +92,20 @@ void Dispatcher::MarkReady(Lane& lane, const std::string& contact) {
   queues_.at(front.queue_key).ready.emplace(front.seq, contact);
 }
 
-void Dispatcher::Release(Lane& lane, const std::string& contact) {
-  lane.lines[contact].busy = false;
+void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
+                         Clock::time_point now) {
+  ContactLine& line = lane.lines[contact];
+  line.busy = false;
+  if (limits.coalesce_window.count() > 0) {
+    // Operations waiting after two sends in a row: the contact is hot.
+    line.hot_streak = line.waiting.empty() ? 0 : line.hot_streak + 1;
+    const Clock::time_point until = line.last_sent + limits.coalesce_window;
+    if (line.hot_streak >= 2 && until > now) {
+      line.busy = true;
+      lane.held.emplace(until, contact);
+      return;
+    }
+  }
   MarkReady(lane, contact);
 }
 
@@ -96,10 +124,18 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
   const ProviderLimits& limits = limits_[queue.provider];
   const std::string contact = op.contact_key;
   ContactLine& line = lane.lines[contact];
-  Item item{std::move(op),       std::move(key), {std::move(origin)}, 0,
-            now + limits.linger, next_seq_++};
-  if (!line.waiting.empty() && Merge(line.waiting.back(), item)) {
+  Item item;
+  item.op = std::move(op);
+  item.queue_key = std::move(key);
+  item.origins.push_back(std::move(origin));
+  item.ready_at = now + limits.linger;
+  item.seq = next_seq_++;
+  const size_t before = line.waiting.size();
+  if (MergeAll(line.waiting, item)) {
     ++coalesced_;
+    const size_t absorbed = before - line.waiting.size();
+    coalesced_ += absorbed;
+    queued_ -= absorbed;
     return;
   }
   line.waiting.push_back(std::move(item));
@@ -107,23 +143,26 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
   if (line.waiting.size() == 1) MarkReady(lane, contact);
 }
 
-void Dispatcher::WakeRetries(Lane& lane, Clock::time_point now) {
-  if (lane.backing_off.empty()) return;
+void Dispatcher::Wake(Lane& lane, Clock::time_point now, bool flush_all) {
   // Due retries go back to the front of their contact's line: every later
   // operation of the contact is still behind them, so order holds.
-  auto due =
-      std::stable_partition(lane.backing_off.begin(), lane.backing_off.end(),
-                            [now](const auto& entry) { return entry.second.ready_at > now; });
-  for (auto it = due; it != lane.backing_off.end(); ++it) {
-    ContactLine& line = lane.lines[it->first];
+  while (!lane.backing_off.empty() && lane.backing_off.begin()->first <= now) {
+    auto node = lane.backing_off.extract(lane.backing_off.begin());
+    auto& [contact, item] = node.mapped();
+    ContactLine& line = lane.lines[contact];
     line.busy = false;
-    line.waiting.push_front(std::move(it->second));
-    MarkReady(lane, it->first);
+    line.waiting.push_front(std::move(item));
+    MarkReady(lane, contact);
   }
-  lane.backing_off.erase(due, lane.backing_off.end());
+  while (!lane.held.empty() && (flush_all || lane.held.begin()->first <= now)) {
+    auto node = lane.held.extract(lane.held.begin());
+    lane.lines[node.mapped()].busy = false;
+    MarkReady(lane, node.mapped());
+  }
 }
 
-std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, size_t max_batch) {
+std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, size_t max_batch,
+                                                               Clock::time_point now) {
   InFlightBatch batch;
   std::optional<mapping::Action> action;
   Lane& lane = lanes_.at(queue.lane_key);
@@ -140,6 +179,7 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
     batch.items.push_back(std::move(front));
     line.waiting.pop_front();
     line.busy = true;
+    line.last_sent = now;
     it = queue.ready.erase(it);
   }
   if (batch.items.empty()) return std::nullopt;
@@ -150,9 +190,10 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
   return batch;
 }
 
-std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flush_all) {
+std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flush_all,
+                                                 const SendGate& may_send) {
   std::vector<OutgoingBatch> out;
-  for (auto& [key, lane] : lanes_) WakeRetries(lane, now);
+  for (auto& [key, lane] : lanes_) Wake(lane, now, flush_all);
   for (auto& [key, queue] : queues_) {
     const Lane& lane = lanes_.at(queue.lane_key);
     const ProviderLimits& limits = limits_[queue.provider];
@@ -162,7 +203,8 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       const bool due =
           flush_all || queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
-      std::optional<InFlightBatch> formed = FormBatch(queue, limits.max_batch);
+      if (may_send && !may_send(queue.provider)) break;
+      std::optional<InFlightBatch> formed = FormBatch(queue, limits.max_batch, now);
       if (!formed) break;
       const uint64_t id = next_id_++;
       formed->queue_key = key;
@@ -179,17 +221,27 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
   return out;
 }
 
-std::chrono::milliseconds Dispatcher::Backoff(int attempts, const providers::Outcome& outcome) {
+const RetryPolicy& Dispatcher::RetryFor(const std::string& provider) const {
+  auto it = limits_.find(provider);
+  return it != limits_.end() && it->second.retry ? *it->second.retry : retry_;
+}
+
+std::chrono::milliseconds Dispatcher::Backoff(const RetryPolicy& policy, int attempts,
+                                              const providers::Outcome& outcome) {
   if (outcome.retry_after) {
-    return std::min(*outcome.retry_after, retry_.max_retry_after);
+    return std::min(*outcome.retry_after, policy.max_retry_after);
   }
   // Exponential backoff with "equal jitter": half fixed, half random, so that
   // retries of many items spread out instead of arriving together.
   const int exponent = std::min(attempts - 1, 20);
   const auto base = std::min<std::chrono::milliseconds::rep>(
-      retry_.initial_backoff.count() << exponent, retry_.max_backoff.count());
+      policy.initial_backoff.count() << exponent, policy.max_backoff.count());
   std::uniform_int_distribution<std::chrono::milliseconds::rep> jitter(0, base / 2);
   return std::chrono::milliseconds(base - base / 2 + jitter(rng_));
+}
+
+void Dispatcher::Unstick(const Item& item) {
+  if (item.stuck) --stuck_items_;
 }
 
 std::vector<Finished> Dispatcher::OnResult(
@@ -201,10 +253,21 @@ std::vector<Finished> Dispatcher::OnResult(
   InFlightBatch& batch = node.mapped();
   Queue& queue = queues_.at(batch.queue_key);
   Lane& lane = lanes_.at(queue.lane_key);
+  const ProviderLimits& limits = limits_[queue.provider];
+  const RetryPolicy& policy = RetryFor(queue.provider);
   --in_flight_per_provider_[queue.provider];
   in_flight_ops_ -= batch.items.size();
   assert(outcomes.size() == batch.items.size());
 
+  auto finish = [&](Item& item, providers::OutcomeKind kind, std::string reason, int status,
+                    bool exhausted) {
+    Unstick(item);
+    for (MessageRef& origin : item.origins) {
+      finished.push_back(Finished{std::move(origin), queue.provider, queue.target, kind, reason,
+                                  status, item.attempts, exhausted, item.first_failure,
+                                  item.last_failure});
+    }
+  };
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
     const std::string contact = item.op.contact_key;
@@ -217,33 +280,59 @@ std::vector<Finished> Dispatcher::OnResult(
             : providers::Outcome{providers::OutcomeKind::kRetry, "no outcome for item", 0, {}};
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
-      case providers::OutcomeKind::kReject:
-        for (MessageRef& origin : item.origins) {
-          finished.push_back(Finished{std::move(origin), queue.provider, queue.target, outcome.kind,
-                                      outcome.reason, outcome.http_status, item.attempts});
-        }
-        Release(lane, contact);
+        finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
+        Release(lane, contact, limits, now);
         break;
-      case providers::OutcomeKind::kRetry:
+      case providers::OutcomeKind::kReject:
+        if (!item.first_failure) item.first_failure = now;
+        item.last_failure = now;
+        finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
+        Release(lane, contact, limits, now);
+        break;
+      case providers::OutcomeKind::kRetry: {
         std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
         if (item.origins.empty()) {
-          Release(lane, contact);
+          Unstick(item);
+          Release(lane, contact, limits, now);
           break;
+        }
+        if (!item.first_failure) item.first_failure = now;
+        item.last_failure = now;
+        const bool exhausted =
+            (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||
+            (policy.max_elapsed.count() > 0 && now - *item.first_failure >= policy.max_elapsed);
+        if (exhausted && !policy.pause_when_exhausted) {
+          finish(
+              item, providers::OutcomeKind::kReject,
+              "gave up after " + std::to_string(item.attempts) + " attempt(s): " + outcome.reason,
+              outcome.http_status, true);
+          Release(lane, contact, limits, now);
+          break;
+        }
+        if (exhausted && !item.stuck) {
+          item.stuck = true;
+          ++stuck_items_;
         }
         ++retries_;
         ++queued_;
-        item.ready_at = now + Backoff(item.attempts, outcome);
-        lane.backing_off.emplace_back(contact, std::move(item));
+        std::chrono::milliseconds wait = Backoff(policy, item.attempts, outcome);
+        if (item.stuck) wait = std::max(wait, policy.max_backoff);
+        item.ready_at = now + wait;
+        lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
         break;
+      }
     }
   }
   return finished;
 }
 
 void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
-  auto strip = [&tp](Item& item) {
+  // True when the item has nothing left to finish.
+  auto strip = [this, &tp](Item& item) {
     std::erase_if(item.origins, [&tp](const MessageRef& ref) { return ref.tp == tp; });
-    return item.origins.empty();
+    if (!item.origins.empty()) return false;
+    Unstick(item);
+    return true;
   };
   for (auto& [key, lane] : lanes_) {
     for (auto& [contact, line] : lane.lines) {
@@ -252,8 +341,8 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
       queued_ -= before - line.waiting.size();
     }
     for (auto it = lane.backing_off.begin(); it != lane.backing_off.end();) {
-      if (strip(it->second)) {
-        lane.lines[it->first].busy = false;
+      if (strip(it->second.second)) {
+        lane.lines[it->second.first].busy = false;
         --queued_;
         it = lane.backing_off.erase(it);
       } else {
@@ -279,16 +368,19 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
   }
 }
 
-std::optional<Clock::time_point> Dispatcher::NextDeadline() const {
+std::optional<Clock::time_point> Dispatcher::NextDeadline(
+    const std::function<bool(const std::string&)>& blocked) const {
   std::optional<Clock::time_point> next;
   auto consider = [&next](Clock::time_point t) {
     if (!next || t < *next) next = t;
   };
   for (const auto& [key, lane] : lanes_) {
-    for (const auto& entry : lane.backing_off) consider(entry.second.ready_at);
+    if (!lane.backing_off.empty()) consider(lane.backing_off.begin()->first);
+    if (!lane.held.empty()) consider(lane.held.begin()->first);
   }
   for (const auto& [key, queue] : queues_) {
     if (queue.ready.empty()) continue;
+    if (blocked && blocked(queue.provider)) continue;
     auto limits = limits_.find(queue.provider);
     auto in_flight = in_flight_per_provider_.find(queue.provider);
     const int max_in_flight = limits == limits_.end() ? 1 : limits->second.max_in_flight;
@@ -301,6 +393,46 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline() const {
     }
   }
   return next;
+}
+
+std::vector<kafka::TopicPartition> Dispatcher::StuckPartitions() const {
+  std::set<kafka::TopicPartition> stuck;
+  if (stuck_items_ == 0) return {};
+  auto add = [&stuck](const Item& item) {
+    if (!item.stuck) return;
+    for (const MessageRef& ref : item.origins) stuck.insert(ref.tp);
+  };
+  for (const auto& [key, lane] : lanes_) {
+    for (const auto& [due, entry] : lane.backing_off) add(entry.second);
+    for (const auto& [contact, line] : lane.lines) {
+      if (!line.waiting.empty()) add(line.waiting.front());
+    }
+  }
+  for (const auto& [id, batch] : in_flight_) {
+    for (const Item& item : batch.items) add(item);
+  }
+  return {stuck.begin(), stuck.end()};
+}
+
+std::vector<kafka::TopicPartition> Dispatcher::PartitionsWaitingFor(
+    const std::string& provider) const {
+  std::set<kafka::TopicPartition> partitions;
+  auto add = [&partitions](const Item& item) {
+    for (const MessageRef& ref : item.origins) partitions.insert(ref.tp);
+  };
+  const std::string prefix = provider + '\x1f';
+  for (const auto& [key, lane] : lanes_) {
+    if (key.compare(0, prefix.size(), prefix) != 0) continue;
+    for (const auto& [due, entry] : lane.backing_off) add(entry.second);
+    for (const auto& [contact, line] : lane.lines) {
+      for (const Item& item : line.waiting) add(item);
+    }
+  }
+  for (const auto& [id, batch] : in_flight_) {
+    if (queues_.at(batch.queue_key).provider != provider) continue;
+    for (const Item& item : batch.items) add(item);
+  }
+  return {partitions.begin(), partitions.end()};
 }
 
 }  // namespace crmsync::worker

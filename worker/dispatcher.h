@@ -15,10 +15,19 @@
 //
 // Coalescing: an operation that arrives while its contact's last queued
 // operation is still waiting merges into it (later fields win, maps merge),
-// and a removal absorbs whatever waits before it. Merging is skipped when the
-// waiting operation sets a status, whose effect may depend on state (Replify
-// does not add a completed contact). The merged operation carries every
-// absorbed message, and its result finishes all of them.
+// and a removal absorbs everything that waits before it. Merging into an
+// upsert that sets a status is skipped: its effect depends on state (Replify
+// does not add a completed contact); update-only operations always merge. The
+// merged operation carries every absorbed message, and its result finishes
+// all of them. A hot contact — one that kept receiving operations while its
+// previous ones were being sent — is held for the provider's coalescing
+// window after each send, so that a burst for one contact becomes a few
+// requests instead of hundreds.
+//
+// Retries: exponential backoff with jitter, Retry-After honoured (capped),
+// bounded by attempts and by time since the first failure; an exhausted
+// operation is finished as rejected (to be dead-lettered), or, by policy,
+// kept retrying while StuckPartitions() names its partition for pausing.
 //
 // Pure logic with an injected clock (`now` arguments); not thread-safe: owned
 // by the worker's loop thread. Never throws on content.
@@ -53,17 +62,22 @@ struct MessageRef {
   int64_t timestamp_ms = -1;  // the record's Kafka timestamp, -1 if none
 };
 
-struct ProviderLimits {
-  size_t max_batch = 100;
-  std::chrono::milliseconds linger{50};
-  int max_in_flight = 4;
-};
-
 struct RetryPolicy {
   std::chrono::milliseconds initial_backoff{200};
   std::chrono::milliseconds max_backoff{30000};
   // Upper bound for a provider's Retry-After.
   std::chrono::milliseconds max_retry_after{std::chrono::minutes(5)};
+  int max_attempts = 0;                      // 0: unbounded
+  std::chrono::milliseconds max_elapsed{0};  // since the first failure; 0: unbounded
+  bool pause_when_exhausted = false;         // else exhausted operations are rejected
+};
+
+struct ProviderLimits {
+  size_t max_batch = 100;
+  std::chrono::milliseconds linger{50};
+  int max_in_flight = 4;
+  std::chrono::milliseconds coalesce_window{0};  // hot contacts; 0 disables
+  std::optional<RetryPolicy> retry;              // overrides the dispatcher's
 };
 
 // One operation's final result (delivered or deliberately rejected).
@@ -75,7 +89,14 @@ struct Finished {
   std::string reason;
   int http_status = 0;
   int attempts = 0;
+  bool exhausted = false;  // rejected because its retries ran out
+  // When its first and last failed attempts were answered, if any failed.
+  std::optional<Clock::time_point> first_failure;
+  std::optional<Clock::time_point> last_failure;
 };
+
+// Whether a provider may be sent a new batch now (its circuit breaker).
+using SendGate = std::function<bool(const std::string& provider)>;
 
 // A batch ready to be sent; the Batch's item pointers stay valid until
 // OnResult() for this id.
@@ -92,8 +113,10 @@ class Dispatcher {
   void Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now);
 
   // Forms every batch that is due and fits in its provider's in-flight limit.
-  // With `flush_all`, linger is ignored (draining).
-  std::vector<OutgoingBatch> TakeReady(Clock::time_point now, bool flush_all = false);
+  // With `flush_all`, linger and the coalescing window are ignored
+  // (draining). `may_send`, if given, is asked before each batch is formed.
+  std::vector<OutgoingBatch> TakeReady(Clock::time_point now, bool flush_all = false,
+                                       const SendGate& may_send = {});
 
   // Applies one Outcome per item of batch `id`. Retried items wait for their
   // backoff and keep their place in front of their contact's later operations
@@ -107,8 +130,17 @@ class Dispatcher {
   // In-flight ones finish normally; the caller ignores their results.
   void DropPartition(const kafka::TopicPartition& tp);
 
-  // The earliest moment a queue becomes due or a retry wakes, if any.
-  std::optional<Clock::time_point> NextDeadline() const;
+  // The earliest moment a queue becomes due or a retry or held contact
+  // wakes, if any; providers for which `blocked` is true are left out.
+  std::optional<Clock::time_point> NextDeadline(
+      const std::function<bool(const std::string&)>& blocked = {}) const;
+
+  // Partitions with an operation whose retries are exhausted but which is
+  // kept retrying (RetryPolicy::pause_when_exhausted): consuming more of them
+  // would only pile up work that cannot be committed.
+  std::vector<kafka::TopicPartition> StuckPartitions() const;
+  // Partitions with operations for `provider` waiting or in flight.
+  std::vector<kafka::TopicPartition> PartitionsWaitingFor(const std::string& provider) const;
 
   size_t Queued() const { return queued_; }           // waiting or backing off
   size_t InFlight() const { return in_flight_ops_; }  // items in sent batches
@@ -126,15 +158,24 @@ class Dispatcher {
     int attempts = 0;
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
     uint64_t seq = 0;            // arrival order within the dispatcher
+    std::optional<Clock::time_point> first_failure, last_failure;
+    bool stuck = false;  // exhausted, kept retrying; counted in stuck_
   };
   struct ContactLine {
     std::deque<Item> waiting;  // in order; the front is the next to go
-    bool busy = false;         // an operation is in flight or backing off
+    // An operation is in flight, backing off, or the contact is held for its
+    // coalescing window.
+    bool busy = false;
+    Clock::time_point last_sent;
+    int hot_streak = 0;  // consecutive sends after which operations were waiting
   };
   // Everything of one (provider, target).
   struct Lane {
-    std::unordered_map<std::string, ContactLine> lines;     // by contact key
-    std::vector<std::pair<std::string, Item>> backing_off;  // retries not yet due
+    std::unordered_map<std::string, ContactLine> lines;  // by contact key
+    // Retries not yet due, by due time (insertion order among equals).
+    std::multimap<Clock::time_point, std::pair<std::string, Item>> backing_off;
+    // Hot contacts held for their coalescing window, by release time.
+    std::multimap<Clock::time_point, std::string> held;
   };
   struct Queue {
     std::string provider;
@@ -152,14 +193,22 @@ class Dispatcher {
   };
 
   static bool Merge(Item& into, Item& next);
-  std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch);
+  static bool MergeAll(std::deque<Item>& waiting, Item& next);
+  std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch, Clock::time_point now);
   void MarkReady(Lane& lane, const std::string& contact);
-  void Release(Lane& lane, const std::string& contact);
-  void WakeRetries(Lane& lane, Clock::time_point now);
-  std::chrono::milliseconds Backoff(int attempts, const providers::Outcome& outcome);
+  // The contact's operation finished: its next one may go, unless the
+  // contact is hot and is held for its coalescing window.
+  void Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
+               Clock::time_point now);
+  void Wake(Lane& lane, Clock::time_point now, bool flush_all);
+  const RetryPolicy& RetryFor(const std::string& provider) const;
+  std::chrono::milliseconds Backoff(const RetryPolicy& policy, int attempts,
+                                    const providers::Outcome& outcome);
+  void Unstick(const Item& item);
 
   std::map<std::string, ProviderLimits> limits_;
   RetryPolicy retry_;
+  size_t stuck_items_ = 0;  // exhausted operations kept retrying
   std::mt19937_64 rng_;
   std::map<std::string, Queue> queues_;  // by Operation::BatchKey()
   std::map<std::string, Lane> lanes_;    // by provider + target

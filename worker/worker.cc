@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "providers/registry.h"
@@ -13,12 +14,30 @@
 namespace crmsync::worker {
 namespace {
 
+RetryPolicy PolicyFrom(const mapping::RetryConfig& retry) {
+  return RetryPolicy{retry.initial_backoff, retry.max_backoff,
+                     retry.max_retry_after, retry.max_attempts,
+                     retry.max_elapsed,     retry.on_exhausted == mapping::OnExhausted::kPause};
+}
+
 std::map<std::string, ProviderLimits> LimitsFrom(const mapping::Config& config) {
   std::map<std::string, ProviderLimits> limits;
   for (const auto& [name, provider] : config.providers) {
-    limits[name] = ProviderLimits{provider.max_batch, provider.linger, provider.max_in_flight};
+    limits[name] = ProviderLimits{provider.max_batch, provider.linger, provider.max_in_flight,
+                                  provider.coalesce_window, PolicyFrom(provider.retry)};
   }
   return limits;
+}
+
+int64_t EpochMillis(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+// Wall-clock milliseconds of a steady-clock moment in the past.
+int64_t WallMillis(Clock::time_point t) {
+  return EpochMillis(
+      std::chrono::system_clock::now() -
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t));
 }
 
 // Label for http_requests_total: the HTTP status, or how the transport failed.
@@ -42,17 +61,17 @@ constexpr size_t kMaxMessagesPerPoll = 1000;
 constexpr std::chrono::milliseconds kIdlePoll{100};
 constexpr std::chrono::milliseconds kBusyPoll{5};
 constexpr std::chrono::milliseconds kCommitDeadline{5000};
+constexpr std::chrono::milliseconds kStuckRefresh{200};
 
 }  // namespace
 
 Worker::Worker(mapping::Config config, Metrics& metrics)
     : config_(std::move(config)),
       metrics_(metrics),
-      dispatcher_(LimitsFrom(config_),
-                  RetryPolicy{config_.worker.retry_initial_backoff,
-                              config_.worker.retry_max_backoff, std::chrono::minutes(5)}) {
+      dispatcher_(LimitsFrom(config_), PolicyFrom(config_.worker.retry)) {
   for (const auto& [name, provider_config] : config_.providers) {
     providers_[name] = providers::CreateProvider(provider_config);
+    breakers_.emplace(name, CircuitBreaker(provider_config.circuit_breaker));
     budgets_.emplace(
         name,
         RequestBudget(provider_config.rate_limits.value_or(providers::DocumentedRateLimits(name))));
@@ -63,6 +82,7 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
     connections = std::max(connections, provider_config.max_in_flight);
   }
   options.max_host_connections = std::max(connections, 1);
+  options.ca_bundle = config_.worker.ca_bundle;
   engine_ = std::make_unique<HttpEngine>(options);
   if (!config_.kafka.dead_letter_topic.empty()) {
     // The user's passthrough properties carry the cluster's security settings.
@@ -91,7 +111,16 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   metrics_.EventConsumed(tp.topic);
   if (!tracker_.IsAssigned(tp)) return;
 
-  ProcessedMessage processed = ProcessMessage(message, config_.rules);
+  ProcessedMessage processed;
+  if (message.payload.size() > config_.worker.max_message_bytes) {
+    ++stats_.oversized;
+    processed.fate = MessageFate::kMalformed;
+    processed.reason = "message of " + std::to_string(message.payload.size()) +
+                       " bytes exceeds worker.maxMessageBytes (" +
+                       std::to_string(config_.worker.max_message_bytes) + ")";
+  } else {
+    processed = ProcessMessage(message, config_.rules);
+  }
   switch (processed.fate) {
     case MessageFate::kMalformed:
       // Logged without the payload, and with contact data masked.
@@ -128,6 +157,10 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
                                              processed.operations.size()};
   }
   for (mapping::Operation& op : processed.operations) {
+    // A provider whose circuit is open takes nothing more from this partition.
+    if (auto paused = circuit_paused_.find(op.provider); paused != circuit_paused_.end()) {
+      paused->second.insert(tp);
+    }
     dispatcher_.Enqueue(std::move(op), origin, now);
   }
 }
@@ -147,10 +180,11 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
   for (const Finished& finished : dispatcher_.OnResult(batch_id, outcomes, now, keep_retrying)) {
     if (finished.kind == providers::OutcomeKind::kReject) {
       ++stats_.rejected;
-      metrics_.Operation(finished.provider, "rejected", 1);
-      spdlog::warn("{} rejected an operation of {}@{} after {} attempt(s): {}", finished.provider,
-                   finished.origin.tp.ToString(), finished.origin.offset, finished.attempts,
-                   MaskPii(finished.reason));
+      if (finished.exhausted) ++stats_.exhausted;
+      metrics_.Operation(finished.provider, finished.exhausted ? "exhausted" : "rejected", 1);
+      spdlog::warn("{} {} an operation of {}@{} after {} attempt(s): {}", finished.provider,
+                   finished.exhausted ? "gave up on" : "rejected", finished.origin.tp.ToString(),
+                   finished.origin.offset, finished.attempts, MaskPii(finished.reason));
       if (dead_letters_ && IsCurrent(finished.origin)) {
         std::string key, value;
         auto partition = retained_.find(finished.origin.tp);
@@ -163,12 +197,21 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
         }
         Release(finished.origin);
         // The operation is finished once the dead-letter topic has it.
-        DeadLetter(finished.origin, key, value,
-                   {{"crmsync.provider", finished.provider},
-                    {"crmsync.target", finished.target},
-                    {"crmsync.reason", finished.reason},
-                    {"crmsync.http.status", std::to_string(finished.http_status)},
-                    {"crmsync.attempts", std::to_string(finished.attempts)}});
+        std::vector<std::pair<std::string, std::string>> headers = {
+            {"crmsync.provider", finished.provider},
+            {"crmsync.target", finished.target},
+            {"crmsync.reason", finished.reason},
+            {"crmsync.http.status", std::to_string(finished.http_status)},
+            {"crmsync.attempts", std::to_string(finished.attempts)}};
+        if (finished.first_failure) {
+          headers.emplace_back("crmsync.failed.first.ms",
+                               std::to_string(WallMillis(*finished.first_failure)));
+        }
+        if (finished.last_failure) {
+          headers.emplace_back("crmsync.failed.last.ms",
+                               std::to_string(WallMillis(*finished.last_failure)));
+        }
+        DeadLetter(finished.origin, key, value, std::move(headers));
         continue;
       }
     } else {
@@ -204,10 +247,7 @@ void Worker::DeadLetter(const MessageRef& origin, const std::string& key, const 
   headers.emplace_back("crmsync.source.topic", origin.tp.topic);
   headers.emplace_back("crmsync.source.partition", std::to_string(origin.tp.partition));
   headers.emplace_back("crmsync.source.offset", std::to_string(origin.offset));
-  headers.emplace_back(
-      "crmsync.failed.at.ms",
-      std::to_string(
-          std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count()));
+  headers.emplace_back("crmsync.dead.lettered.at.ms", std::to_string(EpochMillis(now)));
   SendDeadLetter(origin, key, value, headers);
 }
 
@@ -281,8 +321,12 @@ void Worker::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::
 }
 
 std::optional<Clock::time_point> Worker::NextDeadline() {
-  std::optional<Clock::time_point> next = dispatcher_.NextDeadline();
   const Clock::time_point now = Clock::now();
+  std::optional<Clock::time_point> next = dispatcher_.NextDeadline(
+      [this, now](const std::string& provider) { return breakers_.at(provider).Blocked(now); });
+  for (const auto& [name, breaker] : breakers_) {
+    if (auto probe = breaker.ProbeAt(); probe && (!next || *probe < *next)) next = *probe;
+  }
   for (uint64_t id : waiting_for_budget_) {
     auto it = exchanges_.find(id);
     if (it == exchanges_.end()) continue;
@@ -307,6 +351,10 @@ void Worker::Pump(bool flush_all) {
     ActiveExchange& active = it->second;
     metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
     budgets_.at(active.provider).Complete(now);
+    if (breakers_.at(active.provider)
+            .OnRequest(CircuitBreaker::IsFailure(completion.response), now)) {
+      OnCircuitChange(active.provider, now);
+    }
     if (completion.response.transport == providers::Transport::kOk &&
         completion.response.status == 429) {
       RequestBudget& budget = budgets_.at(active.provider);
@@ -328,7 +376,14 @@ void Worker::Pump(bool flush_all) {
     }
   }
 
-  for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all)) {
+  auto may_send = [this, now](const std::string& provider) {
+    CircuitBreaker& breaker = breakers_.at(provider);
+    const auto before = breaker.state();
+    const bool allowed = breaker.AllowBatch(now);
+    if (breaker.state() != before) OnCircuitChange(provider, now);
+    return allowed;
+  };
+  for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all, may_send)) {
     metrics_.BatchSent(out.provider, out.batch->items.size());
     ActiveExchange& active = exchanges_[out.id];
     active.provider = out.provider;
@@ -390,21 +445,63 @@ bool Worker::CommitNow(const std::vector<kafka::TopicPartition>& partitions) {
   return consumer_->CommitSync(offsets, kCommitDeadline);
 }
 
-void Worker::ApplyBackpressure() {
+void Worker::OnCircuitChange(const std::string& provider, Clock::time_point now) {
+  const CircuitBreaker& breaker = breakers_.at(provider);
+  switch (breaker.state()) {
+    case CircuitBreaker::State::kOpen: {
+      ++stats_.circuit_opened;
+      auto waiting = dispatcher_.PartitionsWaitingFor(provider);
+      circuit_paused_[provider] = {waiting.begin(), waiting.end()};
+      spdlog::warn("{} circuit open: no requests for {} ms, {} partition(s) paused", provider,
+                   breaker.OpenFor().count(), waiting.size());
+      break;
+    }
+    case CircuitBreaker::State::kHalfOpen:
+      spdlog::info("{} circuit half-open: sending a probe", provider);
+      break;
+    case CircuitBreaker::State::kClosed:
+      circuit_paused_.erase(provider);
+      spdlog::info("{} circuit closed: delivering again", provider);
+      break;
+  }
+  UpdatePauses(now);
+}
+
+void Worker::UpdatePauses(Clock::time_point now) {
   const size_t pending = dispatcher_.Pending();
   const size_t limit = config_.worker.max_pending_operations;
-  if (!paused_ && pending >= limit) {
-    paused_ = true;
-    consumer_->Pause(consumer_->Assignment());
+  if (!backpressure_ && pending >= limit) {
+    backpressure_ = true;
     spdlog::info("backpressure: {} operations pending, pausing consumption", pending);
-  } else if (paused_ && pending <= limit / 2) {
-    paused_ = false;
-    consumer_->Resume(consumer_->Assignment());
+  } else if (backpressure_ && pending <= limit / 2) {
+    backpressure_ = false;
     spdlog::info("backpressure released: {} operations pending", pending);
-  } else if (paused_ && assignment_changed_) {
-    consumer_->Pause(consumer_->Assignment());
   }
-  assignment_changed_ = false;
+  if (now - stuck_refreshed_ >= kStuckRefresh) {
+    stuck_ = dispatcher_.StuckPartitions();
+    stuck_refreshed_ = now;
+  }
+  std::set<kafka::TopicPartition> want;
+  if (backpressure_) {
+    want = assigned_;
+  } else {
+    auto add = [&](const kafka::TopicPartition& tp) {
+      if (assigned_.count(tp) != 0) want.insert(tp);
+    };
+    for (const auto& [provider, partitions] : circuit_paused_) {
+      for (const auto& tp : partitions) add(tp);
+    }
+    for (const auto& tp : stuck_) add(tp);
+  }
+  if (want == paused_set_) return;
+  std::vector<kafka::TopicPartition> pause, resume;
+  std::set_difference(want.begin(), want.end(), paused_set_.begin(), paused_set_.end(),
+                      std::back_inserter(pause));
+  std::set_difference(paused_set_.begin(), paused_set_.end(), want.begin(), want.end(),
+                      std::back_inserter(resume));
+  if (!pause.empty()) consumer_->Pause(pause);
+  if (!resume.empty()) consumer_->Resume(resume);
+  paused_set_ = std::move(want);
 }
 
 void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
@@ -412,8 +509,8 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
     tracker_.Assign(tp);
     ++epochs_[tp];
   }
+  assigned_.insert(partitions.begin(), partitions.end());
   stats_.assigned_partitions += partitions.size();
-  assignment_changed_ = true;
   spdlog::info("assigned {} partition(s)", partitions.size());
 }
 
@@ -431,6 +528,9 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
     retained_.erase(tp);
     ++epochs_[tp];
     stored_.erase(tp);
+    assigned_.erase(tp);
+    paused_set_.erase(tp);
+    for (auto& [provider, paused] : circuit_paused_) paused.erase(tp);
   }
   stats_.assigned_partitions -= std::min<uint64_t>(stats_.assigned_partitions, partitions.size());
   stats_.pending = dispatcher_.Pending();
@@ -440,6 +540,9 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
 int Worker::Run(const std::atomic<bool>& stop) {
   kafka::ConsumerOptions options{config_.kafka.bootstrap_servers, config_.kafka.group_id,
                                  config_.kafka.topics, config_.kafka.properties};
+  if (!config_.kafka.group_instance_id.empty()) {
+    options.properties["group.instance.id"] = config_.kafka.group_instance_id;
+  }
   consumer_ = std::make_unique<kafka::Consumer>(options, this);
   spdlog::info("consuming {} as group '{}'", fmt::join(config_.kafka.topics, ","),
                config_.kafka.group_id);
@@ -456,7 +559,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
       HandleMessage(message, Clock::now());
     });
     Pump(/*flush_all=*/false);
-    ApplyBackpressure();
+    UpdatePauses(Clock::now());
     if (Clock::now() >= next_commit) {
       StoreAndCommit();
       next_commit = Clock::now() + config_.worker.commit_interval;

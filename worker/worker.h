@@ -27,6 +27,7 @@
 
 #include "mapping/config.h"
 #include "providers/provider.h"
+#include "worker/circuit_breaker.h"
 #include "worker/dispatcher.h"
 #include "worker/http_engine.h"
 #include "worker/kafka/consumer.h"
@@ -42,11 +43,14 @@ struct WorkerStats {
   std::atomic<uint64_t> consumed{0};
   std::atomic<uint64_t> malformed{0};
   std::atomic<uint64_t> unmatched{0};
-  std::atomic<uint64_t> delivered{0};      // operations the provider confirmed
-  std::atomic<uint64_t> rejected{0};       // operations the provider refused for good
-  std::atomic<uint64_t> dead_lettered{0};  // records written to the dead-letter topic
-  std::atomic<uint64_t> retried{0};        // operation attempts that will be retried
-  std::atomic<uint64_t> pending{0};        // operations queued or in flight
+  std::atomic<uint64_t> delivered{0};       // operations the provider confirmed
+  std::atomic<uint64_t> rejected{0};        // operations the provider refused for good
+  std::atomic<uint64_t> dead_lettered{0};   // records written to the dead-letter topic
+  std::atomic<uint64_t> retried{0};         // operation attempts that will be retried
+  std::atomic<uint64_t> exhausted{0};       // operations given up after their retry bounds
+  std::atomic<uint64_t> oversized{0};       // messages above worker.maxMessageBytes
+  std::atomic<uint64_t> circuit_opened{0};  // times a provider's circuit opened
+  std::atomic<uint64_t> pending{0};         // operations queued or in flight
   std::atomic<uint64_t> assigned_partitions{0};
 };
 
@@ -100,7 +104,11 @@ class Worker : public kafka::RebalanceListener {
   void Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point deadline);
   void StoreAndCommit();
   bool CommitNow(const std::vector<kafka::TopicPartition>& partitions);
-  void ApplyBackpressure();
+  // Pauses and resumes partitions: all of them under backpressure, else
+  // those waiting for a provider whose circuit is open and those with an
+  // exhausted operation kept retrying.
+  void UpdatePauses(Clock::time_point now);
+  void OnCircuitChange(const std::string& provider, Clock::time_point now);
   bool IsCurrent(const MessageRef& ref) const;
 
   mapping::Config config_;
@@ -109,9 +117,16 @@ class Worker : public kafka::RebalanceListener {
   std::map<std::string, std::unique_ptr<providers::Provider>> providers_;
   Dispatcher dispatcher_;
   OffsetTracker tracker_;
-  std::map<uint64_t, ActiveExchange> exchanges_;  // by dispatcher batch id
-  std::set<uint64_t> waiting_for_budget_;         // exchanges with unsent requests
-  std::map<std::string, RequestBudget> budgets_;  // by provider
+  std::map<uint64_t, ActiveExchange> exchanges_;    // by dispatcher batch id
+  std::set<uint64_t> waiting_for_budget_;           // exchanges with unsent requests
+  std::map<std::string, RequestBudget> budgets_;    // by provider
+  std::map<std::string, CircuitBreaker> breakers_;  // by provider
+  // Partitions paused for each provider whose circuit is open.
+  std::map<std::string, std::set<kafka::TopicPartition>> circuit_paused_;
+  std::vector<kafka::TopicPartition> stuck_;  // refreshed every kStuckRefresh
+  Clock::time_point stuck_refreshed_{};
+  std::set<kafka::TopicPartition> assigned_;
+  std::set<kafka::TopicPartition> paused_set_;  // what the consumer has paused
   std::map<kafka::TopicPartition, uint64_t> epochs_;
   std::map<kafka::TopicPartition, int64_t> stored_;  // last stored offset per partition
   std::unique_ptr<kafka::Consumer> consumer_;
@@ -139,8 +154,7 @@ class Worker : public kafka::RebalanceListener {
   size_t dead_letters_in_flight_ = 0;
   bool destroying_ = false;
 
-  bool paused_ = false;
-  bool assignment_changed_ = false;
+  bool backpressure_ = false;
 };
 
 }  // namespace crmsync::worker

@@ -220,7 +220,8 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
   const std::string replify = "/properties/providers/properties/replify/properties/";
   const std::string action = "/properties/rules/items/properties/actions/items/properties/";
   const std::string worker = "/properties/worker/properties/";
-  const std::string retry = worker + "retry/properties/";
+  const std::string retry = "/definitions/retry/properties/";
+  const std::string breaker = "/definitions/circuitBreaker/properties/";
 
   EXPECT_EQ(config.kafka.group_id, default_of(kafka + "groupId").GetString());
   EXPECT_TRUE(config.kafka.properties.empty());
@@ -230,6 +231,13 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
   EXPECT_EQ(provider.linger.count(), default_of(replify + "lingerMs").GetInt64());
   EXPECT_EQ(provider.max_in_flight, default_of(replify + "maxInFlight").GetInt());
   EXPECT_EQ(provider.request_timeout.count(), default_of(replify + "requestTimeoutMs").GetInt64());
+  EXPECT_EQ(provider.coalesce_window.count(), default_of(replify + "coalesceWindowMs").GetInt64());
+  EXPECT_EQ(provider.circuit_breaker.failure_threshold,
+            default_of(breaker + "failureThreshold").GetInt());
+  EXPECT_EQ(provider.circuit_breaker.open_for.count(), default_of(breaker + "openMs").GetInt64());
+  EXPECT_EQ(provider.circuit_breaker.max_open_for.count(),
+            default_of(breaker + "maxOpenMs").GetInt64());
+  EXPECT_EQ(provider.retry, config.worker.retry);
   const RuleAction& first = config.rules.rules.at(0).actions.at(0);
   // The default action is the provider's first (the action's description).
   EXPECT_EQ(first.action, Action::kUpsert);
@@ -243,11 +251,52 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
             default_of(worker + "commitIntervalMs").GetInt64());
   EXPECT_EQ(config.worker.max_pending_operations,
             default_of(worker + "maxPendingOperations").GetUint64());
-  EXPECT_EQ(config.worker.retry_initial_backoff.count(),
+  EXPECT_EQ(config.worker.retry.initial_backoff.count(),
             default_of(retry + "initialBackoffMs").GetInt64());
-  EXPECT_EQ(config.worker.retry_max_backoff.count(), default_of(retry + "maxBackoffMs").GetInt64());
+  EXPECT_EQ(config.worker.retry.max_backoff.count(), default_of(retry + "maxBackoffMs").GetInt64());
+  EXPECT_EQ(config.worker.retry.max_retry_after.count(),
+            default_of(retry + "maxRetryAfterMs").GetInt64());
+  EXPECT_EQ(config.worker.retry.max_attempts, default_of(retry + "maxAttempts").GetInt());
+  EXPECT_EQ(config.worker.retry.max_elapsed.count(), default_of(retry + "maxElapsedMs").GetInt64());
+  EXPECT_EQ(config.worker.max_message_bytes, default_of(worker + "maxMessageBytes").GetUint64());
   EXPECT_EQ(config.worker.metrics_listen,
             default_of(worker + "metrics/properties/listen").GetString());
+}
+
+TEST(LoadConfigTest, RetryPolicyIsPerProviderOverTheWorkerDefaults) {
+  const Config config = LoadConfigFromString(
+      Edited({{"/kafka/deadLetterTopic", R"("crm.dlq")"},
+              {"/worker/retry", R"({"maxAttempts": 7})"},
+              {"/providers/replify/retry", R"({"maxAttempts": 0, "onExhausted": "pause"})"}}),
+      &TestEnv);
+  EXPECT_EQ(config.worker.retry.max_attempts, 7);
+  EXPECT_EQ(config.worker.retry.on_exhausted, OnExhausted::kDeadLetter);
+  const ProviderConfig& replify = config.providers.at("replify");
+  EXPECT_EQ(replify.retry.max_attempts, 0);
+  EXPECT_EQ(replify.retry.on_exhausted, OnExhausted::kPause);
+  EXPECT_EQ(replify.retry.initial_backoff, config.worker.retry.initial_backoff);
+}
+
+TEST(LoadConfigTest, ExhaustedRetriesPauseWithoutADeadLetterTopic) {
+  const Config config = LoadConfigFromString(Edited({}), &TestEnv);
+  EXPECT_TRUE(config.kafka.dead_letter_topic.empty());
+  EXPECT_EQ(config.worker.retry.on_exhausted, OnExhausted::kPause);
+  EXPECT_THAT(Problems(Edited({{"/worker/retry", R"({"onExhausted": "deadLetter"})"}})),
+              Contains(AllOf(StartsWith("/worker/retry/onExhausted: "),
+                             HasSubstr("kafka.deadLetterTopic"))));
+  EXPECT_THAT(Problems(Edited({{"/worker/retry", R"({"onExhausted": "drop"})"}})),
+              Contains(StartsWith("/worker/retry/onExhausted: ")));
+}
+
+TEST(LoadConfigTest, UnreadableCaBundleIsReported) {
+  EXPECT_THAT(Problems(Edited({{"/worker/caBundle", R"("/nonexistent/ca.pem")"}})),
+              Contains(AllOf(StartsWith("/worker/caBundle: "), HasSubstr("cannot read"))));
+}
+
+TEST(LoadConfigTest, GroupInstanceIdIsRead) {
+  const Config config =
+      LoadConfigFromString(Edited({{"/kafka/groupInstanceId", R"("crmsync-0")"}}), &TestEnv);
+  EXPECT_EQ(config.kafka.group_instance_id, "crmsync-0");
 }
 
 TEST(LoadConfigTest, UnknownRootKeyIsReportedAtItsPath) {

@@ -229,7 +229,7 @@ TEST_F(ReplifySim, MatchesByPhoneWhenEmailDoesNotMatch) {
 }
 
 TEST_F(ReplifySim, InjectedFailuresApplyNoChange) {
-  Sim().SetKnobs(Knobs{milliseconds(0), 1.0, false});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(0), .failure_rate = 1.0, .fail_all = false});
   for (int i = 0; i < 6; ++i) {
     const auto result =
         Post(R"({"contacts":[{"email":"a)" + std::to_string(i) + R"(@example.com"}]})");
@@ -242,7 +242,7 @@ TEST_F(ReplifySim, InjectedFailuresApplyNoChange) {
 }
 
 TEST_F(ReplifySim, PartialFailureRateAppliesOnlyAnsweredRequests) {
-  Sim().SetKnobs(Knobs{milliseconds(0), 0.5, false});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(0), .failure_rate = 0.5, .fail_all = false});
   int ok = 0, failed = 0;
   for (int i = 0; i < 40; ++i) {
     const auto result =
@@ -263,7 +263,7 @@ TEST_F(ReplifySim, PartialFailureRateAppliesOnlyAnsweredRequests) {
 }
 
 TEST_F(ReplifySim, FailAllAnswers503) {
-  Sim().SetKnobs(Knobs{milliseconds(0), 0.0, true});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(0), .failure_rate = 0.0, .fail_all = true});
   const auto result = Post(R"({"contacts":[{"email":"a@example.com"}]})");
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 503);
@@ -273,7 +273,7 @@ TEST_F(ReplifySim, FailAllAnswers503) {
 }
 
 TEST_F(ReplifySim, LatencyDelaysProviderResponses) {
-  Sim().SetKnobs(Knobs{milliseconds(150), 0.0, false});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(150), .failure_rate = 0.0, .fail_all = false});
   const auto started = std::chrono::steady_clock::now();
   const auto result = Post(R"({"contacts":[{"email":"a@example.com"}]})");
   const auto elapsed = std::chrono::steady_clock::now() - started;
@@ -285,7 +285,7 @@ TEST_F(ReplifySim, LatencyDelaysProviderResponses) {
 TEST_F(ReplifySim, StateEndpointShowsCampaignsCountersAndKnobs) {
   Apply(R"({"contacts":[{"email":"a@example.com","phone":"1","contactMetadata":{"k":"v"}}]})");
   Post(R"({"contacts":[{"email":"b@example.com"}]})", kCampaign, "wrong");
-  Sim().SetKnobs(Knobs{milliseconds(0), 0.25, false});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(0), .failure_rate = 0.25, .fail_all = false});
 
   const auto result = Client().Get("/_sim/state");
   ASSERT_TRUE(result);
@@ -308,7 +308,7 @@ TEST_F(ReplifySim, StateEndpointShowsCampaignsCountersAndKnobs) {
 }
 
 TEST_F(ReplifySim, KnobsEndpointUpdatesOnlyGivenKnobs) {
-  Sim().SetKnobs(Knobs{milliseconds(20), 0.1, false});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(20), .failure_rate = 0.1, .fail_all = false});
   auto result = Client().Post("/_sim/knobs", R"({"failAll":true})", "application/json");
   ASSERT_TRUE(result);
   EXPECT_EQ(result->status, 200);
@@ -502,7 +502,7 @@ TEST_F(ReplifyRoundTrip, WrongKeyAndOutageAreRetried) {
   EXPECT_EQ(outcomes[0].http_status, 401);
   EXPECT_EQ(outcomes[0].reason.find("not-the-key"), std::string::npos);
 
-  Sim().SetKnobs(Knobs{milliseconds(0), 0.0, true});
+  Sim().SetKnobs(Knobs{.latency = milliseconds(0), .failure_rate = 0.0, .fail_all = true});
   outcomes = Deliver(Provider(), mapping::Action::kUpsert, {Person("a@example.com", "1")});
   EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kRetry);
   EXPECT_EQ(outcomes[0].http_status, 503);

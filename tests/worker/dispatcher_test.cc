@@ -39,10 +39,12 @@ std::vector<std::string> Contacts(const OutgoingBatch& out) {
   return contacts;
 }
 
-Dispatcher Make(size_t max_batch = 3, int max_in_flight = 2,
-                milliseconds linger = milliseconds(50)) {
-  return Dispatcher({{"replify", ProviderLimits{max_batch, linger, max_in_flight}}},
-                    RetryPolicy{milliseconds(100), milliseconds(1000), milliseconds(5000)});
+Dispatcher Make(size_t max_batch = 3, int max_in_flight = 2, milliseconds linger = milliseconds(50),
+                milliseconds coalesce_window = {},
+                std::optional<RetryPolicy> retry = std::nullopt) {
+  return Dispatcher(
+      {{"replify", ProviderLimits{max_batch, linger, max_in_flight, coalesce_window, retry}}},
+      RetryPolicy{milliseconds(100), milliseconds(1000), milliseconds(5000)});
 }
 
 TEST(DispatcherTest, WaitsForLingerUntilBatchIsFull) {
@@ -314,4 +316,192 @@ TEST(DispatcherTest, HotContactsDoNotSlowBatchFormation) {
 }
 
 }  // namespace
+TEST(DispatcherTest, RemovalAbsorbsEverythingWaitingBeforeIt) {
+  Dispatcher d = Make(10, 4);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto first = d.TakeReady(kT0, true);  // a is busy: the rest waits in its line
+  mapping::Operation stop = Op("a", mapping::Action::kUpdateOnly);
+  stop.contact.status = "completed";
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  d.Enqueue(stop, Ref(2), kT0);
+  d.Enqueue(Op("a"), Ref(3), kT0);
+  EXPECT_EQ(d.Queued(), 3u);
+  d.Enqueue(Op("a", mapping::Action::kRemove), Ref(4), kT0);
+  EXPECT_EQ(d.Queued(), 1u);
+  EXPECT_EQ(d.Coalesced(), 3u);
+  d.OnResult(first[0].id, All(OutcomeKind::kDone, 1), kT0, Always);
+  auto second = d.TakeReady(kT0, true);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].batch->action, mapping::Action::kRemove);
+  auto finished = d.OnResult(second[0].id, All(OutcomeKind::kDone, 1), kT0, Always);
+  std::set<int64_t> offsets;
+  for (const auto& f : finished) offsets.insert(f.origin.offset);
+  EXPECT_EQ(offsets, (std::set<int64_t>{1, 2, 3, 4}));
+}
+
+TEST(DispatcherTest, UpdateOnlyStatusesMergeLastWins) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation completed = Op("a", mapping::Action::kUpdateOnly);
+  completed.contact.status = "completed";
+  mapping::Operation disqualified = Op("a", mapping::Action::kUpdateOnly);
+  disqualified.contact.status = "disqualified";
+  d.Enqueue(completed, Ref(0), kT0);
+  d.Enqueue(disqualified, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 1u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(ready[0].batch->items[0]->contact.status, "disqualified");
+}
+
+TEST(DispatcherTest, AttemptedOperationIsNotMergedInto) {
+  Dispatcher d = Make(10, 4);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto first = d.TakeReady(kT0, true);
+  d.OnResult(first[0].id, All(OutcomeKind::kRetry, 1), kT0, Always);
+  auto retry = d.TakeReady(kT0 + milliseconds(1000));  // back at the front of a's line
+  ASSERT_TRUE(retry.empty() || retry[0].batch->items.size() == 1u);
+  d.Enqueue(Op("a"), Ref(1), kT0 + milliseconds(1000));
+  EXPECT_EQ(d.Coalesced(), 0u);
+}
+
+TEST(DispatcherTest, HotContactIsHeldForItsCoalescingWindow) {
+  const milliseconds window(500);
+  Dispatcher d = Make(10, 4, milliseconds(0), window);
+  Clock::time_point now = kT0;
+  int64_t offset = 0;
+  int sends = 0;
+  // Every send is followed by more operations for the same contact.
+  std::vector<Clock::time_point> sent_at;
+  d.Enqueue(Op("hot"), Ref(offset++), now);
+  while (now < kT0 + std::chrono::seconds(3)) {
+    for (const auto& out : d.TakeReady(now)) {
+      ++sends;
+      sent_at.push_back(now);
+      d.Enqueue(Op("hot"), Ref(offset++), now);
+      d.OnResult(out.id, All(OutcomeKind::kDone, 1), now + milliseconds(1), Always);
+    }
+    d.Enqueue(Op("hot"), Ref(offset++), now);
+    now += milliseconds(10);
+  }
+  // Without the window a send every 10 ms (about 300); with it one per window
+  // once the contact is known to be hot.
+  EXPECT_LE(sends, 3 + 3000 / 500);
+  for (size_t i = 3; i < sent_at.size(); ++i) {
+    EXPECT_GE(sent_at[i] - sent_at[i - 1], window) << "send " << i;
+  }
+  // Nothing is lost: the held operation goes when flushing.
+  auto flushed = d.TakeReady(now, true);
+  ASSERT_EQ(flushed.size(), 1u);
+  auto finished = d.OnResult(flushed[0].id, All(OutcomeKind::kDone, 1), now, Always);
+  EXPECT_EQ(d.Pending(), 0u);
+}
+
+TEST(DispatcherTest, ColdContactIsNeverHeld) {
+  Dispatcher d = Make(10, 4, milliseconds(0), milliseconds(1000));
+  for (int i = 0; i < 5; ++i) {
+    const Clock::time_point now = kT0 + milliseconds(10 * i);
+    d.Enqueue(Op("cold"), Ref(i), now);
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u) << i;  // its line was empty after each send
+    d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), now, Always);
+  }
+}
+
+TEST(DispatcherTest, RetriesStopAtMaxAttemptsAndFinishAsExhausted) {
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 3};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  std::vector<Finished> finished;
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u) << attempt;
+    finished = d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "HTTP 503", 503, {}}},
+                          now + milliseconds(1), Always);
+    now += milliseconds(20);
+  }
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].kind, OutcomeKind::kReject);
+  EXPECT_TRUE(finished[0].exhausted);
+  EXPECT_EQ(finished[0].attempts, 3);
+  EXPECT_EQ(finished[0].http_status, 503);
+  EXPECT_EQ(finished[0].reason, "gave up after 3 attempt(s): HTTP 503");
+  EXPECT_EQ(finished[0].first_failure, kT0 + milliseconds(1));
+  EXPECT_EQ(finished[0].last_failure, kT0 + milliseconds(41));
+  EXPECT_EQ(d.Pending(), 0u);
+}
+
+TEST(DispatcherTest, RetriesStopAfterMaxElapsedSinceTheFirstFailure) {
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 0, milliseconds(100)};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  int attempts = 0;
+  for (; attempts < 100; ++attempts) {
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    auto finished =
+        d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "timeout", 0, {}}}, now, Always);
+    now += milliseconds(20);
+    if (!finished.empty()) {
+      EXPECT_TRUE(finished[0].exhausted);
+      break;
+    }
+  }
+  EXPECT_EQ(attempts, 5);  // failures at 0, 20, ..., 100 ms
+}
+
+TEST(DispatcherTest, ExhaustedOperationKeptRetryingNamesItsPartitionAsStuck) {
+  RetryPolicy policy{milliseconds(10), milliseconds(50), milliseconds(10), 2};
+  policy.pause_when_exhausted = true;
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), MessageRef{{"t", 3}, 7, 1}, kT0);
+  d.Enqueue(Op("b"), MessageRef{{"t", 4}, 9, 1}, kT0);
+  Clock::time_point now = kT0;
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    for (const auto& out : d.TakeReady(now)) {
+      std::vector<Outcome> outcomes;
+      for (const auto* op : out.batch->items) {
+        outcomes.push_back(op->contact_key == "a" ? Outcome{OutcomeKind::kRetry, "503", 503, {}}
+                                                  : Outcome{OutcomeKind::kDone, "", 200, {}});
+      }
+      EXPECT_TRUE(d.OnResult(out.id, outcomes, now, Always).size() <= 1u);
+    }
+    now += milliseconds(60);
+  }
+  EXPECT_EQ(d.StuckPartitions(), (std::vector<kafka::TopicPartition>{{"t", 3}}));
+  EXPECT_EQ(d.Pending(), 1u);  // still there, never given up
+  auto ready = d.TakeReady(now);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), now, Always).size(), 1u);
+  EXPECT_TRUE(d.StuckPartitions().empty());
+}
+
+TEST(DispatcherTest, ClosedGateHoldsBatchesAndTheirDeadline) {
+  Dispatcher d = Make(10, 4, milliseconds(0));
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto closed = [](const std::string&) { return false; };
+  EXPECT_TRUE(d.TakeReady(kT0, false, closed).empty());
+  EXPECT_FALSE(d.NextDeadline([](const std::string&) { return true; }).has_value());
+  EXPECT_EQ(d.NextDeadline(), kT0);
+  EXPECT_EQ(d.Queued(), 1u);
+  int asked = 0;
+  auto once = [&asked](const std::string& provider) {
+    EXPECT_EQ(provider, "replify");
+    return ++asked == 1;
+  };
+  EXPECT_EQ(d.TakeReady(kT0, false, once).size(), 1u);
+}
+
+TEST(DispatcherTest, PartitionsWaitingForAProvider) {
+  Dispatcher d = Make(1, 1, milliseconds(0));
+  d.Enqueue(Op("a"), MessageRef{{"t", 1}, 0, 1}, kT0);
+  d.Enqueue(Op("b"), MessageRef{{"t", 2}, 0, 1}, kT0);
+  auto ready = d.TakeReady(kT0);  // a in flight, b queued
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_EQ(d.PartitionsWaitingFor("replify"),
+            (std::vector<kafka::TopicPartition>{{"t", 1}, {"t", 2}}));
+  EXPECT_TRUE(d.PartitionsWaitingFor("whippy").empty());
+}
+
 }  // namespace crmsync::worker
