@@ -653,6 +653,14 @@ class Builder {
         }
       }
       ReadStrings(Member(when, "statuses"), rule.statuses);
+      ReadStrings(Member(when, "topics"), rule.topics);
+      for (size_t t = 0; t < rule.topics.size(); ++t) {
+        const auto& topics = config.kafka.topics;
+        if (std::find(topics.begin(), topics.end(), rule.topics[t]) == topics.end()) {
+          Problem(path + "/when/topics/" + std::to_string(t),
+                  "'" + rule.topics[t] + "' is not one of kafka.topics");
+        }
+      }
       if (const Value* properties = Member(when, "properties");
           properties != nullptr && properties->IsObject()) {
         for (const auto& property : properties->GetObject()) {

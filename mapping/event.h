@@ -82,6 +82,8 @@ struct CrmEvent {
   // Salesforce changeOrigin); used by rules to ignore the worker's own writes.
   std::optional<std::string> origin;
   InputFormat source_format = InputFormat::kCanonical;
+  // The Kafka topic the event was read from ("" outside the worker).
+  std::string source_topic;
   // HubSpot merges: the record ids merged into this contact.
   std::vector<std::string> merged_ids;
 

@@ -262,6 +262,7 @@ InputFormat InputConfig::FormatOf(std::string_view topic) const {
 bool Matches(const Rule& rule, const CrmEvent& event) {
   if (!rule.kinds.empty() && !Contains(rule.kinds, event.kind)) return false;
   if (!rule.formats.empty() && !Contains(rule.formats, event.source_format)) return false;
+  if (!rule.topics.empty() && !Contains(rule.topics, event.source_topic)) return false;
   if (!rule.statuses.empty() && (!event.status || !Contains(rule.statuses, *event.status))) {
     return false;
   }

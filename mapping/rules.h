@@ -124,6 +124,7 @@ struct Rule {
   // Contact property -> accepted values; the property must equal one of them.
   std::map<std::string, std::vector<std::string>> properties;
   std::vector<InputFormat> formats;  // the event's source format is one of these
+  std::vector<std::string> topics;   // the event was read from one of these topics
   std::vector<Condition> conditions;
   // Keep evaluating the following rules after this one matched.
   bool continue_matching = false;

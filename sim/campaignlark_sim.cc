@@ -49,7 +49,7 @@ SimReply ErrorReply(int status, std::string_view message) {
   return SimReply{status, std::string(buffer.GetString(), buffer.GetSize())};
 }
 
-SimReply RefusalReply(Refusal refusal) {
+SimReply RefusalReply(Refusal refusal, const Knobs& knobs) {
   switch (refusal) {
     case Refusal::kUnauthorized:
       return ErrorReply(401, "Unauthorized");
@@ -57,6 +57,15 @@ SimReply RefusalReply(Refusal refusal) {
       return ErrorReply(500, "Internal Server Error");
     case Refusal::kInjected503:
       return ErrorReply(503, "Service Unavailable");
+    case Refusal::kThrottled: {
+      // Unlike its documented rate limit, an injected burst (a gateway in
+      // front of the API) sends a Retry-After.
+      SimReply reply = ErrorReply(429, "Too many requests");
+      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
+      return reply;
+    }
+    case Refusal::kTimedOut:
+      return ErrorReply(504, "Gateway Timeout");
   }
   return ErrorReply(500, "Internal Server Error");
 }
@@ -234,6 +243,9 @@ void CampaignLarkSim::Register(httplib::Server& server, SimHost& host) {
   const std::string prefix(kCampaignLarkPathPrefix);
   const auto send = [](httplib::Response& res, const SimReply& reply) {
     res.status = reply.status;
+    if (reply.retry_after_seconds) {
+      res.set_header("Retry-After", std::to_string(*reply.retry_after_seconds));
+    }
     res.set_content(reply.body, reply.content_type.c_str());
   };
 
@@ -265,7 +277,9 @@ void CampaignLarkSim::Register(httplib::Server& server, SimHost& host) {
 }
 
 std::optional<SimReply> CampaignLarkSim::RefuseLocked(const httplib::Request& req) {
-  if (auto refused = host_->AdmitLocked(kName, BearerToken(req))) return RefusalReply(*refused);
+  if (auto refused = host_->AdmitLocked(kName, BearerToken(req))) {
+    return RefusalReply(*refused, host_->KnobsLocked());
+  }
   // The key names the workspace whose allow-list applies, so the key is
   // checked first.
   if (!workspace_.ip_allowed) return ErrorReply(403, "IP address not allowed");

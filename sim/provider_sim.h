@@ -43,6 +43,8 @@ enum class Refusal {
   kUnauthorized,  // missing or wrong API key
   kInjected500,   // failure injection (knobs)
   kInjected503,
+  kThrottled,  // a throttle burst: 429 with Retry-After (knobs)
+  kTimedOut,   // timeout injection: 504, sent only after the knobs' hang
 };
 
 class SimHost {
@@ -52,6 +54,9 @@ class SimHost {
   virtual void SleepLatency() const = 0;
   // Counts one provider request, checks its key against the configured one
   // for `provider`, and decides on an injected failure. Caller holds Mutex().
+  // A refusal is answered by the provider in its own format (RefusalReply);
+  // a hang or a dropped connection is carried out by the host once the
+  // provider has answered, outside the mutex.
   virtual std::optional<Refusal> AdmitLocked(std::string_view provider,
                                              std::string_view api_key) = 0;
   virtual std::mutex& Mutex() const = 0;

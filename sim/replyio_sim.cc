@@ -591,6 +591,13 @@ void ReplyIoSim::Handle(const httplib::Request& req, httplib::Response& res, Rou
         case Refusal::kInjected503:
           reply = Problem(503, "server.unavailable", "Service Unavailable", "Try again later");
           break;
+        case Refusal::kThrottled:
+          reply = Problem(429, "rateLimit.exceeded", "Too Many Requests", "Too many requests");
+          reply.retry_after_seconds = host_->KnobsLocked().throttle_retry_after_seconds;
+          break;
+        case Refusal::kTimedOut:
+          reply = Problem(504, "server.timeout", "Gateway Timeout", "The request timed out");
+          break;
       }
     } else if (auto limited = host_->KnobsLocked().enforce_rate_limits
                                   ? state_->Limit(token, host_->KnobsLocked().rate_limit_time_scale)

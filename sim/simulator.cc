@@ -6,10 +6,12 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <variant>
 
 #include "sim/provider_sim.h"
@@ -24,7 +26,36 @@ Knobs Sanitised(Knobs knobs) {
   knobs.latency = std::max(knobs.latency, std::chrono::milliseconds(0));
   knobs.latency_jitter = std::max(knobs.latency_jitter, std::chrono::milliseconds(0));
   knobs.failure_rate = std::clamp(knobs.failure_rate, 0.0, 1.0);
+  knobs.timeout_rate = std::clamp(knobs.timeout_rate, 0.0, 1.0);
+  knobs.reset_rate = std::clamp(knobs.reset_rate, 0.0, 1.0);
+  knobs.hang = std::max(knobs.hang, std::chrono::milliseconds(0));
+  knobs.throttle_retry_after_seconds = std::max(knobs.throttle_retry_after_seconds, 0);
   return knobs;
+}
+
+// The request a server thread is serving, from routing to the written
+// response (httplib serves one request per thread at a time): which
+// provider's it is, and the transport fault AdmitLocked chose for it, which
+// the post-routing handler carries out outside the mutex.
+struct CurrentRequest {
+  std::string provider;  // "" when it is no provider's (control endpoints)
+  std::chrono::milliseconds hang{0};
+  bool drop = false;
+};
+thread_local CurrentRequest t_current;
+
+// Writes the headers and half of the body, then fails: httplib closes the
+// connection, and the client sees a response cut short.
+void DropMidResponse(httplib::Response& res) {
+  auto body = std::make_shared<std::string>(std::move(res.body));
+  res.body.clear();
+  if (body->empty()) *body = "{}";
+  std::string type = res.get_header_value("Content-Type");
+  res.set_content_provider(body->size(), type.empty() ? kJson : type,
+                           [body](size_t offset, size_t, httplib::DataSink& sink) {
+                             if (offset == 0) sink.write(body->data(), body->size() / 2);
+                             return false;
+                           });
 }
 
 // Wildcard listen addresses are not where a client connects to.
@@ -43,7 +74,7 @@ void Send(httplib::Response& res, const SimReply& reply) {
   res.set_content(reply.body, reply.content_type.empty() ? kJson : reply.content_type.c_str());
 }
 
-SimReply ReplifyRefusal(Refusal refusal) {
+SimReply ReplifyRefusal(Refusal refusal, const Knobs& knobs) {
   switch (refusal) {
     case Refusal::kUnauthorized:
       return MessageReply(401, "Unauthorized");
@@ -51,6 +82,13 @@ SimReply ReplifyRefusal(Refusal refusal) {
       return MessageReply(500, "Internal Server Error");
     case Refusal::kInjected503:
       return MessageReply(503, "Service Unavailable");
+    case Refusal::kThrottled: {
+      SimReply reply = MessageReply(429, "Too Many Requests");
+      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
+      return reply;
+    }
+    case Refusal::kTimedOut:
+      return MessageReply(504, "Gateway Timeout");
   }
   return MessageReply(500, "Internal Server Error");
 }
@@ -72,6 +110,8 @@ struct Simulator::Impl final : SimHost {
   const Knobs& KnobsLocked() const override { return knobs; }
   void CountRateLimitedLocked() override { ++counters.rate_limited; }
 
+  // The provider whose API serves `path`, or "".
+  std::string ProviderOf(const std::string& path) const;
   std::string StateJsonLocked() const;
   std::string KnobsJsonLocked() const;
   SimReply UpdateKnobs(const std::string& body);
@@ -85,6 +125,7 @@ struct Simulator::Impl final : SimHost {
   mutable std::mt19937_64 jitter_rng{rng()};  // SleepLatency is const
   ReplifyState replify;
   std::vector<std::unique_ptr<ProviderSim>> sims;
+  std::map<std::string, uint64_t> in_flight;  // provider -> requests in the server
 
   httplib::Server server;
   std::thread thread;
@@ -110,7 +151,7 @@ void Simulator::Impl::Route() {
                 {
                   std::lock_guard lock(mutex);
                   if (auto refused = AdmitLocked("replify", req.get_header_value("x-api-key"))) {
-                    reply = ReplifyRefusal(*refused);
+                    reply = ReplifyRefusal(*refused, knobs);
                   } else if (auto* invalid = std::get_if<SimReply>(&parsed)) {
                     reply = std::move(*invalid);
                   } else {
@@ -121,6 +162,30 @@ void Simulator::Impl::Route() {
               });
 
   for (auto& sim : sims) sim->Register(server, *this);
+
+  server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
+    t_current = CurrentRequest{ProviderOf(req.path)};
+    if (!t_current.provider.empty()) {
+      std::lock_guard lock(mutex);
+      uint64_t& now = ++in_flight[t_current.provider];
+      uint64_t& most = counters.max_concurrent[t_current.provider];
+      most = std::max(most, now);
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  // Runs once the response is complete and before it is written (also for
+  // requests that never reached pre-routing: their t_current is empty).
+  server.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    const CurrentRequest current = std::exchange(t_current, CurrentRequest{});
+    if (current.provider.empty()) return;
+    // A hung request holds its connection and a server thread, as a
+    // provider's stuck backend would.
+    if (current.hang.count() > 0) std::this_thread::sleep_for(current.hang);
+    if (current.drop) DropMidResponse(res);
+    std::lock_guard lock(mutex);
+    uint64_t& now = in_flight[current.provider];
+    if (now > 0) --now;
+  });
 
   server.Get("/_sim/state", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard lock(mutex);
@@ -167,18 +232,46 @@ std::optional<Refusal> Simulator::Impl::AdmitLocked(std::string_view provider,
     ++counters.injected_failures;
     return Refusal::kInjected503;
   }
+  if (knobs.throttle_burst > 0) {
+    --knobs.throttle_burst;
+    ++counters.throttled;
+    return Refusal::kThrottled;
+  }
+  if (knobs.timeout_rate > 0.0 && std::bernoulli_distribution(knobs.timeout_rate)(rng)) {
+    ++counters.injected_timeouts;
+    t_current.hang = knobs.hang;
+    return Refusal::kTimedOut;
+  }
   if (knobs.failure_rate > 0.0 && std::bernoulli_distribution(knobs.failure_rate)(rng)) {
     ++counters.injected_failures;
     // Both answers real load balancers give; the worker must retry either.
     return rng() % 2 == 0 ? Refusal::kInjected500 : Refusal::kInjected503;
   }
+  if (knobs.reset_rate > 0.0 && std::bernoulli_distribution(knobs.reset_rate)(rng)) {
+    // Applied by the provider; only the answer is lost.
+    ++counters.injected_resets;
+    t_current.drop = true;
+  }
   return std::nullopt;
+}
+
+std::string Simulator::Impl::ProviderOf(const std::string& path) const {
+  const auto under = [&](std::string_view prefix) {
+    return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+           path[prefix.size()] == '/';
+  };
+  if (under(kReplifyPathPrefix)) return "replify";
+  for (const auto& sim : sims) {
+    if (under(sim->PathPrefix())) return std::string(sim->Name());
+  }
+  return "";
 }
 
 void Simulator::Impl::ResetLocked() {
   replify.Clear();
   for (auto& sim : sims) sim->ResetLocked();
   counters = Counters{};
+  // Requests being served still leave: the in-flight counts stay.
   // Reseeded so that a reset run injects the same failures as a fresh one.
   rng.seed(options.seed);
 }
@@ -213,6 +306,16 @@ std::string Simulator::Impl::KnobsJsonLocked() const {
   writer.Bool(knobs.enforce_rate_limits);
   writer.Key("rateLimitTimeScale");
   writer.Double(knobs.rate_limit_time_scale);
+  writer.Key("timeoutRate");
+  writer.Double(knobs.timeout_rate);
+  writer.Key("hangMs");
+  writer.Int64(knobs.hang.count());
+  writer.Key("resetRate");
+  writer.Double(knobs.reset_rate);
+  writer.Key("throttleBurst");
+  writer.Uint64(knobs.throttle_burst);
+  writer.Key("throttleRetryAfterSeconds");
+  writer.Int(knobs.throttle_retry_after_seconds);
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -239,6 +342,19 @@ std::string Simulator::Impl::StateJsonLocked() const {
   writer.Uint64(counters.unauthorized);
   writer.Key("rateLimited");
   writer.Uint64(counters.rate_limited);
+  writer.Key("injectedTimeouts");
+  writer.Uint64(counters.injected_timeouts);
+  writer.Key("injectedResets");
+  writer.Uint64(counters.injected_resets);
+  writer.Key("throttled");
+  writer.Uint64(counters.throttled);
+  writer.Key("maxConcurrent");
+  writer.StartObject();
+  for (const auto& [provider, most] : counters.max_concurrent) {
+    writer.Key(provider.data(), static_cast<rapidjson::SizeType>(provider.size()));
+    writer.Uint64(most);
+  }
+  writer.EndObject();
   writer.EndObject();
   writer.Key("knobs");
   const std::string knobs_json = KnobsJsonLocked();
@@ -272,12 +388,26 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
       next.enforce_rate_limits = value.GetBool();
     } else if (name == "rateLimitTimeScale" && value.IsNumber() && value.GetDouble() > 0) {
       next.rate_limit_time_scale = value.GetDouble();
+    } else if (name == "timeoutRate" && value.IsNumber() && value.GetDouble() >= 0 &&
+               value.GetDouble() <= 1) {
+      next.timeout_rate = value.GetDouble();
+    } else if (name == "hangMs" && value.IsNumber() && value.GetDouble() >= 0) {
+      next.hang = std::chrono::milliseconds(static_cast<int64_t>(value.GetDouble()));
+    } else if (name == "resetRate" && value.IsNumber() && value.GetDouble() >= 0 &&
+               value.GetDouble() <= 1) {
+      next.reset_rate = value.GetDouble();
+    } else if (name == "throttleBurst" && value.IsUint64()) {
+      next.throttle_burst = value.GetUint64();
+    } else if (name == "throttleRetryAfterSeconds" && value.IsInt() && value.GetInt() >= 0) {
+      next.throttle_retry_after_seconds = value.GetInt();
     } else {
       return MessageReply(
           400,
           "unknown knob or bad value: " + std::string(name) +
               " (latencyMs >= 0, latencyJitterMs >= 0, 0 <= failureRate <= 1, failAll boolean, "
-              "rateLimits boolean, rateLimitTimeScale > 0)");
+              "rateLimits boolean, rateLimitTimeScale > 0, 0 <= timeoutRate <= 1, hangMs >= 0, "
+              "0 <= resetRate <= 1, throttleBurst integer >= 0, "
+              "throttleRetryAfterSeconds integer >= 0)");
     }
   }
   knobs = next;

@@ -7,8 +7,10 @@
 //   others: see sim/registry.cc and each provider's <name>_sim.h
 // Control endpoints (no auth):
 //   GET  /_sim/state   JSON of every provider's state and request counters
-//   POST /_sim/knobs   JSON {"latencyMs", "failureRate", "failAll", "rateLimits",
-//                      "rateLimitTimeScale"} (any subset)
+//   POST /_sim/knobs   JSON {"latencyMs", "latencyJitterMs", "failureRate", "failAll",
+//                      "rateLimits", "rateLimitTimeScale", "timeoutRate", "hangMs",
+//                      "resetRate", "throttleBurst", "throttleRetryAfterSeconds"}
+//                      (any subset; see Knobs)
 //   POST /_sim/reset   forget all state and counters
 //
 // Thread-safe: handlers run on the server's worker threads; all state is
@@ -35,6 +37,24 @@ struct Knobs {
   // Divides every rate-limit window ("per minute" becomes "per second" at 60),
   // so tests and benchmarks can run documented limits in scaled time.
   double rate_limit_time_scale = 1.0;
+
+  // Transport faults, decided per admitted provider request (after the API
+  // key check; at most one fault per request):
+  //
+  // Fraction of requests that are not applied and are answered 504 in the
+  // provider's error format only after `hang`, so that a client with a
+  // shorter request timeout sees a timeout.
+  double timeout_rate = 0.0;
+  std::chrono::milliseconds hang{2000};
+  // Fraction of requests that are applied and whose connection is then
+  // dropped mid-response: the client sees a transport error, not a status.
+  double reset_rate = 0.0;
+  // The next `throttle_burst` requests are answered 429 in the provider's
+  // error format with a Retry-After of `throttle_retry_after_seconds`, and
+  // not applied. Counts down as they are answered (GetKnobs shows what is
+  // left); setting it again starts a new burst.
+  uint64_t throttle_burst = 0;
+  int throttle_retry_after_seconds = 1;
 };
 
 // One contact as Replify holds it in a campaign.
@@ -49,7 +69,13 @@ struct Counters {
   uint64_t requests = 0;  // provider requests received
   uint64_t injected_failures = 0;
   uint64_t unauthorized = 0;
-  uint64_t rate_limited = 0;  // answered 429
+  uint64_t rate_limited = 0;       // answered 429 by a documented rate limit
+  uint64_t injected_timeouts = 0;  // hung, then answered 504 (timeout_rate)
+  uint64_t injected_resets = 0;    // connection dropped mid-response (reset_rate)
+  uint64_t throttled = 0;          // answered 429 by a throttle burst
+  // Per provider name: the most of its requests in the server at once
+  // (from routing to the written response, latency and hangs included).
+  std::map<std::string, uint64_t> max_concurrent;
 };
 
 class ProviderSim;

@@ -60,7 +60,7 @@ SimReply ErrorReply(int status, std::string_view description) {
   return SimReply{status, std::string(buffer.GetString(), buffer.GetSize())};
 }
 
-SimReply RefusalReply(Refusal refusal) {
+SimReply RefusalReply(Refusal refusal, const Knobs& knobs) {
   switch (refusal) {
     case Refusal::kUnauthorized:
       return ErrorReply(401, "Unauthorized");
@@ -68,6 +68,13 @@ SimReply RefusalReply(Refusal refusal) {
       return ErrorReply(500, "Internal server error");
     case Refusal::kInjected503:
       return ErrorReply(503, "Service unavailable");
+    case Refusal::kThrottled: {
+      SimReply reply = ErrorReply(429, "Too many requests");
+      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
+      return reply;
+    }
+    case Refusal::kTimedOut:
+      return ErrorReply(504, "Gateway timeout");
   }
   return ErrorReply(500, "Internal server error");
 }
@@ -340,7 +347,9 @@ SimReply WhippySim::Handle(const std::string& method, const std::string& list_id
   if (method != list_method_) {
     return ErrorReply(405, "method " + method + " is not allowed on this route");
   }
-  if (auto refused = host_->AdmitLocked("whippy", api_key)) return RefusalReply(*refused);
+  if (auto refused = host_->AdmitLocked("whippy", api_key)) {
+    return RefusalReply(*refused, host_->KnobsLocked());
+  }
   const Knobs& knobs = host_->KnobsLocked();
   if (knobs.enforce_rate_limits) {
     // Counted before validation: the limit is on requests to the endpoint.

@@ -93,17 +93,25 @@ void Dispatcher::MarkReady(Lane& lane, const std::string& contact) {
 }
 
 void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
-                         Clock::time_point now) {
+                         Clock::time_point now, uint64_t released_seq) {
   ContactLine& line = lane.lines[contact];
   line.busy = false;
   if (limits.coalesce_window.count() > 0) {
-    // Operations waiting after two sends in a row: the contact is hot.
-    line.hot_streak = line.waiting.empty() ? 0 : line.hot_streak + 1;
-    const Clock::time_point until = line.last_sent + limits.coalesce_window;
-    if (line.hot_streak >= 2 && until > now) {
-      line.busy = true;
-      lane.held.emplace(until, contact);
-      return;
+    if (line.waiting.empty()) {
+      line.hot_streak = 0;
+      line.draining_to.reset();
+    } else if (line.draining_to && released_seq < *line.draining_to) {
+      // Still sending what waited during the hold.
+    } else {
+      line.draining_to.reset();
+      // Operations waiting after two sends in a row: the contact is hot.
+      ++line.hot_streak;
+      const Clock::time_point until = line.last_sent + limits.coalesce_window;
+      if (line.hot_streak >= 2 && until > now) {
+        line.busy = true;
+        lane.held.emplace(until, contact);
+        return;
+      }
     }
   }
   MarkReady(lane, contact);
@@ -156,7 +164,9 @@ void Dispatcher::Wake(Lane& lane, Clock::time_point now, bool flush_all) {
   }
   while (!lane.held.empty() && (flush_all || lane.held.begin()->first <= now)) {
     auto node = lane.held.extract(lane.held.begin());
-    lane.lines[node.mapped()].busy = false;
+    ContactLine& line = lane.lines[node.mapped()];
+    line.busy = false;
+    if (!line.waiting.empty()) line.draining_to = line.waiting.back().seq;
     MarkReady(lane, node.mapped());
   }
 }
@@ -203,9 +213,12 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       const bool due =
           flush_all || queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
-      if (may_send && !may_send(queue.provider)) break;
-      std::optional<InFlightBatch> formed = FormBatch(queue, limits.max_batch, now);
+      const size_t allowed = may_send ? may_send(queue.provider) : limits.max_batch;
+      if (allowed == 0) break;
+      std::optional<InFlightBatch> formed =
+          FormBatch(queue, std::min(allowed, limits.max_batch), now);
       if (!formed) break;
+      formed->probe = allowed < limits.max_batch && allowed == 1;
       const uint64_t id = next_id_++;
       formed->queue_key = key;
       InFlightBatch& stored = in_flight_.emplace(id, std::move(*formed)).first->second;
@@ -265,13 +278,16 @@ std::vector<Finished> Dispatcher::OnResult(
     for (MessageRef& origin : item.origins) {
       finished.push_back(Finished{std::move(origin), queue.provider, queue.target, kind, reason,
                                   status, item.attempts, exhausted, item.first_failure,
-                                  item.last_failure});
+                                  item.last_failure, item.op.action});
     }
   };
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
     const std::string contact = item.op.contact_key;
     ++item.attempts;
+    if (batch.probe && i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry) {
+      --item.attempts;  // the circuit's attempt, not the operation's
+    }
     // A provider that answered fewer outcomes than items broke its contract;
     // retrying the rest is the safe reading.
     const providers::Outcome outcome =
@@ -281,19 +297,19 @@ std::vector<Finished> Dispatcher::OnResult(
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
         finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
-        Release(lane, contact, limits, now);
+        Release(lane, contact, limits, now, item.seq);
         break;
       case providers::OutcomeKind::kReject:
         if (!item.first_failure) item.first_failure = now;
         item.last_failure = now;
         finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
-        Release(lane, contact, limits, now);
+        Release(lane, contact, limits, now, item.seq);
         break;
       case providers::OutcomeKind::kRetry: {
         std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
         if (item.origins.empty()) {
           Unstick(item);
-          Release(lane, contact, limits, now);
+          Release(lane, contact, limits, now, item.seq);
           break;
         }
         if (!item.first_failure) item.first_failure = now;
@@ -306,7 +322,7 @@ std::vector<Finished> Dispatcher::OnResult(
               item, providers::OutcomeKind::kReject,
               "gave up after " + std::to_string(item.attempts) + " attempt(s): " + outcome.reason,
               outcome.http_status, true);
-          Release(lane, contact, limits, now);
+          Release(lane, contact, limits, now, item.seq);
           break;
         }
         if (exhausted && !item.stuck) {

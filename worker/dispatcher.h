@@ -93,10 +93,14 @@ struct Finished {
   // When its first and last failed attempts were answered, if any failed.
   std::optional<Clock::time_point> first_failure;
   std::optional<Clock::time_point> last_failure;
+  mapping::Action action = mapping::Action::kUpsert;  // the operation's action
 };
 
-// Whether a provider may be sent a new batch now (its circuit breaker).
-using SendGate = std::function<bool(const std::string& provider)>;
+// How many operations the next batch of a provider may carry now (its
+// circuit breaker): 0 for none, 1 for a probe, SIZE_MAX for a full batch. A
+// failed probe is not counted as an attempt of its operation: it is the
+// circuit's test of the provider.
+using SendGate = std::function<size_t(const std::string& provider)>;
 
 // A batch ready to be sent; the Batch's item pointers stay valid until
 // OnResult() for this id.
@@ -168,6 +172,9 @@ class Dispatcher {
     bool busy = false;
     Clock::time_point last_sent;
     int hot_streak = 0;  // consecutive sends after which operations were waiting
+    // After a hold, what waited is sent back to back up to this seq; later
+    // arrivals wait for the next window.
+    std::optional<uint64_t> draining_to;
   };
   // Everything of one (provider, target).
   struct Lane {
@@ -187,6 +194,7 @@ class Dispatcher {
     std::map<uint64_t, std::string> ready;
   };
   struct InFlightBatch {
+    bool probe = false;  // sent by a half-open circuit
     std::string queue_key;
     std::vector<Item> items;
     providers::Batch batch;
@@ -199,7 +207,7 @@ class Dispatcher {
   // The contact's operation finished: its next one may go, unless the
   // contact is hot and is held for its coalescing window.
   void Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
-               Clock::time_point now);
+               Clock::time_point now, uint64_t released_seq);
   void Wake(Lane& lane, Clock::time_point now, bool flush_all);
   const RetryPolicy& RetryFor(const std::string& provider) const;
   std::chrono::milliseconds Backoff(const RetryPolicy& policy, int attempts,

@@ -13,6 +13,7 @@
 #include "mapping/config.h"
 #include "worker/demo.h"
 #include "worker/dry_run.h"
+#include "worker/logging.h"
 #include "worker/metrics.h"
 #include "worker/worker.h"
 
@@ -36,6 +37,9 @@ void InstallSignalHandlers() {
 int Run(const std::string& config_path) {
   crmsync::mapping::Config config = crmsync::mapping::LoadConfigFromFile(config_path);
   crmsync::worker::Metrics metrics(config.worker.metrics_listen);
+  if (metrics.Port() > 0) {
+    spdlog::info("serving /metrics, /healthz and /readyz on port {}", metrics.Port());
+  }
   crmsync::worker::Worker worker(std::move(config), metrics);
   InstallSignalHandlers();
   return worker.Run(g_stop);
@@ -58,6 +62,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
+  std::string log_format = "auto";
+  app.add_option("--log-format", log_format,
+                 "json (one object per line), text, or auto: json unless stderr is a terminal")
+      ->check(CLI::IsMember({"auto", "json", "text"}))
       ->capture_default_str();
 
   std::string config_path;
@@ -96,7 +105,9 @@ int main(int argc, char** argv) {
   demo->add_flag("--verbose", demo_options.verbose, "show the worker's log");
 
   CLI11_PARSE(app, argc, argv);
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  crmsync::worker::SetupLogging(
+      crmsync::worker::ParseLogFormat(log_format).value_or(crmsync::worker::LogFormat::kAuto),
+      spdlog::level::from_str(log_level));
 
   try {
     if (*run) return Run(config_path);
@@ -104,10 +115,20 @@ int main(int argc, char** argv) {
     if (*demo) return crmsync::worker::RunDemo(demo_options);
     if (*dry_run) return crmsync::worker::RunDryRun(dry_run_options, std::cout, std::cerr);
   } catch (const crmsync::mapping::ConfigError& e) {
-    std::fprintf(stderr, "invalid configuration:\n%s\n", e.what());
+    // The worker's output is its log (JSON lines for collectors); the
+    // command-line tools print for a person.
+    if (*run) {
+      spdlog::critical("invalid configuration:\n{}", e.what());
+    } else {
+      std::fprintf(stderr, "invalid configuration:\n%s\n", e.what());
+    }
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "crmsync: %s\n", e.what());
+    if (*run) {
+      spdlog::critical("crmsync: {}", e.what());
+    } else {
+      std::fprintf(stderr, "crmsync: %s\n", e.what());
+    }
     return 1;
   }
   return 0;

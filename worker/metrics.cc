@@ -1,15 +1,19 @@
 #include "worker/metrics.h"
 
+#include <httplib.h>
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+#include <sys/socket.h>
 
+#include <atomic>
 #include <initializer_list>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -30,11 +34,7 @@ class CachedFamily {
 
   // `values` are in the order of the label names given at construction.
   T& Get(std::initializer_list<std::string_view> values) {
-    std::string key;
-    for (std::string_view value : values) {
-      key.append(value);
-      key.push_back('\x1f');  // unit separator: never part of a sane label value
-    }
+    std::string key = Key(values);
     std::lock_guard lock(mutex_);
     if (auto it = cache_.find(key); it != cache_.end()) return *it->second;
     prometheus::Labels labels;
@@ -50,7 +50,26 @@ class CachedFamily {
     return *metric;
   }
 
+  // Drops the series of these label values, if it exists.
+  void Remove(std::initializer_list<std::string_view> values) {
+    const std::string key = Key(values);
+    std::lock_guard lock(mutex_);
+    auto it = cache_.find(key);
+    if (it == cache_.end()) return;
+    family_.Remove(it->second);
+    cache_.erase(it);
+  }
+
  private:
+  static std::string Key(std::initializer_list<std::string_view> values) {
+    std::string key;
+    for (std::string_view value : values) {
+      key.append(value);
+      key.push_back('\x1f');  // unit separator: never part of a sane label value
+    }
+    return key;
+  }
+
   prometheus::Family<T>& family_;
   const std::vector<std::string> label_names_;
   const prometheus::Histogram::BucketBoundaries buckets_;
@@ -69,127 +88,293 @@ const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
 const prometheus::Histogram::BucketBoundaries kBatchBuckets = {1,  2,   5,   10,  25,
                                                                50, 100, 250, 500, 1000};
 
+constexpr std::chrono::milliseconds kDefaultLivenessTimeout{30000};
+
+int64_t SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+prometheus::Family<prometheus::Counter>& Counter(prometheus::Registry& registry,
+                                                 const std::string& name, const std::string& help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Gauge>& Gauge(prometheus::Registry& registry,
+                                             const std::string& name, const std::string& help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(registry);
+}
+
+prometheus::Family<prometheus::Histogram>& Histogram(prometheus::Registry& registry,
+                                                     const std::string& name,
+                                                     const std::string& help) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(registry);
+}
+
+// Only SO_REUSEADDR: httplib's default also sets SO_REUSEPORT, which would
+// let a second process bind the same port and take half the scrapes.
+void ListenerSocketOptions(int sock) {
+  int yes = 1;
+  setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+}
+
 }  // namespace
 
 struct Metrics::Impl {
   Impl()
       : registry(std::make_shared<prometheus::Registry>()),
-        events_consumed(prometheus::BuildCounter()
-                            .Name("crmsync_events_consumed_total")
-                            .Help("Kafka messages read, per topic.")
-                            .Register(*registry),
-                        {"topic"}),
-        events_skipped(prometheus::BuildCounter()
-                           .Name("crmsync_events_skipped_total")
-                           .Help("Messages skipped: malformed, or matching no rule.")
-                           .Register(*registry),
+        events_consumed(
+            Counter(*registry, "crmsync_events_consumed_total", "Kafka messages read, per topic."),
+            {"topic"}),
+        events_decoded(Counter(*registry, "crmsync_events_decoded_total",
+                               "Messages decoded into CRM events, per input format."),
+                       {"format"}),
+        events_skipped(Counter(*registry, "crmsync_events_skipped_total",
+                               "Messages that produced no operation: malformed, unmatched "
+                               "(no rule applies) or oversized."),
                        {"reason"}),
-        operations(prometheus::BuildCounter()
-                       .Name("crmsync_operations_total")
-                       .Help("Provider operations by outcome: delivered, rejected, retried.")
-                       .Register(*registry),
-                   {"provider", "outcome"}),
-        http_requests(prometheus::BuildCounter()
-                          .Name("crmsync_http_requests_total")
-                          .Help("HTTP exchanges per provider, by status or transport failure.")
-                          .Register(*registry),
+        events_dead_lettered(Counter(*registry, "crmsync_events_dead_lettered_total",
+                                     "Records written to the dead-letter topic: malformed "
+                                     "messages, rejected and exhausted operations."),
+                             {"reason"}),
+        operations(Counter(*registry, "crmsync_operations_total",
+                           "Provider operations by action and outcome: delivered, rejected, "
+                           "exhausted, retried."),
+                   {"provider", "action", "outcome"}),
+        retries(Counter(*registry, "crmsync_retries_total",
+                        "Operations a provider asked to send again."),
+                {"provider"}),
+        http_requests(Counter(*registry, "crmsync_http_requests_total",
+                              "HTTP exchanges per provider, by status or transport failure."),
                       {"provider", "code"}),
-        http_duration(prometheus::BuildHistogram()
-                          .Name("crmsync_http_request_duration_seconds")
-                          .Help("Time from sending a provider request to its completion.")
-                          .Register(*registry),
+        http_throttled(Counter(*registry, "crmsync_http_throttled_total",
+                               "Provider answers 429 Too Many Requests."),
+                       {"provider"}),
+        http_in_flight(Gauge(*registry, "crmsync_http_requests_in_flight",
+                             "Provider requests sent and not yet answered."),
+                       {"provider"}),
+        http_duration(Histogram(*registry, "crmsync_http_request_duration_seconds",
+                                "Time from sending a provider request to its completion."),
                       {"provider"}, kDurationBuckets),
-        delivery_latency(prometheus::BuildHistogram()
-                             .Name("crmsync_delivery_latency_seconds")
-                             .Help("From an event's Kafka timestamp to the provider's "
-                                   "acknowledgement of its operation.")
-                             .Register(*registry),
+        delivery_latency(Histogram(*registry, "crmsync_delivery_latency_seconds",
+                                   "From an event's Kafka timestamp to the provider's "
+                                   "acknowledgement of its operation."),
                          {"provider"}, kLatencyBuckets),
-        batch_size(prometheus::BuildHistogram()
-                       .Name("crmsync_batch_size")
-                       .Help("Operations per provider request.")
-                       .Register(*registry),
+        batch_size(Histogram(*registry, "crmsync_batch_size", "Operations per provider request."),
                    {"provider"}, kBatchBuckets),
-        committed(prometheus::BuildGauge()
-                      .Name("crmsync_committed_offset")
-                      .Help("Last offset stored for commit, per partition.")
-                      .Register(*registry),
+        circuit_state(Gauge(*registry, "crmsync_circuit_state",
+                            "Provider circuit breaker: 0 closed, 1 half-open, 2 open."),
+                      {"provider"}),
+        rate_limit_tokens(Gauge(*registry, "crmsync_rate_limit_tokens",
+                                "Requests the provider's rate-limit budget allows now "
+                                "(+Inf without limits)."),
+                          {"provider"}),
+        rebalances(Counter(*registry, "crmsync_rebalances_total",
+                           "Consumer group rebalance callbacks: assigned, revoked, lost."),
+                   {"kind"}),
+        committed(Gauge(*registry, "crmsync_committed_offset",
+                        "Last offset stored for commit, per partition."),
                   {"topic", "partition"}),
-        pending(prometheus::BuildGauge()
-                    .Name("crmsync_operations_pending")
-                    .Help("Provider operations queued or in flight.")
-                    .Register(*registry)
+        lag(Gauge(*registry, "crmsync_consumer_lag",
+                  "High watermark minus the committed position, per owned partition."),
+            {"topic", "partition"}),
+        pending(Gauge(*registry, "crmsync_operations_pending",
+                      "Provider operations queued or in flight.")
                     .Add({})) {}
 
   std::shared_ptr<prometheus::Registry> registry;
   CachedFamily<prometheus::Counter> events_consumed;
+  CachedFamily<prometheus::Counter> events_decoded;
   CachedFamily<prometheus::Counter> events_skipped;
+  CachedFamily<prometheus::Counter> events_dead_lettered;
   CachedFamily<prometheus::Counter> operations;
+  CachedFamily<prometheus::Counter> retries;
   CachedFamily<prometheus::Counter> http_requests;
+  CachedFamily<prometheus::Counter> http_throttled;
+  CachedFamily<prometheus::Gauge> http_in_flight;
   CachedFamily<prometheus::Histogram> http_duration;
   CachedFamily<prometheus::Histogram> delivery_latency;
   CachedFamily<prometheus::Histogram> batch_size;
+  CachedFamily<prometheus::Gauge> circuit_state;
+  CachedFamily<prometheus::Gauge> rate_limit_tokens;
+  CachedFamily<prometheus::Counter> rebalances;
   CachedFamily<prometheus::Gauge> committed;
+  CachedFamily<prometheus::Gauge> lag;
   prometheus::Gauge& pending;
 
-  // /healthz answers 200 with an empty body as long as the process serves
-  // HTTP at all: an empty registry is the exposer's only way to add a path.
-  std::shared_ptr<prometheus::Registry> health = std::make_shared<prometheus::Registry>();
-  // Declared last so it stops serving before the registries go away.
-  std::unique_ptr<prometheus::Exposer> exposer;
+  // Health.
+  std::atomic<int64_t> last_progress_ns{SteadyNanos()};
+  std::atomic<int64_t> liveness_timeout_ns{
+      std::chrono::duration_cast<std::chrono::nanoseconds>(kDefaultLivenessTimeout).count()};
+  std::atomic<bool> config_loaded{false};
+  std::atomic<bool> group_joined{false};
+  std::atomic<bool> broker_reachable{false};
+
+  // The listener; `thread` runs its accept loop.
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
 };
 
 Metrics::Metrics(const std::string& listen) : impl_(std::make_unique<Impl>()) {
   if (listen.empty()) return;
-  try {
-    impl_->exposer = std::make_unique<prometheus::Exposer>(listen);
-  } catch (const std::exception& e) {
-    // civetweb reports a bind failure as an exception from the constructor.
-    throw std::runtime_error("metrics listener: cannot listen on '" + listen + "': " + e.what());
+  const size_t colon = listen.rfind(':');
+  std::string host = colon == std::string::npos ? std::string() : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:9464
   }
-  impl_->exposer->RegisterCollectable(impl_->registry, "/metrics");
-  impl_->exposer->RegisterCollectable(impl_->health, "/healthz");
+  int port = -1;
+  try {
+    if (colon != std::string::npos) port = std::stoi(listen.substr(colon + 1));
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (host.empty() || port < 0 || port > 65535) {
+    throw std::runtime_error("metrics listener: '" + listen + "' is not host:port");
+  }
+
+  Impl& impl = *impl_;
+  impl.server.new_task_queue = [] { return new httplib::ThreadPool(2); };
+  impl.server.set_socket_options(&ListenerSocketOptions);
+  impl.server.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    response.set_content(Text(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  impl.server.Get("/healthz", [this](const httplib::Request&, httplib::Response& response) {
+    const bool live = Live();
+    const double idle = static_cast<double>(SteadyNanos() - impl_->last_progress_ns.load()) / 1e9;
+    response.status = live ? 200 : 503;
+    response.set_content(std::string(R"({"live":)") + (live ? "true" : "false") +
+                             R"(,"secondsSinceProgress":)" + std::to_string(idle) + "}\n",
+                         "application/json");
+  });
+  impl.server.Get("/readyz", [this](const httplib::Request&, httplib::Response& response) {
+    auto flag = [](const std::atomic<bool>& value) { return value.load() ? "true" : "false"; };
+    const bool ready = Ready();
+    response.status = ready ? 200 : 503;
+    response.set_content(std::string(R"({"ready":)") + (ready ? "true" : "false") +
+                             R"(,"configLoaded":)" + flag(impl_->config_loaded) +
+                             R"(,"groupJoined":)" + flag(impl_->group_joined) +
+                             R"(,"brokerReachable":)" + flag(impl_->broker_reachable) + "}\n",
+                         "application/json");
+  });
+
+  impl.port = port == 0 ? impl.server.bind_to_any_port(host)
+                        : (impl.server.bind_to_port(host, port) ? port : -1);
+  if (impl.port <= 0) {
+    throw std::runtime_error("metrics listener: cannot listen on '" + listen + "'");
+  }
+  impl.thread = std::thread([&impl] { impl.server.listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs: wait for it, so
+  // that the destructor can always stop it. The socket queues connections
+  // meanwhile.
+  while (!impl.server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-Metrics::~Metrics() = default;
+Metrics::~Metrics() {
+  if (impl_->thread.joinable()) {
+    impl_->server.stop();
+    impl_->thread.join();
+  }
+}
 
 void Metrics::EventConsumed(std::string_view topic) {
   impl_->events_consumed.Get({topic}).Increment();
+}
+
+void Metrics::EventDecoded(std::string_view format) {
+  impl_->events_decoded.Get({format}).Increment();
 }
 
 void Metrics::EventSkipped(std::string_view reason) {
   impl_->events_skipped.Get({reason}).Increment();
 }
 
-void Metrics::Operation(std::string_view provider, std::string_view outcome, uint64_t n) {
-  impl_->operations.Get({provider, outcome}).Increment(static_cast<double>(n));
+void Metrics::EventDeadLettered(std::string_view reason) {
+  impl_->events_dead_lettered.Get({reason}).Increment();
+}
+
+void Metrics::Rebalance(std::string_view kind) { impl_->rebalances.Get({kind}).Increment(); }
+
+void Metrics::SetCommitted(std::string_view topic, int32_t partition, int64_t offset) {
+  impl_->committed.Get({topic, std::to_string(partition)}).Set(static_cast<double>(offset));
+}
+
+void Metrics::SetConsumerLag(std::string_view topic, int32_t partition, int64_t lag) {
+  impl_->lag.Get({topic, std::to_string(partition)}).Set(static_cast<double>(lag));
+}
+
+void Metrics::RemovePartition(std::string_view topic, int32_t partition) {
+  const std::string number = std::to_string(partition);
+  impl_->committed.Remove({topic, number});
+  impl_->lag.Remove({topic, number});
+}
+
+void Metrics::Operation(std::string_view provider, std::string_view action,
+                        std::string_view outcome, uint64_t n) {
+  impl_->operations.Get({provider, action, outcome}).Increment(static_cast<double>(n));
+}
+
+void Metrics::Retried(std::string_view provider, uint64_t n) {
+  impl_->retries.Get({provider}).Increment(static_cast<double>(n));
 }
 
 void Metrics::HttpRequest(std::string_view provider, std::string_view code, double seconds) {
   impl_->http_requests.Get({provider, code}).Increment();
   impl_->http_duration.Get({provider}).Observe(seconds);
+  if (code == "429") impl_->http_throttled.Get({provider}).Increment();
+}
+
+void Metrics::HttpInFlight(std::string_view provider, int delta) {
+  impl_->http_in_flight.Get({provider}).Increment(static_cast<double>(delta));
 }
 
 void Metrics::DeliveryLatency(std::string_view provider, double seconds) {
   impl_->delivery_latency.Get({provider}).Observe(seconds);
 }
 
-void Metrics::SetPending(size_t n) { impl_->pending.Set(static_cast<double>(n)); }
-
-void Metrics::SetCommitted(std::string_view topic, int32_t partition, int64_t offset) {
-  impl_->committed.Get({topic, std::to_string(partition)}).Set(static_cast<double>(offset));
-}
-
 void Metrics::BatchSent(std::string_view provider, size_t size) {
   impl_->batch_size.Get({provider}).Observe(static_cast<double>(size));
 }
 
-int Metrics::Port() const {
-  if (!impl_->exposer) return 0;
-  const std::vector<int> ports = impl_->exposer->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+void Metrics::SetPending(size_t n) { impl_->pending.Set(static_cast<double>(n)); }
+
+void Metrics::SetCircuitState(std::string_view provider, int state) {
+  impl_->circuit_state.Get({provider}).Set(state);
 }
 
+void Metrics::SetRateLimitTokens(std::string_view provider, double tokens) {
+  impl_->rate_limit_tokens.Get({provider}).Set(tokens);
+}
+
+void Metrics::Progress() { impl_->last_progress_ns.store(SteadyNanos()); }
+
+void Metrics::SetConfigLoaded(bool loaded) { impl_->config_loaded.store(loaded); }
+
+void Metrics::SetGroupJoined(bool joined) { impl_->group_joined.store(joined); }
+
+void Metrics::SetBrokerReachable(bool reachable) { impl_->broker_reachable.store(reachable); }
+
+void Metrics::SetLivenessTimeout(std::chrono::milliseconds timeout) {
+  impl_->liveness_timeout_ns.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
+}
+
+bool Metrics::Live() const {
+  return SteadyNanos() - impl_->last_progress_ns.load() <= impl_->liveness_timeout_ns.load();
+}
+
+bool Metrics::Ready() const {
+  return impl_->config_loaded.load() && impl_->group_joined.load() &&
+         impl_->broker_reachable.load();
+}
+
+int Metrics::Port() const { return impl_->port; }
+
 std::shared_ptr<prometheus::Registry> Metrics::Registry() const { return impl_->registry; }
+
+std::string Metrics::Text() const {
+  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+}
 
 }  // namespace crmsync::worker

@@ -1,23 +1,39 @@
-// Metrics: the worker's Prometheus metrics and, optionally, the HTTP listener
-// that serves them at /metrics (and an always-200 /healthz for liveness
-// probes).
+// Metrics: the worker's Prometheus metrics, its health state and, optionally,
+// the HTTP listener that serves them:
 //
-// Owns a prometheus::Registry and, when `listen` is non-empty, a
-// prometheus::Exposer bound to it; both live as long as the Metrics object.
-// Every method is thread-safe and cheap on the hot path: the metric of each
-// label set is looked up once and cached. Label values come from the
-// configuration and from fixed vocabularies (topic, provider, outcome, HTTP
-// code); never pass secrets or contact data. The constructor throws
-// std::runtime_error when the listener cannot bind; the other methods do not
-// throw.
+//   GET /metrics  the registry in the Prometheus text format (0.0.4)
+//   GET /healthz  200 while the worker loop makes progress (Progress() within
+//                 the liveness timeout, 30 s by default), else 503
+//   GET /readyz   200 once the config is loaded, the consumer group is joined
+//                 and a broker is reachable, else 503
 //
-// Families (all prefixed crmsync_): events_consumed_total{topic},
-// events_skipped_total{reason}, operations_total{provider,outcome},
-// http_requests_total{provider,code}, http_request_duration_seconds{provider},
-// delivery_latency_seconds{provider},
-// operations_pending, committed_offset{topic,partition}, batch_size{provider}.
+// The health answers carry a small JSON body saying which condition holds.
+// The listener is cpp-httplib's server with two threads: prometheus-cpp's
+// Exposer answers every registered path with 200 and offers no handler of
+// our own, so it cannot express a failing probe.
+//
+// Owns a prometheus::Registry and, when `listen` is non-empty, the listener;
+// both live as long as the Metrics object. Every method is thread-safe and
+// cheap on the hot path: the metric of each label set is looked up once and
+// cached. Label values come from the configuration and from fixed
+// vocabularies (topic, provider, action, outcome, reason, HTTP code); never
+// pass secrets or contact data. The constructor throws std::runtime_error
+// when the listener cannot bind; the other methods do not throw.
+//
+// Families (all prefixed crmsync_):
+//   events_consumed_total{topic}            events_decoded_total{format}
+//   events_skipped_total{reason}            events_dead_lettered_total{reason}
+//   operations_total{provider,action,outcome}
+//   http_requests_total{provider,code}      http_request_duration_seconds{provider}
+//   http_requests_in_flight{provider}       http_throttled_total{provider}
+//   retries_total{provider}                 batch_size{provider}
+//   delivery_latency_seconds{provider}      operations_pending
+//   circuit_state{provider}                 rate_limit_tokens{provider}
+//   rebalances_total{kind}                  committed_offset{topic,partition}
+//   consumer_lag{topic,partition}
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -38,28 +54,70 @@ class Metrics {
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
 
+  // --- Kafka side ---
   // A message was read from `topic`.
   void EventConsumed(std::string_view topic);
-  // A message was skipped; `reason` is "malformed" or "unmatched".
+  // A message was decoded into events of `format` ("canonical", "hubspot",
+  // "salesforce", "debezium").
+  void EventDecoded(std::string_view format);
+  // A message produced no operation; `reason` is "malformed", "unmatched" or
+  // "oversized".
   void EventSkipped(std::string_view reason);
-  // `n` operations of `provider` ended as `outcome`: "delivered", "rejected"
-  // or "retried".
-  void Operation(std::string_view provider, std::string_view outcome, uint64_t n);
-  // One HTTP exchange with `provider`; `code` is the HTTP status ("200") or
-  // how the transport failed ("timeout", ...).
+  // A record was written to the dead-letter topic; `reason` is "malformed"
+  // (the message itself), "rejected" (an operation the provider refused) or
+  // "exhausted" (an operation whose retries ran out).
+  void EventDeadLettered(std::string_view reason);
+  // A rebalance callback; `kind` is "assigned", "revoked" or "lost".
+  void Rebalance(std::string_view kind);
+  // The offset last stored for commit for a partition.
+  void SetCommitted(std::string_view topic, int32_t partition, int64_t offset);
+  // High watermark minus the committed position of a partition.
+  void SetConsumerLag(std::string_view topic, int32_t partition, int64_t lag);
+  // The partition is no longer owned: its committed-offset and lag series go.
+  void RemovePartition(std::string_view topic, int32_t partition);
+
+  // --- Provider side ---
+  // `n` operations of `provider` with `action` ("upsert", ...) ended as
+  // `outcome`: "delivered", "rejected", "exhausted" or "retried".
+  void Operation(std::string_view provider, std::string_view action, std::string_view outcome,
+                 uint64_t n);
+  // `n` operations of `provider` will be sent again.
+  void Retried(std::string_view provider, uint64_t n);
+  // One HTTP exchange with `provider` completed; `code` is the HTTP status
+  // ("200") or how the transport failed ("timeout", ...). A "429" also counts
+  // in http_throttled_total.
   void HttpRequest(std::string_view provider, std::string_view code, double seconds);
+  // A request to `provider` went on the wire (+1) or finished (-1).
+  void HttpInFlight(std::string_view provider, int delta);
   // An operation was acknowledged `seconds` after its event's Kafka timestamp.
   void DeliveryLatency(std::string_view provider, double seconds);
-  // Operations queued or in flight.
-  void SetPending(size_t n);
-  // The offset last committed (stored) for a partition.
-  void SetCommitted(std::string_view topic, int32_t partition, int64_t offset);
   // A batch of `size` operations was sent to `provider`.
   void BatchSent(std::string_view provider, size_t size);
+  // Operations queued or in flight.
+  void SetPending(size_t n);
+  // 0 closed, 1 half-open, 2 open.
+  void SetCircuitState(std::string_view provider, int state);
+  // Requests the provider's budget allows now (+Inf when unlimited).
+  void SetRateLimitTokens(std::string_view provider, double tokens);
+
+  // --- Health ---
+  // The worker loop went round once (liveness).
+  void Progress();
+  // Readiness conditions.
+  void SetConfigLoaded(bool loaded);
+  void SetGroupJoined(bool joined);
+  void SetBrokerReachable(bool reachable);
+  // /healthz fails when Progress() was last called longer ago than this
+  // (counted from construction before the first call).
+  void SetLivenessTimeout(std::chrono::milliseconds timeout);
+  bool Live() const;
+  bool Ready() const;
 
   // The port the listener is bound to, or 0 when not listening.
   int Port() const;
   std::shared_ptr<prometheus::Registry> Registry() const;
+  // The registry in the Prometheus text format, as /metrics serves it.
+  std::string Text() const;
 
  private:
   struct Impl;

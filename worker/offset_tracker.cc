@@ -18,6 +18,11 @@ bool OffsetTracker::IsAssigned(const kafka::TopicPartition& tp) const {
   return partitions_.contains(tp);
 }
 
+bool OffsetTracker::AlreadyAdded(const kafka::TopicPartition& tp, int64_t offset) const {
+  auto it = partitions_.find(tp);
+  return it != partitions_.end() && offset <= it->second.last_added;
+}
+
 void OffsetTracker::Add(const kafka::TopicPartition& tp, int64_t offset, size_t pending) {
   auto it = partitions_.find(tp);
   if (it == partitions_.end()) return;

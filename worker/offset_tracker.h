@@ -31,6 +31,11 @@ class OffsetTracker {
   // done (0: done at once). Offsets of one partition arrive in increasing order;
   // gaps (compacted or transactional offsets) are allowed.
   void Add(const kafka::TopicPartition& tp, int64_t offset, size_t pending);
+  // Whether `offset` is at or below the last one added for the partition in
+  // this assignment: the consumer delivered it again (it rewound without a
+  // revoke). Such a message must not be processed twice — its operations
+  // would be applied again after newer ones of the same contact.
+  bool AlreadyAdded(const kafka::TopicPartition& tp, int64_t offset) const;
 
   // One of the message's operations finished (delivered or deliberately
   // rejected). Ignored for partitions that are not assigned.

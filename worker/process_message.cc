@@ -17,9 +17,11 @@ ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Ru
     return out;
   }
   auto& events = std::get<mapping::DecodedMessage>(decoded);
+  out.format = events.format;
   out.notes = std::move(events.ignored);
   bool unmappable = false;
-  for (const mapping::CrmEvent& event : events.events) {
+  for (mapping::CrmEvent& event : events.events) {
+    event.source_topic = std::string(message.topic);
     mapping::MapResult mapped = mapping::Map(event, rules);
     if (!mapped.rule.empty()) {
       if (!out.rule.empty()) out.rule += ',';

@@ -9,9 +9,11 @@
 // Pure and thread-safe; never throws on content.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "mapping/event.h"
 #include "mapping/operation.h"
 #include "mapping/rules.h"
 #include "worker/kafka/message.h"
@@ -30,7 +32,10 @@ enum class MessageFate {
 struct ProcessedMessage {
   MessageFate fate = MessageFate::kOperations;
   std::vector<mapping::Operation> operations;
-  std::string rule;    // the rule(s) that matched, joined with ','
+  std::string rule;  // the rule(s) that matched, joined with ','
+  // The input format the message was decoded as; unset when it could not be
+  // decoded (or was not tried).
+  std::optional<mapping::InputFormat> format;
   std::string reason;  // why the message is malformed or unmatched (format, JSON path, rule)
   // Actions that matched but produced no operation, and records without
   // data, each with why (worth a log line even when other operations exist).

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <utility>
 
 #include "providers/registry.h"
@@ -62,6 +63,20 @@ constexpr std::chrono::milliseconds kIdlePoll{100};
 constexpr std::chrono::milliseconds kBusyPoll{5};
 constexpr std::chrono::milliseconds kCommitDeadline{5000};
 constexpr std::chrono::milliseconds kStuckRefresh{200};
+// How often the circuit-state and rate-limit-token gauges are refreshed.
+constexpr std::chrono::milliseconds kGaugeRefresh{100};
+
+int CircuitStateValue(CircuitBreaker::State state) {
+  switch (state) {
+    case CircuitBreaker::State::kClosed:
+      return 0;
+    case CircuitBreaker::State::kHalfOpen:
+      return 1;
+    case CircuitBreaker::State::kOpen:
+      return 2;
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -89,6 +104,8 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
     dead_letters_ = std::make_unique<kafka::Producer>(config_.kafka.bootstrap_servers,
                                                       config_.kafka.properties);
   }
+  RefreshGauges(Clock::now());
+  metrics_.SetConfigLoaded(true);
 }
 
 Worker::~Worker() {
@@ -110,10 +127,16 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   ++stats_.consumed;
   metrics_.EventConsumed(tp.topic);
   if (!tracker_.IsAssigned(tp)) return;
+  if (tracker_.AlreadyAdded(tp, message.offset)) {
+    spdlog::debug("{}@{} delivered again; already being processed", tp.ToString(), message.offset);
+    return;
+  }
 
   ProcessedMessage processed;
+  bool oversized = false;
   if (message.payload.size() > config_.worker.max_message_bytes) {
     ++stats_.oversized;
+    oversized = true;
     processed.fate = MessageFate::kMalformed;
     processed.reason = "message of " + std::to_string(message.payload.size()) +
                        " bytes exceeds worker.maxMessageBytes (" +
@@ -121,13 +144,14 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   } else {
     processed = ProcessMessage(message, config_.rules);
   }
+  if (processed.format) metrics_.EventDecoded(mapping::InputFormatName(*processed.format));
   switch (processed.fate) {
     case MessageFate::kMalformed:
       // Logged without the payload, and with contact data masked.
       spdlog::warn("{} malformed message {}@{}: {}", dead_letters_ ? "dead-lettering" : "skipping",
                    tp.ToString(), message.offset, MaskPii(processed.reason));
       ++stats_.malformed;
-      metrics_.EventSkipped("malformed");
+      metrics_.EventSkipped(oversized ? "oversized" : "malformed");
       if (!dead_letters_) {
         tracker_.Add(tp, message.offset, 0);
         return;
@@ -136,7 +160,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       tracker_.Add(tp, message.offset, 1);
       DeadLetter(MessageRef{tp, message.offset, epochs_[tp], message.timestamp_ms},
                  std::string(message.key), std::string(message.payload),
-                 {{"crmsync.reason", processed.reason}});
+                 {{"crmsync.reason", processed.reason}}, "malformed");
       return;
     case MessageFate::kUnmatched:
       spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, MaskPii(processed.reason));
@@ -165,7 +189,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   }
 }
 
-void Worker::Finish(uint64_t batch_id, const std::string& provider,
+void Worker::Finish(uint64_t batch_id, const std::string& provider, mapping::Action action,
                     const std::vector<providers::Outcome>& outcomes, Clock::time_point now) {
   uint64_t retried = 0;
   for (const auto& outcome : outcomes) {
@@ -173,7 +197,8 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
   }
   if (retried > 0) {
     stats_.retried += retried;
-    metrics_.Operation(provider, "retried", retried);
+    metrics_.Operation(provider, mapping::ActionName(action), "retried", retried);
+    metrics_.Retried(provider, retried);
     spdlog::debug("{}: {} item(s) will be retried", provider, retried);
   }
   auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
@@ -181,7 +206,8 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
     if (finished.kind == providers::OutcomeKind::kReject) {
       ++stats_.rejected;
       if (finished.exhausted) ++stats_.exhausted;
-      metrics_.Operation(finished.provider, finished.exhausted ? "exhausted" : "rejected", 1);
+      metrics_.Operation(finished.provider, mapping::ActionName(finished.action),
+                         finished.exhausted ? "exhausted" : "rejected", 1);
       spdlog::warn("{} {} an operation of {}@{} after {} attempt(s): {}", finished.provider,
                    finished.exhausted ? "gave up on" : "rejected", finished.origin.tp.ToString(),
                    finished.origin.offset, finished.attempts, MaskPii(finished.reason));
@@ -211,12 +237,13 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider,
           headers.emplace_back("crmsync.failed.last.ms",
                                std::to_string(WallMillis(*finished.last_failure)));
         }
-        DeadLetter(finished.origin, key, value, std::move(headers));
+        DeadLetter(finished.origin, key, value, std::move(headers),
+                   finished.exhausted ? "exhausted" : "rejected");
         continue;
       }
     } else {
       ++stats_.delivered;
-      metrics_.Operation(finished.provider, "delivered", 1);
+      metrics_.Operation(finished.provider, mapping::ActionName(finished.action), "delivered", 1);
       if (finished.origin.timestamp_ms >= 0) {
         const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::system_clock::now().time_since_epoch())
@@ -242,25 +269,28 @@ void Worker::Release(const MessageRef& origin) {
 }
 
 void Worker::DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
-                        std::vector<std::pair<std::string, std::string>> headers) {
+                        std::vector<std::pair<std::string, std::string>> headers,
+                        const char* kind) {
   const auto now = std::chrono::system_clock::now();
   headers.emplace_back("crmsync.source.topic", origin.tp.topic);
   headers.emplace_back("crmsync.source.partition", std::to_string(origin.tp.partition));
   headers.emplace_back("crmsync.source.offset", std::to_string(origin.offset));
   headers.emplace_back("crmsync.dead.lettered.at.ms", std::to_string(EpochMillis(now)));
-  SendDeadLetter(origin, key, value, headers);
+  SendDeadLetter(origin, key, value, headers, kind);
 }
 
 void Worker::SendDeadLetter(const MessageRef& origin, const std::string& key,
                             const std::string& value,
-                            const std::vector<std::pair<std::string, std::string>>& headers) {
+                            const std::vector<std::pair<std::string, std::string>>& headers,
+                            const char* kind) {
   ++dead_letters_in_flight_;
   dead_letters_->ProduceRecord(
       config_.kafka.dead_letter_topic, key, value, headers,
-      [this, origin, key, value, headers](bool delivered, const std::string& error) {
+      [this, origin, key, value, headers, kind](bool delivered, const std::string& error) {
         --dead_letters_in_flight_;
         if (delivered) {
           ++stats_.dead_lettered;
+          metrics_.EventDeadLettered(kind);
           if (IsCurrent(origin)) tracker_.Complete(origin.tp, origin.offset);
           return;
         }
@@ -269,7 +299,7 @@ void Worker::SendDeadLetter(const MessageRef& origin, const std::string& key,
         // dead-letter topic is unavailable.
         spdlog::error("dead-letter write for {}@{} failed ({}); retrying", origin.tp.ToString(),
                       origin.offset, error);
-        SendDeadLetter(origin, key, value, headers);
+        SendDeadLetter(origin, key, value, headers, kind);
       });
 }
 
@@ -279,8 +309,9 @@ void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_poin
     // The exchange and the batch it points into must outlive Outcomes().
     std::vector<providers::Outcome> outcomes = active.exchange->Outcomes();
     const std::string provider = active.provider;
+    const mapping::Action action = active.action;
     exchanges_.erase(batch_id);
-    Finish(batch_id, provider, outcomes, now);
+    Finish(batch_id, provider, action, outcomes, now);
     return;
   }
   active.awaiting = round.size();
@@ -300,8 +331,11 @@ void Worker::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::
   for (size_t i = 0; i < n; ++i) {
     auto& [index, request] = active.unsent[i];
     const auto started = Clock::now();
+    metrics_.HttpInFlight(active.provider, 1);
     engine_->Submit(std::move(request), timeout,
-                    [this, batch_id, index = index, started](providers::HttpResponse response) {
+                    [this, batch_id, index = index, started,
+                     provider = active.provider](providers::HttpResponse response) {
+                      metrics_.HttpInFlight(provider, -1);
                       Completion completion{
                           batch_id, index, std::move(response),
                           std::chrono::duration<double>(Clock::now() - started).count()};
@@ -330,9 +364,12 @@ std::optional<Clock::time_point> Worker::NextDeadline() {
   for (uint64_t id : waiting_for_budget_) {
     auto it = exchanges_.find(id);
     if (it == exchanges_.end()) continue;
-    std::optional<Clock::time_point> free = budgets_.at(it->second.provider).NextFree(now);
-    const Clock::time_point at = free.value_or(now);
-    if (!next || at < *next) next = at;
+    RequestBudget& budget = budgets_.at(it->second.provider);
+    // No slot free and none due by time: an answer to a request in flight
+    // frees one, and answers wake the loop anyway.
+    std::optional<Clock::time_point> at =
+        budget.Available(now) > 0 ? std::optional(now) : budget.NextFree(now);
+    if (at && (!next || *at < *next)) next = *at;
   }
   return next;
 }
@@ -376,17 +413,21 @@ void Worker::Pump(bool flush_all) {
     }
   }
 
-  auto may_send = [this, now](const std::string& provider) {
+  auto may_send = [this, now](const std::string& provider) -> size_t {
     CircuitBreaker& breaker = breakers_.at(provider);
     const auto before = breaker.state();
     const bool allowed = breaker.AllowBatch(now);
     if (breaker.state() != before) OnCircuitChange(provider, now);
-    return allowed;
+    if (!allowed) return 0;
+    // A half-open circuit probes with one operation.
+    return breaker.state() == CircuitBreaker::State::kHalfOpen ? 1
+                                                               : std::numeric_limits<size_t>::max();
   };
   for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all, may_send)) {
     metrics_.BatchSent(out.provider, out.batch->items.size());
     ActiveExchange& active = exchanges_[out.id];
     active.provider = out.provider;
+    active.action = out.batch->action;
     active.exchange = providers_.at(out.provider)->Start(*out.batch);
     Advance(out.id, active, now);
   }
@@ -412,6 +453,7 @@ void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
   };
   Pump(/*flush_all=*/true);
   while (outstanding() > 0 && Clock::now() < deadline) {
+    metrics_.Progress();
     WaitForCompletions(deadline);
     Pump(/*flush_all=*/true);
   }
@@ -447,6 +489,7 @@ bool Worker::CommitNow(const std::vector<kafka::TopicPartition>& partitions) {
 
 void Worker::OnCircuitChange(const std::string& provider, Clock::time_point now) {
   const CircuitBreaker& breaker = breakers_.at(provider);
+  metrics_.SetCircuitState(provider, CircuitStateValue(breaker.state()));
   switch (breaker.state()) {
     case CircuitBreaker::State::kOpen: {
       ++stats_.circuit_opened;
@@ -504,6 +547,36 @@ void Worker::UpdatePauses(Clock::time_point now) {
   paused_set_ = std::move(want);
 }
 
+void Worker::RefreshGauges(Clock::time_point now) {
+  gauges_refreshed_ = now;
+  for (auto& [provider, budget] : budgets_) {
+    const size_t available = budget.Available(now);  // SIZE_MAX: no limit
+    metrics_.SetRateLimitTokens(provider, available == std::numeric_limits<size_t>::max()
+                                              ? std::numeric_limits<double>::infinity()
+                                              : static_cast<double>(available));
+  }
+  for (const auto& [provider, breaker] : breakers_) {
+    metrics_.SetCircuitState(provider, CircuitStateValue(breaker.state()));
+  }
+}
+
+void Worker::UpdateLag() {
+  for (const kafka::TopicPartition& tp : assigned_) {
+    const std::optional<int64_t> high = consumer_->HighWatermark(tp);
+    if (!high) continue;
+    // The stored (committed) position; before the first store, where the
+    // consumer stands.
+    std::optional<int64_t> position;
+    if (auto it = stored_.find(tp); it != stored_.end()) {
+      position = it->second;
+    } else {
+      position = consumer_->Position(tp);
+    }
+    if (!position) continue;
+    metrics_.SetConsumerLag(tp.topic, tp.partition, std::max<int64_t>(0, *high - *position));
+  }
+}
+
 void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   for (const auto& tp : partitions) {
     tracker_.Assign(tp);
@@ -511,10 +584,14 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   }
   assigned_.insert(partitions.begin(), partitions.end());
   stats_.assigned_partitions += partitions.size();
+  metrics_.Rebalance("assigned");
+  // Joined, even when the group gave this member no partition.
+  metrics_.SetGroupJoined(true);
   spdlog::info("assigned {} partition(s)", partitions.size());
 }
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
+  metrics_.Rebalance(lost ? "lost" : "revoked");
   if (lost) {
     spdlog::warn("{} partition(s) lost; their unfinished work will be replayed by the new owner",
                  partitions.size());
@@ -531,6 +608,7 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
     assigned_.erase(tp);
     paused_set_.erase(tp);
     for (auto& [provider, paused] : circuit_paused_) paused.erase(tp);
+    metrics_.RemovePartition(tp.topic, tp.partition);
   }
   stats_.assigned_partitions -= std::min<uint64_t>(stats_.assigned_partitions, partitions.size());
   stats_.pending = dispatcher_.Pending();
@@ -562,10 +640,18 @@ int Worker::Run(const std::atomic<bool>& stop) {
     UpdatePauses(Clock::now());
     if (Clock::now() >= next_commit) {
       StoreAndCommit();
+      UpdateLag();
       next_commit = Clock::now() + config_.worker.commit_interval;
+    }
+    metrics_.Progress();
+    metrics_.SetBrokerReachable(consumer_->BrokerReachable());
+    if (const auto now = Clock::now(); now - gauges_refreshed_ >= kGaugeRefresh) {
+      RefreshGauges(now);
     }
   }
 
+  // Draining and leaving: no longer a member to route work to.
+  metrics_.SetGroupJoined(false);
   spdlog::info("stopping: draining {} pending operation(s)", dispatcher_.Pending());
   const auto assignment = consumer_->Assignment();
   consumer_->Pause(assignment);  // stop fetching

@@ -80,6 +80,7 @@ class Worker : public kafka::RebalanceListener {
   // A batch's exchange with its provider, while requests are in flight.
   struct ActiveExchange {
     std::string provider;
+    mapping::Action action = mapping::Action::kUpsert;  // of the batch (for metrics)
     std::unique_ptr<providers::Exchange> exchange;
     size_t awaiting = 0;  // responses of the current round still to come
     // Requests of the current round waiting for the provider's budget, with
@@ -94,7 +95,7 @@ class Worker : public kafka::RebalanceListener {
   void SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
   // The earliest moment something is due: a batch, a retry or a budget slot.
   std::optional<Clock::time_point> NextDeadline();
-  void Finish(uint64_t batch_id, const std::string& provider,
+  void Finish(uint64_t batch_id, const std::string& provider, mapping::Action action,
               const std::vector<providers::Outcome>& outcomes, Clock::time_point now);
   // Applies finished HTTP exchanges and sends every batch that is due.
   void Pump(bool flush_all);
@@ -109,6 +110,11 @@ class Worker : public kafka::RebalanceListener {
   // exhausted operation kept retrying.
   void UpdatePauses(Clock::time_point now);
   void OnCircuitChange(const std::string& provider, Clock::time_point now);
+  // Sets the circuit-state and rate-limit-token gauges of every provider.
+  void RefreshGauges(Clock::time_point now);
+  // Sets the consumer-lag gauge of every owned partition whose high
+  // watermark is known (high watermark minus the stored offset).
+  void UpdateLag();
   bool IsCurrent(const MessageRef& ref) const;
 
   mapping::Config config_;
@@ -125,6 +131,7 @@ class Worker : public kafka::RebalanceListener {
   std::map<std::string, std::set<kafka::TopicPartition>> circuit_paused_;
   std::vector<kafka::TopicPartition> stuck_;  // refreshed every kStuckRefresh
   Clock::time_point stuck_refreshed_{};
+  Clock::time_point gauges_refreshed_{};
   std::set<kafka::TopicPartition> assigned_;
   std::set<kafka::TopicPartition> paused_set_;  // what the consumer has paused
   std::map<kafka::TopicPartition, uint64_t> epochs_;
@@ -144,10 +151,13 @@ class Worker : public kafka::RebalanceListener {
     std::string value;
     size_t pending = 0;  // operations of the message not yet finished
   };
+  // `kind` is the dead-letter metric's reason: "malformed", "rejected" or
+  // "exhausted" (a string literal).
   void DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
-                  std::vector<std::pair<std::string, std::string>> headers);
+                  std::vector<std::pair<std::string, std::string>> headers, const char* kind);
   void SendDeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
-                      const std::vector<std::pair<std::string, std::string>>& headers);
+                      const std::vector<std::pair<std::string, std::string>>& headers,
+                      const char* kind);
   void Release(const MessageRef& origin);
   std::unique_ptr<kafka::Producer> dead_letters_;
   std::map<kafka::TopicPartition, std::map<int64_t, Retained>> retained_;

@@ -3,9 +3,6 @@
 // final state against the last event of every contact and the group's
 // committed offsets against the log.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +14,7 @@
 #include "mapping/config.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
+#include "tests/support/worker_process.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/handles.h"
 #include "worker/kafka/producer.h"
@@ -34,22 +32,19 @@ constexpr char kCampaign[] = "5b0e8f0c-3d2a-4c1e-9f47-a2c6d8e0b1f3";
 constexpr char kKey[] = "pipeline-test-key";
 
 std::optional<std::string> TestEnv(std::string_view name) {
-  if (name == "REPLIFY_API_KEY")
-    return std::string(kKey);
+  if (name == "REPLIFY_API_KEY") return std::string(kKey);
   return std::nullopt;
 }
 
-std::string ConfigJson(const std::string &bootstrap, const std::string &topic,
-                       const std::string &group, const std::string &base_url,
-                       const std::string &dead_letter_topic = "") {
+std::string ConfigJson(const std::string& bootstrap, const std::string& topic,
+                       const std::string& group, const std::string& base_url,
+                       const std::string& dead_letter_topic = "") {
   const std::string dead_letters =
-      dead_letter_topic.empty()
-          ? ""
-          : R"("deadLetterTopic": ")" + dead_letter_topic + R"(", )";
+      dead_letter_topic.empty() ? "" : R"("deadLetterTopic": ")" + dead_letter_topic + R"(", )";
   return R"({
   "kafka": {"bootstrapServers": ")" +
-         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" +
-         group + R"(", )" + dead_letters + R"(
+         bootstrap + R"(", "topics": [")" + topic + R"("], "groupId": ")" + group + R"(", )" +
+         dead_letters + R"(
             "properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}},
   "providers": {"replify": {"baseUrl": ")" +
          base_url + R"(", "apiKey": {"env": "REPLIFY_API_KEY"},
@@ -73,47 +68,43 @@ std::string ConfigJson(const std::string &bootstrap, const std::string &topic,
 
 // The test's own model of Replify's documented semantics, applied to the
 // events in order: what the campaign must hold at the end.
-std::map<std::string, sim::ReplifyContact>
-Expected(const std::vector<worker::SampleEvent> &events) {
+std::map<std::string, sim::ReplifyContact> Expected(
+    const std::vector<worker::SampleEvent>& events) {
   std::map<std::string, sim::ReplifyContact> state;
-  for (const auto &sample : events) {
-    if (sample.malformed)
-      continue;
-    const mapping::CrmEvent &e = sample.event;
+  for (const auto& sample : events) {
+    if (sample.malformed) continue;
+    const mapping::CrmEvent& e = sample.event;
     const std::string email = *e.contact.email;
     auto it = state.find(email);
     switch (e.kind) {
-    case mapping::EventKind::kCreated:
-    case mapping::EventKind::kUpdated: {
-      sim::ReplifyContact &c = state[email];
-      c.first_name = e.contact.first_name.value_or(c.first_name);
-      c.last_name = e.contact.last_name.value_or(c.last_name);
-      c.email = email;
-      c.phone = *e.contact.phone;
-      for (const auto &[k, v] : e.contact.properties)
-        c.metadata[k] = v;
-      c.external_id_key = e.external_id_key;
-      c.external_id_value = e.external_id_value;
-      break;
-    }
-    case mapping::EventKind::kStatusChanged:
-      if (it != state.end())
-        it->second.status = *e.status; // updateOnly: never adds
-      break;
-    case mapping::EventKind::kDeleted:
-      if (it != state.end())
-        state.erase(it);
-      break;
-    case mapping::EventKind::kMerged:
-    case mapping::EventKind::kRestored:
-      break; // not generated, and no rule of this test maps them
+      case mapping::EventKind::kCreated:
+      case mapping::EventKind::kUpdated: {
+        sim::ReplifyContact& c = state[email];
+        c.first_name = e.contact.first_name.value_or(c.first_name);
+        c.last_name = e.contact.last_name.value_or(c.last_name);
+        c.email = email;
+        c.phone = *e.contact.phone;
+        for (const auto& [k, v] : e.contact.properties) c.metadata[k] = v;
+        c.external_id_key = e.external_id_key;
+        c.external_id_value = e.external_id_value;
+        break;
+      }
+      case mapping::EventKind::kStatusChanged:
+        if (it != state.end()) it->second.status = *e.status;  // updateOnly: never adds
+        break;
+      case mapping::EventKind::kDeleted:
+        if (it != state.end()) state.erase(it);
+        break;
+      case mapping::EventKind::kMerged:
+      case mapping::EventKind::kRestored:
+        break;  // not generated, and no rule of this test maps them
     }
   }
   return state;
 }
 
 class PipelineTest : public BrokerTest {
-protected:
+ protected:
   void SetUp() override {
     sim::Simulator::Options options;
     options.api_keys = {{"replify", kKey}};
@@ -123,25 +114,22 @@ protected:
     group_ = MakeGroup();
   }
 
-  mapping::Config LoadConfig(const std::string &dead_letter_topic = "") {
+  mapping::Config LoadConfig(const std::string& dead_letter_topic = "") {
     return mapping::LoadConfigFromString(
-        ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify"),
-                   dead_letter_topic),
+        ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify"), dead_letter_topic),
         &TestEnv);
   }
 
-  void Produce(const std::vector<worker::SampleEvent> &events) {
+  void Produce(const std::vector<worker::SampleEvent>& events) {
     kafka::Producer producer(Bootstrap());
-    for (const auto &e : events)
-      producer.Produce(topic_, e.key, e.payload);
+    for (const auto& e : events) producer.Produce(topic_, e.key, e.payload);
     producer.Flush();
   }
 
   std::map<std::string, sim::ReplifyContact> Campaign() {
     auto campaigns = simulator_->ReplifyCampaigns();
     auto it = campaigns.find(kCampaign);
-    return it == campaigns.end() ? std::map<std::string, sim::ReplifyContact>{}
-                                 : it->second;
+    return it == campaigns.end() ? std::map<std::string, sim::ReplifyContact>{} : it->second;
   }
 
   std::vector<kafka::PartitionLag> Lags() {
@@ -153,10 +141,8 @@ protected:
       auto lags = Lags();
       return kafka::TotalLag(lags) == 0 &&
              std::all_of(lags.begin(), lags.end(),
-                         [](const kafka::PartitionLag &l) {
-                           return l.committed == l.log_end;
-                         });
-    } catch (const std::exception &) {
+                         [](const kafka::PartitionLag& l) { return l.committed == l.log_end; });
+    } catch (const std::exception&) {
       return false;
     }
   }
@@ -168,22 +154,20 @@ protected:
 
 // Runs a Worker on its own thread for the lifetime of the object.
 class RunningWorker {
-public:
+ public:
   explicit RunningWorker(mapping::Config config)
-      : metrics_(config.worker.metrics_listen),
-        worker_(std::move(config), metrics_) {
+      : metrics_(config.worker.metrics_listen), worker_(std::move(config), metrics_) {
     thread_ = std::thread([this] { exit_code_ = worker_.Run(stop_); });
   }
   ~RunningWorker() { Stop(); }
   int Stop() {
     stop_ = true;
-    if (thread_.joinable())
-      thread_.join();
+    if (thread_.joinable()) thread_.join();
     return exit_code_;
   }
-  const worker::WorkerStats &Stats() const { return worker_.Stats(); }
+  const worker::WorkerStats& Stats() const { return worker_.Stats(); }
 
-private:
+ private:
   worker::Metrics metrics_;
   worker::Worker worker_;
   std::atomic<bool> stop_{false};
@@ -201,8 +185,7 @@ TEST_F(PipelineTest, TenThousandEventsReachTheLastStateOfEveryContact) {
 
   RunningWorker running(LoadConfig());
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)))
-      << "consumed " << running.Stats().consumed << ", pending "
-      << running.Stats().pending;
+      << "consumed " << running.Stats().consumed << ", pending " << running.Stats().pending;
   EXPECT_EQ(running.Stop(), 0);
 
   const auto expected = Expected(events);
@@ -219,29 +202,30 @@ TEST_F(PipelineTest, OutageNeverCommitsPastUndeliveredEventsAndRecovers) {
   sample.contacts = 500;
   sample.seed = 11;
   const auto events = worker::GenerateSampleEvents(sample);
-  const std::vector<worker::SampleEvent> first(events.begin(),
-                                               events.begin() + 1000);
-  const std::vector<worker::SampleEvent> second(events.begin() + 1000,
-                                                events.end());
+  const std::vector<worker::SampleEvent> first(events.begin(), events.begin() + 1000);
+  const std::vector<worker::SampleEvent> second(events.begin() + 1000, events.end());
 
-  RunningWorker running(LoadConfig());
+  // Retries alone: unbounded, and the circuit breaker (tests/fault/outage_test)
+  // kept out of the way, so every request keeps failing for the whole outage.
+  mapping::Config config = LoadConfig();
+  mapping::ProviderConfig& replify = config.providers.at("replify");
+  replify.retry.max_attempts = 0;
+  replify.retry.max_elapsed = milliseconds(0);
+  replify.circuit_breaker.failure_threshold = 1'000'000;
+  RunningWorker running(std::move(config));
   Produce(first);
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
   const auto before = Lags();
 
-  simulator_->SetKnobs(sim::Knobs{
-      .latency = milliseconds(0), .failure_rate = 0.0, .fail_all = true});
+  simulator_->SetKnobs(
+      sim::Knobs{.latency = milliseconds(0), .failure_rate = 0.0, .fail_all = true});
   Produce(second);
   ASSERT_TRUE(WaitFor(
-      [&] {
-        return running.Stats().consumed >= events.size() &&
-               running.Stats().retried >= 200;
-      },
+      [&] { return running.Stats().consumed >= events.size() && running.Stats().retried >= 200; },
       seconds(60)));
   // Several commit intervals pass while every request fails.
   const uint64_t retried = running.Stats().retried;
-  ASSERT_TRUE(WaitFor([&] { return running.Stats().retried >= retried + 100; },
-                      seconds(30)));
+  ASSERT_TRUE(WaitFor([&] { return running.Stats().retried >= retried + 100; }, seconds(30)));
   const auto during = Lags();
   ASSERT_EQ(during.size(), before.size());
   for (size_t p = 0; p < during.size(); ++p) {
@@ -278,16 +262,13 @@ struct DeadLetter {
 };
 
 // Reads `count` records of a one-partition topic from the beginning.
-std::vector<DeadLetter> ReadTopic(const std::string &bootstrap,
-                                  const std::string &topic, size_t count) {
+std::vector<DeadLetter> ReadTopic(const std::string& bootstrap, const std::string& topic,
+                                  size_t count) {
   kafka::ConfPtr conf(rd_kafka_conf_new());
   char err[256];
-  rd_kafka_conf_set(conf.get(), "bootstrap.servers", bootstrap.c_str(), err,
-                    sizeof(err));
-  rd_kafka_conf_set(conf.get(), "group.id", (topic + "-reader").c_str(), err,
-                    sizeof(err));
-  kafka::KafkaPtr rk(
-      rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), err, sizeof(err)));
+  rd_kafka_conf_set(conf.get(), "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
+  rd_kafka_conf_set(conf.get(), "group.id", (topic + "-reader").c_str(), err, sizeof(err));
+  kafka::KafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), err, sizeof(err)));
   kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), 0)->offset =
       RD_KAFKA_OFFSET_BEGINNING;
@@ -296,23 +277,19 @@ std::vector<DeadLetter> ReadTopic(const std::string &bootstrap,
   const auto deadline = std::chrono::steady_clock::now() + seconds(30);
   while (out.size() < count && std::chrono::steady_clock::now() < deadline) {
     kafka::MessagePtr msg(rd_kafka_consumer_poll(rk.get(), 100));
-    if (!msg || msg->err)
-      continue;
+    if (!msg || msg->err) continue;
     DeadLetter record;
-    record.key.assign(static_cast<const char *>(msg->key), msg->key_len);
-    record.value.assign(static_cast<const char *>(msg->payload), msg->len);
-    rd_kafka_headers_t *headers = nullptr;
-    if (rd_kafka_message_headers(msg.get(), &headers) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      const char *name = nullptr;
-      const void *value = nullptr;
+    record.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+    record.value.assign(static_cast<const char*>(msg->payload), msg->len);
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(msg.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      const char* name = nullptr;
+      const void* value = nullptr;
       size_t size = 0;
       for (size_t i = 0;
-           rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
-           RD_KAFKA_RESP_ERR_NO_ERROR;
+           rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
            ++i) {
-        record.headers[name] =
-            std::string(static_cast<const char *>(value), size);
+        record.headers[name] = std::string(static_cast<const char*>(value), size);
       }
     }
     out.push_back(std::move(record));
@@ -321,8 +298,7 @@ std::vector<DeadLetter> ReadTopic(const std::string &bootstrap,
   return out;
 }
 
-TEST_F(PipelineTest,
-       MalformedAndUnmappableEventsAreDeadLetteredWithTheirReason) {
+TEST_F(PipelineTest, MalformedAndUnmappableEventsAreDeadLetteredWithTheirReason) {
   worker::SampleOptions sample;
   sample.events = 2000;
   sample.contacts = 300;
@@ -341,8 +317,7 @@ TEST_F(PipelineTest,
     event.external_id_value = "9900" + std::to_string(i);
     event.kind = mapping::EventKind::kCreated;
     event.contact.first_name = "Nobody";
-    rejected.push_back(
-        {event.ContactKey(), worker::ToCanonicalJson(event), false, event});
+    rejected.push_back({event.ContactKey(), worker::ToCanonicalJson(event), false, event});
   }
   Produce(rejected);
   const std::string dead_letter_topic = MakeTopic(1);
@@ -356,61 +331,22 @@ TEST_F(PipelineTest,
   const auto letters = ReadTopic(Bootstrap(), dead_letter_topic, 205);
   ASSERT_EQ(letters.size(), 205u);
   size_t unreachable = 0;
-  for (const auto &letter : letters) {
+  for (const auto& letter : letters) {
     EXPECT_EQ(letter.headers.at("crmsync.source.topic"), topic_);
     EXPECT_FALSE(letter.headers.at("crmsync.reason").empty());
     EXPECT_TRUE(letter.headers.contains("crmsync.source.offset"));
     if (letter.value.find("Nobody") != std::string::npos) {
       ++unreachable;
-      EXPECT_NE(
-          letter.headers.at("crmsync.reason").find("neither email nor phone"),
-          std::string::npos)
+      EXPECT_NE(letter.headers.at("crmsync.reason").find("neither email nor phone"),
+                std::string::npos)
           << letter.headers.at("crmsync.reason");
     }
-    for (const auto &[name, value] : letter.headers) {
-      EXPECT_EQ(value.find(kKey), std::string::npos)
-          << name << " carries the API key";
+    for (const auto& [name, value] : letter.headers) {
+      EXPECT_EQ(value.find(kKey), std::string::npos) << name << " carries the API key";
     }
   }
   EXPECT_EQ(unreachable, 5u);
 }
-
-// A child `crmsync run` process.
-class WorkerProcess {
-public:
-  explicit WorkerProcess(const std::string &config_path) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      setenv("REPLIFY_API_KEY", kKey, 1);
-      const std::string binary = std::string(CRMSYNC_BINARY_DIR) + "/crmsync";
-      execl(binary.c_str(), binary.c_str(), "--log-level", "warn", "run",
-            "--config", config_path.c_str(), static_cast<char *>(nullptr));
-      _exit(127);
-    }
-  }
-  ~WorkerProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  void Kill9() {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  // SIGTERM, then the exit status (or -1 if it did not exit normally).
-  int Terminate() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-private:
-  pid_t pid_ = -1;
-};
 
 TEST_F(PipelineTest, KillNineMidStreamLosesNothing) {
   worker::SampleOptions sample;
@@ -419,27 +355,26 @@ TEST_F(PipelineTest, KillNineMidStreamLosesNothing) {
   sample.seed = 17;
   const auto events = worker::GenerateSampleEvents(sample);
   // Slow the provider down so that the kill lands mid-stream.
-  simulator_->SetKnobs(sim::Knobs{
-      .latency = milliseconds(15), .failure_rate = 0.0, .fail_all = false});
+  simulator_->SetKnobs(
+      sim::Knobs{.latency = milliseconds(15), .failure_rate = 0.0, .fail_all = false});
   Produce(events);
 
   const std::string config_path = ::testing::TempDir() + "/" + group_ + ".json";
   std::ofstream(config_path) << ConfigJson(Bootstrap(), topic_, group_,
                                            simulator_->BaseUrl("replify"));
   {
-    WorkerProcess first(config_path);
-    ASSERT_TRUE(WaitFor(
-        [&] { return simulator_->GetCounters().requests >= 30; }, seconds(60)));
+    WorkerProcess first(config_path, {{"REPLIFY_API_KEY", kKey}});
+    ASSERT_TRUE(WaitFor([&] { return simulator_->GetCounters().requests >= 30; }, seconds(60)));
     first.Kill9();
   }
   EXPECT_FALSE(FullyCommitted()) << "the kill came too late to test anything";
   simulator_->SetKnobs(sim::Knobs{});
 
-  WorkerProcess second(config_path);
+  WorkerProcess second(config_path, {{"REPLIFY_API_KEY", kKey}});
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)));
   EXPECT_EQ(second.Terminate(), 0);
   EXPECT_EQ(Campaign(), Expected(events));
 }
 
-} // namespace
-} // namespace crmsync::testing
+}  // namespace
+}  // namespace crmsync::testing

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <limits>
 #include <set>
 
 namespace crmsync::worker {
@@ -396,6 +397,35 @@ TEST(DispatcherTest, HotContactIsHeldForItsCoalescingWindow) {
   EXPECT_EQ(d.Pending(), 0u);
 }
 
+TEST(DispatcherTest, AfterAHoldEverythingThatWaitedGoesBackToBack) {
+  const milliseconds window(500);
+  Dispatcher d = Make(10, 4, milliseconds(0), window);
+  mapping::Operation stop = Op("hot", mapping::Action::kUpdateOnly);
+  stop.contact.status = "completed";
+  Clock::time_point now = kT0;
+  int64_t offset = 0;
+  // Make the contact hot: operations wait after two sends in a row.
+  for (int i = 0; i < 2; ++i) {
+    d.Enqueue(Op("hot"), Ref(offset++), now);
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    d.Enqueue(Op("hot"), Ref(offset++), now);
+    d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), now, Always);
+  }
+  EXPECT_TRUE(d.TakeReady(now).empty());  // held
+  // Alternating actions do not merge: three operations wait.
+  d.Enqueue(stop, Ref(offset++), now);
+  d.Enqueue(Op("hot"), Ref(offset++), now);
+  EXPECT_EQ(d.Queued(), 3u);
+  now += window;
+  for (int i = 0; i < 3; ++i) {
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u) << "operation " << i << " waited for another window";
+    d.OnResult(ready[0].id, All(OutcomeKind::kDone, 1), now, Always);
+  }
+  EXPECT_EQ(d.Pending(), 0u);
+}
+
 TEST(DispatcherTest, ColdContactIsNeverHeld) {
   Dispatcher d = Make(10, 4, milliseconds(0), milliseconds(1000));
   for (int i = 0; i < 5; ++i) {
@@ -480,17 +510,35 @@ TEST(DispatcherTest, ExhaustedOperationKeptRetryingNamesItsPartitionAsStuck) {
 TEST(DispatcherTest, ClosedGateHoldsBatchesAndTheirDeadline) {
   Dispatcher d = Make(10, 4, milliseconds(0));
   d.Enqueue(Op("a"), Ref(0), kT0);
-  auto closed = [](const std::string&) { return false; };
+  auto closed = [](const std::string&) -> size_t { return 0; };
   EXPECT_TRUE(d.TakeReady(kT0, false, closed).empty());
   EXPECT_FALSE(d.NextDeadline([](const std::string&) { return true; }).has_value());
   EXPECT_EQ(d.NextDeadline(), kT0);
   EXPECT_EQ(d.Queued(), 1u);
   int asked = 0;
-  auto once = [&asked](const std::string& provider) {
+  auto once = [&asked](const std::string& provider) -> size_t {
     EXPECT_EQ(provider, "replify");
-    return ++asked == 1;
+    return ++asked == 1 ? std::numeric_limits<size_t>::max() : 0;
   };
   EXPECT_EQ(d.TakeReady(kT0, false, once).size(), 1u);
+}
+
+TEST(DispatcherTest, ProbeCarriesOneOperationAndItsFailureIsNotAnAttempt) {
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 2};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  for (int i = 0; i < 5; ++i) d.Enqueue(Op("c" + std::to_string(i)), Ref(i), kT0);
+  Clock::time_point now = kT0;
+  for (int round = 0; round < 5; ++round) {
+    bool probed = false;  // a half-open circuit admits one probe at a time
+    auto probe = [&probed](const std::string&) -> size_t { return probed ? 0 : (probed = true); };
+    auto ready = d.TakeReady(now, false, probe);
+    ASSERT_EQ(ready.size(), 1u);
+    ASSERT_EQ(ready[0].batch->items.size(), 1u);
+    EXPECT_TRUE(d.OnResult(ready[0].id, All(OutcomeKind::kRetry, 1), now, Always).empty())
+        << "a failed probe exhausted its operation";
+    now += milliseconds(20);
+  }
+  EXPECT_EQ(d.Pending(), 5u);
 }
 
 TEST(DispatcherTest, PartitionsWaitingForAProvider) {

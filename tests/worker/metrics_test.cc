@@ -4,13 +4,27 @@
 #include <httplib.h>
 #include <prometheus/registry.h>
 
+#include <chrono>
+#include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace crmsync::worker {
 namespace {
+
+// Polls `condition` every 20 ms for up to 30 s.
+bool WaitUntil(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
 
 std::string Scrape(int port, const std::string& path = "/metrics") {
   httplib::Client client("127.0.0.1", port);
@@ -39,9 +53,9 @@ TEST(Metrics, ScrapeShowsCountersOverLoopbackHttp) {
   metrics.EventConsumed("crm.contacts");
   metrics.EventConsumed("crm.contacts");
   metrics.EventSkipped("malformed");
-  metrics.Operation("replify", "delivered", 40);
-  metrics.Operation("replify", "delivered", 2);
-  metrics.Operation("replify", "rejected", 1);
+  metrics.Operation("replify", "upsert", "delivered", 40);
+  metrics.Operation("replify", "upsert", "delivered", 2);
+  metrics.Operation("replify", "remove", "rejected", 1);
   metrics.HttpRequest("replify", "200", 0.02);
   metrics.HttpRequest("replify", "timeout", 5.0);
   metrics.SetPending(17);
@@ -51,10 +65,14 @@ TEST(Metrics, ScrapeShowsCountersOverLoopbackHttp) {
   const std::string text = Scrape(metrics.Port());
   EXPECT_EQ(Sample(text, R"(crmsync_events_consumed_total{topic="crm.contacts"})"), "3");
   EXPECT_EQ(Sample(text, R"(crmsync_events_skipped_total{reason="malformed"})"), "1");
-  EXPECT_EQ(Sample(text, R"(crmsync_operations_total{outcome="delivered",provider="replify"})"),
-            "42");
-  EXPECT_EQ(Sample(text, R"(crmsync_operations_total{outcome="rejected",provider="replify"})"),
-            "1");
+  EXPECT_EQ(
+      Sample(text,
+             R"(crmsync_operations_total{action="upsert",outcome="delivered",provider="replify"})"),
+      "42");
+  EXPECT_EQ(
+      Sample(text,
+             R"(crmsync_operations_total{action="remove",outcome="rejected",provider="replify"})"),
+      "1");
   EXPECT_EQ(Sample(text, R"(crmsync_http_requests_total{code="200",provider="replify"})"), "1");
   EXPECT_EQ(Sample(text, R"(crmsync_http_requests_total{code="timeout",provider="replify"})"), "1");
   EXPECT_EQ(Sample(text, R"(crmsync_http_request_duration_seconds_count{provider="replify"})"),
@@ -69,12 +87,126 @@ TEST(Metrics, ScrapeShowsCountersOverLoopbackHttp) {
   EXPECT_EQ(Sample(text, R"(crmsync_batch_size_sum{provider="replify"})"), "42");
 }
 
-TEST(Metrics, HealthzAnswersOk) {
+// Status code and body of GET `path`; status -1 when nothing answered.
+std::pair<int, std::string> Get(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(5);
+  auto result = client.Get(path.c_str());
+  if (!result) return {-1, httplib::to_string(result.error())};
+  return {result->status, result->body};
+}
+
+TEST(Metrics, EveryFamilyIsServedWithItsLabels) {
   Metrics metrics("127.0.0.1:0");
-  httplib::Client client("127.0.0.1", metrics.Port());
-  auto result = client.Get("/healthz");
-  ASSERT_TRUE(result);
-  EXPECT_EQ(result->status, 200);
+  metrics.EventDecoded("hubspot");
+  metrics.EventDecoded("hubspot");
+  metrics.EventSkipped("oversized");
+  metrics.EventDeadLettered("exhausted");
+  metrics.Rebalance("assigned");
+  metrics.Rebalance("lost");
+  metrics.SetConsumerLag("crm.contacts", 1, 77);
+  metrics.Retried("whippy", 3);
+  metrics.HttpRequest("whippy", "429", 0.01);
+  metrics.HttpRequest("whippy", "200", 0.01);
+  metrics.HttpInFlight("whippy", 1);
+  metrics.HttpInFlight("whippy", 1);
+  metrics.HttpInFlight("whippy", -1);
+  metrics.DeliveryLatency("whippy", 0.3);
+  metrics.SetCircuitState("whippy", 2);
+  metrics.SetRateLimitTokens("whippy", 7);
+  metrics.SetRateLimitTokens("replify", std::numeric_limits<double>::infinity());
+
+  const std::string text = Scrape(metrics.Port());
+  EXPECT_EQ(Sample(text, R"(crmsync_events_decoded_total{format="hubspot"})"), "2");
+  EXPECT_EQ(Sample(text, R"(crmsync_events_skipped_total{reason="oversized"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_events_dead_lettered_total{reason="exhausted"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_rebalances_total{kind="assigned"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_rebalances_total{kind="lost"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_consumer_lag{partition="1",topic="crm.contacts"})"), "77");
+  EXPECT_EQ(Sample(text, R"(crmsync_retries_total{provider="whippy"})"), "3");
+  // A 429 is both a request with its code and a throttled answer.
+  EXPECT_EQ(Sample(text, R"(crmsync_http_requests_total{code="429",provider="whippy"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_http_throttled_total{provider="whippy"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_http_requests_in_flight{provider="whippy"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_delivery_latency_seconds_count{provider="whippy"})"), "1");
+  EXPECT_EQ(Sample(text, R"(crmsync_circuit_state{provider="whippy"})"), "2");
+  EXPECT_EQ(Sample(text, R"(crmsync_rate_limit_tokens{provider="whippy"})"), "7");
+  EXPECT_EQ(Sample(text, R"(crmsync_rate_limit_tokens{provider="replify"})"), "+Inf");
+  EXPECT_NE(text.find("# TYPE crmsync_http_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE crmsync_http_requests_in_flight gauge"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE crmsync_rebalances_total counter"), std::string::npos);
+  // What /metrics serves is Text().
+  EXPECT_NE(metrics.Text().find(R"(crmsync_retries_total{provider="whippy"} 3)"),
+            std::string::npos);
+}
+
+TEST(Metrics, RemovedPartitionLosesItsSeries) {
+  Metrics metrics("127.0.0.1:0");
+  metrics.SetCommitted("t", 0, 10);
+  metrics.SetConsumerLag("t", 0, 5);
+  metrics.SetCommitted("t", 1, 20);
+  metrics.SetConsumerLag("t", 1, 0);
+  metrics.RemovePartition("t", 0);
+  metrics.RemovePartition("t", 9);  // never had a series: nothing happens
+
+  const std::string text = Scrape(metrics.Port());
+  EXPECT_EQ(Sample(text, R"(crmsync_committed_offset{partition="0",topic="t"})"), "missing");
+  EXPECT_EQ(Sample(text, R"(crmsync_consumer_lag{partition="0",topic="t"})"), "missing");
+  EXPECT_EQ(Sample(text, R"(crmsync_committed_offset{partition="1",topic="t"})"), "20");
+  EXPECT_EQ(Sample(text, R"(crmsync_consumer_lag{partition="1",topic="t"})"), "0");
+  // Owned again later: the series comes back.
+  metrics.SetCommitted("t", 0, 11);
+  EXPECT_EQ(Sample(Scrape(metrics.Port()), R"(crmsync_committed_offset{partition="0",topic="t"})"),
+            "11");
+}
+
+TEST(Metrics, HealthzFollowsProgress) {
+  Metrics metrics("127.0.0.1:0");
+  // Counted from construction before the first Progress().
+  EXPECT_EQ(Get(metrics.Port(), "/healthz").first, 200);
+  metrics.SetLivenessTimeout(std::chrono::milliseconds(200));
+  // No progress for longer than the timeout: not live.
+  ASSERT_TRUE(WaitUntil([&] { return Get(metrics.Port(), "/healthz").first == 503; }));
+  EXPECT_FALSE(metrics.Live());
+  EXPECT_NE(Get(metrics.Port(), "/healthz").second.find(R"("live":false)"), std::string::npos);
+  metrics.Progress();
+  metrics.SetLivenessTimeout(std::chrono::seconds(30));
+  const auto [status, body] = Get(metrics.Port(), "/healthz");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_NE(body.find(R"("live":true)"), std::string::npos) << body;
+}
+
+TEST(Metrics, ReadyzNeedsConfigGroupAndBroker) {
+  Metrics metrics("127.0.0.1:0");
+  const int port = metrics.Port();
+  EXPECT_EQ(Get(port, "/readyz").first, 503);
+  metrics.SetConfigLoaded(true);
+  metrics.SetBrokerReachable(true);
+  const auto [before_join, body] = Get(port, "/readyz");
+  EXPECT_EQ(before_join, 503);
+  EXPECT_NE(body.find(R"("groupJoined":false)"), std::string::npos) << body;
+  metrics.SetGroupJoined(true);
+  EXPECT_EQ(Get(port, "/readyz").first, 200);
+  EXPECT_TRUE(metrics.Ready());
+  // Every condition is needed.
+  metrics.SetBrokerReachable(false);
+  const auto [unreachable, why] = Get(port, "/readyz");
+  EXPECT_EQ(unreachable, 503);
+  EXPECT_NE(why.find(R"("brokerReachable":false)"), std::string::npos) << why;
+  metrics.SetBrokerReachable(true);
+  metrics.SetConfigLoaded(false);
+  EXPECT_EQ(Get(port, "/readyz").first, 503);
+  metrics.SetConfigLoaded(true);
+  EXPECT_EQ(Get(port, "/readyz").first, 200);
+  // Liveness is separate: a ready worker is live, and other paths are 404.
+  EXPECT_EQ(Get(port, "/healthz").first, 200);
+  EXPECT_EQ(Get(port, "/nothing-here").first, 404);
+}
+
+TEST(Metrics, MalformedListenAddressThrows) {
+  EXPECT_THROW(Metrics("9464"), std::runtime_error);
+  EXPECT_THROW(Metrics("127.0.0.1:http"), std::runtime_error);
 }
 
 TEST(Metrics, EmptyListenServesNothing) {
@@ -105,7 +237,7 @@ TEST(Metrics, ConcurrentUpdatesAreAllCounted) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         metrics.EventConsumed("topic-" + std::to_string(i % 3));
-        metrics.Operation("replify", "delivered", 1);
+        metrics.Operation("replify", "upsert", "delivered", 1);
         metrics.HttpRequest("p" + std::to_string(t), "200", 0.001);
       }
     });
@@ -113,8 +245,10 @@ TEST(Metrics, ConcurrentUpdatesAreAllCounted) {
   for (auto& thread : threads) thread.join();
 
   const std::string text = Scrape(metrics.Port());
-  EXPECT_EQ(Sample(text, R"(crmsync_operations_total{outcome="delivered",provider="replify"})"),
-            std::to_string(kThreads * kPerThread));
+  EXPECT_EQ(
+      Sample(text,
+             R"(crmsync_operations_total{action="upsert",outcome="delivered",provider="replify"})"),
+      std::to_string(kThreads * kPerThread));
   EXPECT_EQ(Sample(text, R"(crmsync_http_requests_total{code="200",provider="p2"})"),
             std::to_string(kPerThread));
 }

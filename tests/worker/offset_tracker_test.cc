@@ -148,10 +148,23 @@ TEST(OffsetTracker, RedeliveredOffsetNeverMovesTheWatermarkBack) {
   for (int64_t offset = 0; offset < 5; ++offset) tracker.Add(kTp, offset, 0);
   EXPECT_EQ(tracker.TakeCommittable(kTp), 5);
 
+  EXPECT_TRUE(tracker.AlreadyAdded(kTp, 2));
+  EXPECT_TRUE(tracker.AlreadyAdded(kTp, 4));
+  EXPECT_FALSE(tracker.AlreadyAdded(kTp, 5));
   tracker.Add(kTp, 2, 1);
   EXPECT_EQ(tracker.Outstanding(kTp), 0u);
   tracker.Add(kTp, 5, 0);
   EXPECT_EQ(tracker.TakeCommittable(kTp), 6);
+}
+
+TEST(OffsetTracker, AReassignedPartitionStartsAfresh) {
+  OffsetTracker tracker;
+  tracker.Assign(kTp);
+  tracker.Add(kTp, 7, 1);
+  tracker.Revoke(kTp);
+  EXPECT_FALSE(tracker.AlreadyAdded(kTp, 7));
+  tracker.Assign(kTp);
+  EXPECT_FALSE(tracker.AlreadyAdded(kTp, 7));  // replayed by the new assignment
 }
 
 TEST(OffsetTracker, TracksManyPartitionsIndependently) {

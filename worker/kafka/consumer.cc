@@ -1,5 +1,6 @@
 #include "worker/kafka/consumer.h"
 
+#include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
 #include <cstring>
@@ -68,6 +69,9 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   // own backpressure (pausing partitions) has a say. Bound the prefetch.
   Set(conf.get(), "queued.min.messages", "5000");
   Set(conf.get(), "queued.max.messages.kbytes", "32768");
+  // Statistics tell BrokerReachable() when a broker is back after an outage
+  // that no message or rebalance would reveal (an idle group).
+  Set(conf.get(), "statistics.interval.ms", "5000");
   for (const auto& [name, value] : options.properties) Set(conf.get(), name, value);
   // Forced after the passthrough properties so that they cannot be overridden:
   // offsets are stored only once every operation of a message (and of all
@@ -80,6 +84,8 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::OnRebalance);
   rd_kafka_conf_set_offset_commit_cb(conf.get(), &Consumer::OnCommit);
+  rd_kafka_conf_set_error_cb(conf.get(), &Consumer::OnError);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Consumer::OnStatistics);
   rd_kafka_conf_set_log_cb(conf.get(), &LogFromKafka);
 
   char errstr[512];
@@ -119,6 +125,7 @@ size_t Consumer::Poll(std::chrono::milliseconds timeout, size_t max_messages,
                    rd_kafka_err2name(msg->err));
       continue;
     }
+    broker_reachable_ = true;
     Message view;
     view.topic = rd_kafka_topic_name(msg->rkt);
     view.partition = msg->partition;
@@ -195,6 +202,25 @@ void Consumer::Resume(const std::vector<TopicPartition>& partitions) {
   rd_kafka_resume_partitions(handle_.get(), list.get());
 }
 
+std::optional<int64_t> Consumer::HighWatermark(const TopicPartition& tp) const {
+  int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
+  if (rd_kafka_get_watermark_offsets(handle_.get(), tp.topic.c_str(), tp.partition, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      high < 0) {
+    return std::nullopt;
+  }
+  return high;
+}
+
+std::optional<int64_t> Consumer::Position(const TopicPartition& tp) const {
+  TopicPartitionListPtr list = MakePartitionList({tp});
+  if (rd_kafka_position(handle_.get(), list.get()) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      list->elems[0].err != RD_KAFKA_RESP_ERR_NO_ERROR || list->elems[0].offset < 0) {
+    return std::nullopt;
+  }
+  return list->elems[0].offset;
+}
+
 std::vector<TopicPartition> Consumer::Assignment() const {
   rd_kafka_topic_partition_list_t* raw = nullptr;
   if (rd_kafka_assignment(handle_.get(), &raw) != RD_KAFKA_RESP_ERR_NO_ERROR) return {};
@@ -217,6 +243,7 @@ void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
+      self->broker_reachable_ = true;  // the group coordinator answered
       self->listener_->OnAssigned(ToVector(partitions));
       rd_kafka_error_t* error = nullptr;
       if (cooperative) {
@@ -250,12 +277,42 @@ void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 }
 
 void Consumer::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
-                        void*) {
+                        void* opaque) {
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) static_cast<Consumer*>(opaque)->broker_reachable_ = true;
   // _NO_OFFSET: nothing new to commit. Other failures (e.g. REBALANCE_IN_PROGRESS)
   // are retried by the next periodic commit; they never lose data.
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
     spdlog::warn("kafka commit failed: {}", rd_kafka_err2str(err));
   }
+}
+
+void Consumer::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  const auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    static_cast<Consumer*>(opaque)->broker_reachable_ = false;
+  }
+  // Most errors are transient and retried by librdkafka itself.
+  spdlog::warn("kafka consumer: {} ({})", reason, rd_kafka_err2name(code));
+}
+
+int Consumer::OnStatistics(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+  rapidjson::Document stats;
+  stats.Parse(json, json_len);
+  if (stats.HasParseError() || !stats.IsObject()) return 0;
+  auto brokers = stats.FindMember("brokers");
+  if (brokers == stats.MemberEnd() || !brokers->value.IsObject()) return 0;
+  bool up = false;
+  for (const auto& broker : brokers->value.GetObject()) {
+    if (!broker.value.IsObject()) continue;
+    auto state = broker.value.FindMember("state");
+    if (state != broker.value.MemberEnd() && state->value.IsString() &&
+        std::strcmp(state->value.GetString(), "UP") == 0) {
+      up = true;
+      break;
+    }
+  }
+  static_cast<Consumer*>(opaque)->broker_reachable_ = up;
+  return 0;  // librdkafka frees the JSON
 }
 
 }  // namespace crmsync::kafka

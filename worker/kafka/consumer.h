@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,20 @@ class Consumer {
   void Resume(const std::vector<TopicPartition>& partitions);
   std::vector<TopicPartition> Assignment() const;
 
+  // Whether a broker is reachable, as far as this client knows: set by any
+  // sign of one (an assignment, a fetched message, an acknowledged commit, a
+  // statistics report with a broker up), cleared by an all-brokers-down
+  // error or a statistics report with none up. False until the first sign.
+  // Statistics come every statistics.interval.ms (5000 unless the
+  // passthrough properties say otherwise; 0 disables them).
+  bool BrokerReachable() const { return broker_reachable_; }
+  // The partition's high watermark as of the last fetch response, without
+  // asking the broker; nullopt while unknown.
+  std::optional<int64_t> HighWatermark(const TopicPartition& tp) const;
+  // The offset the consumer will hand out next for the partition (last
+  // consumed + 1); nullopt while unknown.
+  std::optional<int64_t> Position(const TopicPartition& tp) const;
+
   // Leaves the group (revoking through the listener) and closes the handle.
   void Close();
 
@@ -74,10 +89,13 @@ class Consumer {
                           rd_kafka_topic_partition_list_t* partitions, void* opaque);
   static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                        rd_kafka_topic_partition_list_t* offsets, void* opaque);
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
 
   KafkaPtr handle_;
   RebalanceListener* listener_;
   bool closed_ = false;
+  bool broker_reachable_ = false;
 };
 
 // Builds a librdkafka partition list (offsets set when given).
