@@ -359,7 +359,9 @@ std::optional<Clock::time_point> Worker::NextDeadline() {
   std::optional<Clock::time_point> next = dispatcher_.NextDeadline(
       [this, now](const std::string& provider) { return breakers_.at(provider).Blocked(now); });
   for (const auto& [name, breaker] : breakers_) {
-    if (auto probe = breaker.ProbeAt(); probe && (!next || *probe < *next)) next = *probe;
+    // Once the probe time has passed, the next batch that is due asks for it.
+    auto probe = breaker.ProbeAt();
+    if (probe && *probe > now && (!next || *probe < *next)) next = *probe;
   }
   for (uint64_t id : waiting_for_budget_) {
     auto it = exchanges_.find(id);
