@@ -55,6 +55,9 @@ struct Scenario {
   // rate-limited: Whippy and Reply.io at their documented limits, run this
   // many times faster by both the simulator and the worker's budgets.
   double rate_limit_time_scale = 0;
+  // Events produced per second while the worker runs (0: as fast as
+  // possible); a steady load below the ceiling measures latency, not backlog.
+  double produce_rate = 0;
 };
 
 constexpr char kList[] = "bench-list";
@@ -129,8 +132,14 @@ std::string RateLimitedConfigJson(const Scenario& s, const std::string& bootstra
 std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const std::string& topic,
                        const std::string& base_url, int metrics_port) {
   std::ostringstream out;
+  // librdkafka's mock broker answers a fetch that found no data only after
+  // fetch.wait.max.ms (500 ms by default), where a real broker answers as
+  // soon as data arrives; under a steady load that wait would be measured as
+  // delivery latency.
+  const std::string fetch_wait =
+      s.produce_rate > 0 ? R"(, "properties": {"fetch.wait.max.ms": "10"})" : "";
   out << R"({"kafka": {"bootstrapServers": ")" << bootstrap << R"(", "topics": [")" << topic
-      << R"("], "groupId": "bench-)" << s.name << R"("},
+      << R"("], "groupId": "bench-)" << s.name << R"(")" << fetch_wait << R"(},
  "providers": {"replify": {"baseUrl": ")"
       << base_url << R"(", "apiKey": {"env": "REPLIFY_API_KEY"}, "maxBatch": )" << s.max_batch
       << R"(, "lingerMs": 20, "maxInFlight": )" << s.max_in_flight
@@ -262,8 +271,17 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   sample.seed = 99;
   const auto events = worker::GenerateSampleEvents(sample);
   auto produce = [&] {
-    kafka::Producer producer(broker.BootstrapServers(), {{"linger.ms", "20"}});
-    for (const auto& e : events) producer.Produce(topic, e.key, e.payload);
+    kafka::Producer producer(broker.BootstrapServers(),
+                             {{"linger.ms", s.produce_rate > 0 ? "1" : "20"}});
+    const auto start = Clock::now();
+    for (size_t i = 0; i < events.size(); ++i) {
+      if (s.produce_rate > 0 && i % 100 == 0) {
+        std::this_thread::sleep_until(
+            start + std::chrono::duration_cast<Clock::duration>(
+                        std::chrono::duration<double>(static_cast<double>(i) / s.produce_rate)));
+      }
+      producer.Produce(topic, events[i].key, events[i].payload);
+    }
     producer.Flush(std::chrono::minutes(5));
   };
   if (s.produce_first) produce();
@@ -287,10 +305,20 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
           config_path.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  httplib::Client client("127.0.0.1", metrics_port);
   std::thread producer;
+  if (s.produce_rate > 0) {
+    // A steady load starts once the worker has joined its group, so that the
+    // join (seconds on the mock cluster) does not turn into a backlog.
+    const auto ready_deadline = Clock::now() + std::chrono::minutes(1);
+    while (Clock::now() < ready_deadline) {
+      auto res = client.Get("/readyz");
+      if (res && res->status == 200) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
   if (!s.produce_first) producer = std::thread(produce);
 
-  httplib::Client client("127.0.0.1", metrics_port);
   std::optional<Clock::time_point> first_consumed;
   std::optional<double> http_429_first_second;
   const auto deadline = Clock::now() + std::chrono::minutes(20);
@@ -464,6 +492,9 @@ int main(int argc, char** argv) {
       // Documented limits sixty times faster: Whippy 10 list writes and
       // Reply.io 100 requests a second.
       {"rate-limited", 6'000 / scale, 1'500 / scale, 0, true, 10, 16, 60},
+      // Half the latency-100ms ceiling, produced steadily while the worker
+      // keeps up: p50/p99 are the latency of a worker that is not behind.
+      {"steady-100ms", 100'000 / scale, 50'000 / scale, 100, false, 500, 4, 0, 10'000},
   };
   const std::string worker = (std::filesystem::path(argv[0]).parent_path() / "crmsync").string();
   std::vector<crmsync::bench::Result> results;
