@@ -84,41 +84,6 @@ std::vector<worker::SampleEvent> MakeEvents(size_t events, size_t contacts, uint
   return worker::GenerateSampleEvents(options);
 }
 
-std::map<std::string, sim::ReplifyContact> ExpectedCampaign(
-    const std::vector<worker::SampleEvent>& events) {
-  std::map<std::string, sim::ReplifyContact> state;
-  for (const auto& sample : events) {
-    if (sample.malformed) continue;
-    const mapping::CrmEvent& e = sample.event;
-    const std::string email = *e.contact.email;
-    auto it = state.find(email);
-    switch (e.kind) {
-      case mapping::EventKind::kCreated:
-      case mapping::EventKind::kUpdated: {
-        sim::ReplifyContact& c = state[email];
-        c.first_name = e.contact.first_name.value_or(c.first_name);
-        c.last_name = e.contact.last_name.value_or(c.last_name);
-        c.email = email;
-        c.phone = *e.contact.phone;
-        for (const auto& [k, v] : e.contact.properties) c.metadata[k] = v;
-        c.external_id_key = e.external_id_key;
-        c.external_id_value = e.external_id_value;
-        break;
-      }
-      case mapping::EventKind::kStatusChanged:
-        if (it != state.end()) it->second.status = *e.status;  // updateOnly: never adds
-        break;
-      case mapping::EventKind::kDeleted:
-        if (it != state.end()) state.erase(it);
-        break;
-      case mapping::EventKind::kMerged:
-      case mapping::EventKind::kRestored:
-        break;  // not generated, and no rule maps them
-    }
-  }
-  return state;
-}
-
 std::map<std::string, sim::ReplifyContact> HeldCampaign(const sim::Simulator& sim) {
   std::map<std::string, sim::ReplifyContact> held;
   const auto campaigns = sim.ReplifyCampaigns();

@@ -15,6 +15,7 @@
 
 #include "mapping/config.h"
 #include "sim/simulator.h"
+#include "tests/support/fanout_expect.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -62,10 +63,6 @@ std::unique_ptr<sim::Simulator> StartStreamSimulator(
 
 std::vector<worker::SampleEvent> MakeEvents(size_t events, size_t contacts, uint64_t seed);
 
-// Replify's documented semantics applied to the events in order: what the
-// campaign must hold at the end, by email.
-std::map<std::string, sim::ReplifyContact> ExpectedCampaign(
-    const std::vector<worker::SampleEvent>& events);
 // What the simulator's campaign holds, by email.
 std::map<std::string, sim::ReplifyContact> HeldCampaign(const sim::Simulator& sim);
 // Adds a GoogleTest failure naming a few differing contacts when the

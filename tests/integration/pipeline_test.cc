@@ -14,6 +14,7 @@
 #include "mapping/config.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
+#include "tests/support/fanout_expect.h"
 #include "tests/support/worker_process.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/handles.h"
@@ -64,43 +65,6 @@ std::string ConfigJson(const std::string& bootstrap, const std::string& topic,
              "retry": {"initialBackoffMs": 20, "maxBackoffMs": 200},
              "metrics": {"listen": "127.0.0.1:0"}}
 })";
-}
-
-// The test's own model of Replify's documented semantics, applied to the
-// events in order: what the campaign must hold at the end.
-std::map<std::string, sim::ReplifyContact> Expected(
-    const std::vector<worker::SampleEvent>& events) {
-  std::map<std::string, sim::ReplifyContact> state;
-  for (const auto& sample : events) {
-    if (sample.malformed) continue;
-    const mapping::CrmEvent& e = sample.event;
-    const std::string email = *e.contact.email;
-    auto it = state.find(email);
-    switch (e.kind) {
-      case mapping::EventKind::kCreated:
-      case mapping::EventKind::kUpdated: {
-        sim::ReplifyContact& c = state[email];
-        c.first_name = e.contact.first_name.value_or(c.first_name);
-        c.last_name = e.contact.last_name.value_or(c.last_name);
-        c.email = email;
-        c.phone = *e.contact.phone;
-        for (const auto& [k, v] : e.contact.properties) c.metadata[k] = v;
-        c.external_id_key = e.external_id_key;
-        c.external_id_value = e.external_id_value;
-        break;
-      }
-      case mapping::EventKind::kStatusChanged:
-        if (it != state.end()) it->second.status = *e.status;  // updateOnly: never adds
-        break;
-      case mapping::EventKind::kDeleted:
-        if (it != state.end()) state.erase(it);
-        break;
-      case mapping::EventKind::kMerged:
-      case mapping::EventKind::kRestored:
-        break;  // not generated, and no rule of this test maps them
-    }
-  }
-  return state;
 }
 
 class PipelineTest : public BrokerTest {
@@ -188,7 +152,7 @@ TEST_F(PipelineTest, TenThousandEventsReachTheLastStateOfEveryContact) {
       << "consumed " << running.Stats().consumed << ", pending " << running.Stats().pending;
   EXPECT_EQ(running.Stop(), 0);
 
-  const auto expected = Expected(events);
+  const auto expected = ExpectedCampaign(events);
   EXPECT_GT(expected.size(), 100u);
   EXPECT_EQ(Campaign(), expected);
   EXPECT_EQ(running.Stats().consumed, events.size());
@@ -235,7 +199,7 @@ TEST_F(PipelineTest, OutageNeverCommitsPastUndeliveredEventsAndRecovers) {
 
   simulator_->SetKnobs(sim::Knobs{});
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)));
-  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(Campaign(), ExpectedCampaign(events));
   EXPECT_EQ(running.Stop(), 0);
 }
 
@@ -251,7 +215,7 @@ TEST_F(PipelineTest, MalformedEventsAreSkippedAndNeverStopTheirPartition) {
   RunningWorker running(LoadConfig());
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
   EXPECT_EQ(running.Stats().malformed, 200u);
-  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(Campaign(), ExpectedCampaign(events));
   EXPECT_EQ(running.Stop(), 0);
 }
 
@@ -326,7 +290,7 @@ TEST_F(PipelineTest, MalformedAndUnmappableEventsAreDeadLetteredWithTheirReason)
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(60)));
   EXPECT_EQ(running.Stats().dead_lettered, 205u);
   EXPECT_EQ(running.Stop(), 0);
-  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(Campaign(), ExpectedCampaign(events));
 
   const auto letters = ReadTopic(Bootstrap(), dead_letter_topic, 205);
   ASSERT_EQ(letters.size(), 205u);
@@ -373,7 +337,7 @@ TEST_F(PipelineTest, KillNineMidStreamLosesNothing) {
   WorkerProcess second(config_path, {{"REPLIFY_API_KEY", kKey}});
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)));
   EXPECT_EQ(second.Terminate(), 0);
-  EXPECT_EQ(Campaign(), Expected(events));
+  EXPECT_EQ(Campaign(), ExpectedCampaign(events));
 }
 
 }  // namespace

@@ -81,6 +81,13 @@ struct Expected {
 
 Expected ExpectedState(const std::vector<worker::SampleEvent>& events);
 
+// Replify's documented semantics applied to the events in order (upserts
+// from created/updated, update-only statuses, removals from deletions): what
+// a campaign fed by those rules must hold at the end, by email, field for
+// field. Malformed sample events are skipped.
+std::map<std::string, sim::ReplifyContact> ExpectedCampaign(
+    const std::vector<worker::SampleEvent>& events);
+
 // What the simulator holds now, in the same terms.
 Expected ActualState(const sim::Simulator& sim);
 
