@@ -218,7 +218,7 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       std::optional<InFlightBatch> formed =
           FormBatch(queue, std::min(allowed, limits.max_batch), now);
       if (!formed) break;
-      formed->probe = allowed < limits.max_batch && allowed == 1;
+      formed->probe = may_send && allowed == 1;
       const uint64_t id = next_id_++;
       formed->queue_key = key;
       InFlightBatch& stored = in_flight_.emplace(id, std::move(*formed)).first->second;

@@ -524,21 +524,24 @@ TEST(DispatcherTest, ClosedGateHoldsBatchesAndTheirDeadline) {
 }
 
 TEST(DispatcherTest, ProbeCarriesOneOperationAndItsFailureIsNotAnAttempt) {
-  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 2};
-  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
-  for (int i = 0; i < 5; ++i) d.Enqueue(Op("c" + std::to_string(i)), Ref(i), kT0);
-  Clock::time_point now = kT0;
-  for (int round = 0; round < 5; ++round) {
-    bool probed = false;  // a half-open circuit admits one probe at a time
-    auto probe = [&probed](const std::string&) -> size_t { return probed ? 0 : (probed = true); };
-    auto ready = d.TakeReady(now, false, probe);
-    ASSERT_EQ(ready.size(), 1u);
-    ASSERT_EQ(ready[0].batch->items.size(), 1u);
-    EXPECT_TRUE(d.OnResult(ready[0].id, All(OutcomeKind::kRetry, 1), now, Always).empty())
-        << "a failed probe exhausted its operation";
-    now += milliseconds(20);
+  for (size_t max_batch : {size_t{10}, size_t{1}}) {
+    SCOPED_TRACE("maxBatch " + std::to_string(max_batch));
+    RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 2};
+    Dispatcher d = Make(max_batch, 4, milliseconds(0), {}, policy);
+    for (int i = 0; i < 5; ++i) d.Enqueue(Op("c" + std::to_string(i)), Ref(i), kT0);
+    Clock::time_point now = kT0;
+    for (int round = 0; round < 5; ++round) {
+      bool probed = false;  // a half-open circuit admits one probe at a time
+      auto probe = [&probed](const std::string&) -> size_t { return probed ? 0 : (probed = true); };
+      auto ready = d.TakeReady(now, false, probe);
+      ASSERT_EQ(ready.size(), 1u);
+      ASSERT_EQ(ready[0].batch->items.size(), 1u);
+      EXPECT_TRUE(d.OnResult(ready[0].id, All(OutcomeKind::kRetry, 1), now, Always).empty())
+          << "a failed probe exhausted its operation";
+      now += milliseconds(20);
+    }
+    EXPECT_EQ(d.Pending(), 5u);
   }
-  EXPECT_EQ(d.Pending(), 5u);
 }
 
 TEST(DispatcherTest, PartitionsWaitingForAProvider) {
