@@ -880,6 +880,8 @@ class Builder {
     ReadMillis(worker, "drainTimeoutMs", out.drain_timeout);
     ReadMillis(worker, "commitIntervalMs", out.commit_interval);
     ReadInt(worker, "maxPendingOperations", out.max_pending_operations);
+    ReadInt(worker, "maxPendingMessages", out.max_pending_messages);
+    ReadInt(worker, "maxRetainedBytes", out.max_retained_bytes);
     ReadInt(worker, "maxMessageBytes", out.max_message_bytes);
     // Without a dead-letter topic, exhausted operations can only wait.
     out.retry.on_exhausted =

@@ -110,6 +110,12 @@ struct WorkerConfig {
   std::chrono::milliseconds commit_interval{1000};
   // Backpressure: partitions pause above this many undelivered operations.
   size_t max_pending_operations = 50000;
+  // ... and above this many consumed messages not yet done (one hot contact's
+  // operations coalesce into one, but each message is tracked until done).
+  size_t max_pending_messages = 200000;
+  // ... and above this many bytes of message keys and values retained for
+  // dead-lettering.
+  size_t max_retained_bytes = 64u << 20;
   // Defaults of every provider's retry policy.
   RetryConfig retry;
   // Messages larger than this are not decoded: they are dead-lettered (or

@@ -56,6 +56,10 @@ struct Outcome {
   std::string reason;  // human-readable; never contains secrets
   int http_status = 0;
   std::optional<std::chrono::milliseconds> retry_after;
+  // kRetry only: the worker withdrew the request before the provider could
+  // answer (its partition was revoked, or the worker is stopping). Not an
+  // attempt of the operation, and sent again at once by its new batch.
+  bool withdrawn = false;
 };
 
 // Operations that travel together: same provider, target, routing, options

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake make pkg-config ccache clang clang-format
   librdkafka-dev          # Kafka consumer/producer and the mock cluster (rdkafka_mock.h)
   libcurl4-openssl-dev    # HTTP engine (curl multi)
+  libssl-dev              # SHA-256 of oversized dead-letter values
   rapidjson-dev           # JSON parsing, writing and JSON Schema validation
   prometheus-cpp-dev      # /metrics exposition
   libspdlog-dev           # structured logging

@@ -60,6 +60,13 @@ bool CircuitBreaker::OnRequest(bool failed, Clock::time_point now) {
   return false;
 }
 
+bool CircuitBreaker::ReleaseProbe(Clock::time_point now) {
+  if (state_ != State::kHalfOpen) return false;
+  state_ = State::kOpen;
+  open_until_ = now;
+  return true;
+}
+
 std::optional<CircuitBreaker::Clock::time_point> CircuitBreaker::ProbeAt() const {
   if (state_ != State::kOpen) return std::nullopt;
   return open_until_;

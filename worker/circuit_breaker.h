@@ -34,6 +34,11 @@ class CircuitBreaker {
   bool Blocked(Clock::time_point now) const;
   // Records one answered request. Returns true if the state changed.
   bool OnRequest(bool failed, Clock::time_point now);
+  // The probe ended without an answered request (the provider module refused
+  // it locally, or the worker withdrew it): admit the next probe at once
+  // instead of waiting for an answer that will never come. Returns true if
+  // the state changed.
+  bool ReleaseProbe(Clock::time_point now);
 
   State state() const { return state_; }
   // When an open circuit will admit its probe.

@@ -228,7 +228,14 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       queued_ -= stored.items.size();
       in_flight_ops_ += stored.items.size();
       ++provider_in_flight;
-      out.push_back(OutgoingBatch{id, queue.provider, &stored.batch});
+      OutgoingBatch& sent = out.emplace_back(OutgoingBatch{id, queue.provider, &stored.batch, {},
+                                                           stored.probe});
+      for (const Item& item : stored.items) {
+        for (const MessageRef& origin : item.origins) sent.partitions.push_back(origin.tp);
+      }
+      std::sort(sent.partitions.begin(), sent.partitions.end());
+      sent.partitions.erase(std::unique(sent.partitions.begin(), sent.partitions.end()),
+                            sent.partitions.end());
     }
   }
   return out;
@@ -287,6 +294,22 @@ std::vector<Finished> Dispatcher::OnResult(
     ++item.attempts;
     if (batch.probe && i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry) {
       --item.attempts;  // the circuit's attempt, not the operation's
+    }
+    if (i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry &&
+        outcomes[i].withdrawn) {
+      // Withdrawn by the worker, not answered by the provider: back to the
+      // front of its contact's line, ready at once, nothing counted.
+      if (!batch.probe) --item.attempts;
+      std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
+      if (item.origins.empty()) {
+        Unstick(item);
+        Release(lane, contact, limits, now, item.seq);
+        continue;
+      }
+      ++queued_;
+      item.ready_at = now;
+      lane.backing_off.emplace(now, std::pair(contact, std::move(item)));
+      continue;
     }
     // A provider that answered fewer outcomes than items broke its contract;
     // retrying the rest is the safe reading.

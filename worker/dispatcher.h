@@ -108,6 +108,9 @@ struct OutgoingBatch {
   uint64_t id = 0;
   std::string provider;
   const providers::Batch* batch = nullptr;
+  // The partitions whose messages the batch's items finish, sorted.
+  std::vector<kafka::TopicPartition> partitions;
+  bool probe = false;  // the one-operation probe of a half-open circuit
 };
 
 class Dispatcher {

@@ -201,6 +201,7 @@ std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
 // `active` map while libcurl runs it; libcurl points at `request.body` and
 // `error` until the easy handle leaves the multi handle.
 struct Transfer {
+  uint64_t id = 0;
   providers::HttpRequest request;
   std::chrono::milliseconds timeout{0};
   HttpEngine::Callback callback;
@@ -264,6 +265,7 @@ struct HttpEngine::Impl {
   void Finish(CURL* easy, CURLcode code);
   void Complete(std::unique_ptr<Transfer> transfer);
   void FailEverything();
+  void CancelRequested(std::deque<std::unique_ptr<Transfer>>& queued);
 
   const Options options;
   CURLM* multi = nullptr;
@@ -273,6 +275,9 @@ struct HttpEngine::Impl {
   std::mutex mutex;
   std::deque<std::unique_ptr<Transfer>> queue;  // guarded by mutex
   bool stopping = false;                        // guarded by mutex
+  std::vector<uint64_t> cancelled;              // guarded by mutex
+  std::atomic<uint64_t> next_id{1};
+  bool stopped = false;  // Stop() has joined the thread (caller's thread only)
 
   // I/O thread only.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
@@ -443,6 +448,40 @@ void HttpEngine::Impl::FailEverything() {
   idle.clear();
 }
 
+void HttpEngine::Impl::CancelRequested(std::deque<std::unique_ptr<Transfer>>& queued) {
+  std::vector<uint64_t> ids;
+  {
+    std::lock_guard lock(mutex);
+    ids.swap(cancelled);
+  }
+  if (ids.empty()) return;
+  std::sort(ids.begin(), ids.end());
+  auto wanted = [&ids](uint64_t id) { return std::binary_search(ids.begin(), ids.end(), id); };
+  auto fail = [this](std::unique_ptr<Transfer> transfer) {
+    transfer->response = providers::HttpResponse{};
+    transfer->response.transport = Transport::kBroken;
+    transfer->response.transport_error = "cancelled";
+    Complete(std::move(transfer));
+  };
+  for (auto& transfer : queued) {
+    if (transfer && wanted(transfer->id)) fail(std::move(transfer));
+  }
+  std::erase_if(queued, [](const std::unique_ptr<Transfer>& t) { return t == nullptr; });
+  for (auto it = active.begin(); it != active.end();) {
+    if (!wanted(it->second->id)) {
+      ++it;
+      continue;
+    }
+    CURL* easy = it->first;
+    std::unique_ptr<Transfer> transfer = std::move(it->second);
+    it = active.erase(it);
+    curl_multi_remove_handle(multi, easy);
+    // A handle torn down mid-transfer is not reused.
+    curl_easy_cleanup(easy);
+    fail(std::move(transfer));
+  }
+}
+
 void HttpEngine::Impl::Run() {
   std::deque<std::unique_ptr<Transfer>> queued;
   while (true) {
@@ -451,6 +490,7 @@ void HttpEngine::Impl::Run() {
       if (stopping) break;
       queued.swap(queue);
     }
+    CancelRequested(queued);
     StartQueued(queued);
 
     int running = 0;
@@ -484,28 +524,54 @@ HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move
 }
 
 HttpEngine::~HttpEngine() {
+  Stop();
+  curl_multi_cleanup(impl_->multi);
+}
+
+void HttpEngine::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
   }
   curl_multi_wakeup(impl_->multi);
   impl_->io_thread.join();
-  curl_multi_cleanup(impl_->multi);
 }
 
-void HttpEngine::Submit(providers::HttpRequest request, std::chrono::milliseconds timeout,
-                        Callback callback) {
+void HttpEngine::Cancel(const std::vector<uint64_t>& ids) {
+  if (ids.empty()) return;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->stopping) return;
+    impl_->cancelled.insert(impl_->cancelled.end(), ids.begin(), ids.end());
+  }
+  curl_multi_wakeup(impl_->multi);
+}
+
+uint64_t HttpEngine::Submit(providers::HttpRequest request, std::chrono::milliseconds timeout,
+                            Callback callback) {
   auto transfer = std::make_unique<Transfer>();
+  const uint64_t id = impl_->next_id.fetch_add(1, std::memory_order_relaxed);
+  transfer->id = id;
   transfer->request = std::move(request);
   transfer->timeout = timeout;
   transfer->callback = std::move(callback);
   impl_->in_flight.fetch_add(1, std::memory_order_acq_rel);
   {
-    std::lock_guard lock(impl_->mutex);
+    std::unique_lock lock(impl_->mutex);
+    if (impl_->stopping) {
+      lock.unlock();
+      transfer->response.transport = Transport::kBroken;
+      transfer->response.transport_error = "engine stopped";
+      impl_->Complete(std::move(transfer));
+      return id;
+    }
     impl_->queue.push_back(std::move(transfer));
   }
   // Thread-safe by libcurl's contract; makes curl_multi_poll return at once.
   curl_multi_wakeup(impl_->multi);
+  return id;
 }
 
 size_t HttpEngine::InFlight() const { return impl_->in_flight.load(std::memory_order_acquire); }

@@ -3,15 +3,18 @@
 //
 // Submit() is thread-safe and never blocks on the network; the callback runs on
 // the I/O thread exactly once per request (also when the engine shuts down:
-// then with Transport::kBroken and "engine stopped"). The destructor stops the
-// thread after failing outstanding requests that way.
+// then with Transport::kBroken and "engine stopped", and when a request is
+// cancelled: then with Transport::kBroken and "cancelled"). Stop() and the
+// destructor stop the thread after failing outstanding requests that way.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "providers/provider.h"
 
@@ -35,8 +38,19 @@ class HttpEngine {
   HttpEngine(const HttpEngine&) = delete;
   HttpEngine& operator=(const HttpEngine&) = delete;
 
-  // Queues a request; `timeout` bounds the whole transfer.
-  void Submit(providers::HttpRequest request, std::chrono::milliseconds timeout, Callback callback);
+  // Queues a request; `timeout` bounds the whole transfer, from this call on
+  // (time spent waiting for a connection included). Returns the request's id.
+  uint64_t Submit(providers::HttpRequest request, std::chrono::milliseconds timeout,
+                  Callback callback);
+
+  // Aborts requests that have not completed yet: a queued one is never sent,
+  // a running one is torn down mid-transfer (the provider may or may not have
+  // acted on what it already received). Unknown or finished ids are ignored.
+  void Cancel(const std::vector<uint64_t>& ids);
+
+  // Fails every outstanding request and stops the I/O thread; later Submit()
+  // calls fail at once. Idempotent.
+  void Stop();
 
   // Requests submitted and not yet completed.
   size_t InFlight() const;

@@ -30,6 +30,26 @@ std::map<std::string, ProviderLimits> LimitsFrom(const mapping::Config& config) 
   return limits;
 }
 
+std::map<std::string, std::unique_ptr<providers::Provider>> ProvidersFrom(
+    const mapping::Config& config) {
+  std::map<std::string, std::unique_ptr<providers::Provider>> out;
+  for (const auto& [name, provider_config] : config.providers) {
+    out[name] = providers::CreateProvider(provider_config);
+  }
+  return out;
+}
+
+std::unique_ptr<HttpEngine> EngineFor(const mapping::Config& config) {
+  HttpEngine::Options options;
+  int connections = 0;
+  for (const auto& [name, provider_config] : config.providers) {
+    connections = std::max(connections, provider_config.max_in_flight);
+  }
+  options.max_host_connections = std::max(connections, 1);
+  options.ca_bundle = config.worker.ca_bundle;
+  return std::make_unique<HttpEngine>(options);
+}
+
 int64_t EpochMillis(std::chrono::system_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
 }
@@ -41,80 +61,40 @@ int64_t WallMillis(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t));
 }
 
-// Label for http_requests_total: the HTTP status, or how the transport failed.
-std::string ResponseCode(const providers::HttpResponse& response) {
-  switch (response.transport) {
-    case providers::Transport::kOk:
-      return std::to_string(response.status);
-    case providers::Transport::kTimeout:
-      return "timeout";
-    case providers::Transport::kConnectFailed:
-      return "connect_failed";
-    case providers::Transport::kBroken:
-      return "broken";
-    case providers::Transport::kConfigError:
-      return "config_error";
-  }
-  return "unknown";
-}
-
 constexpr size_t kMaxMessagesPerPoll = 1000;
 constexpr std::chrono::milliseconds kIdlePoll{100};
 constexpr std::chrono::milliseconds kBusyPoll{5};
 constexpr std::chrono::milliseconds kCommitDeadline{5000};
+constexpr std::chrono::milliseconds kCloseDeadline{5000};
 constexpr std::chrono::milliseconds kStuckRefresh{200};
+constexpr std::chrono::milliseconds kStoreInterval{100};
 // How often the circuit-state and rate-limit-token gauges are refreshed.
 constexpr std::chrono::milliseconds kGaugeRefresh{100};
-
-int CircuitStateValue(CircuitBreaker::State state) {
-  switch (state) {
-    case CircuitBreaker::State::kClosed:
-      return 0;
-    case CircuitBreaker::State::kHalfOpen:
-      return 1;
-    case CircuitBreaker::State::kOpen:
-      return 2;
-  }
-  return 0;
-}
 
 }  // namespace
 
 Worker::Worker(mapping::Config config, Metrics& metrics)
     : config_(std::move(config)),
       metrics_(metrics),
-      dispatcher_(LimitsFrom(config_), PolicyFrom(config_.worker.retry)) {
-  for (const auto& [name, provider_config] : config_.providers) {
-    providers_[name] = providers::CreateProvider(provider_config);
-    breakers_.emplace(name, CircuitBreaker(provider_config.circuit_breaker));
-    budgets_.emplace(
-        name,
-        RequestBudget(provider_config.rate_limits.value_or(providers::DocumentedRateLimits(name))));
-  }
-  HttpEngine::Options options;
-  int connections = 0;
-  for (const auto& [name, provider_config] : config_.providers) {
-    connections = std::max(connections, provider_config.max_in_flight);
-  }
-  options.max_host_connections = std::max(connections, 1);
-  options.ca_bundle = config_.worker.ca_bundle;
-  engine_ = std::make_unique<HttpEngine>(options);
+      dispatcher_(LimitsFrom(config_), PolicyFrom(config_.worker.retry)),
+      delivery_(config_, metrics_, ProvidersFrom(config_), EngineFor(config_)) {
   if (!config_.kafka.dead_letter_topic.empty()) {
     // The user's passthrough properties carry the cluster's security settings.
-    dead_letters_ = std::make_unique<kafka::Producer>(config_.kafka.bootstrap_servers,
-                                                      config_.kafka.properties);
+    dead_letters_ = std::make_unique<DeadLetterWriter>(
+        config_.kafka.dead_letter_topic, config_.kafka.bootstrap_servers, config_.kafka.properties);
   }
-  RefreshGauges(Clock::now());
+  delivery_.RefreshGauges(Clock::now());
   metrics_.SetConfigLoaded(true);
 }
 
 Worker::~Worker() {
-  // Delivery reports of dead letters and the engine's callbacks touch the
-  // pipeline's state: stop both first.
-  destroying_ = true;
-  dead_letters_.reset();
-  engine_.reset();
+  // Teardown order: nothing is sent once delivery stops, then the consumer
+  // leaves (its revoke callback only withdraws), then the dead-letter
+  // producer flushes what it still holds.
+  stopping_ = true;
+  delivery_.Stop();
   consumer_.reset();
+  dead_letters_.reset();
 }
 
 bool Worker::IsCurrent(const MessageRef& ref) const {
@@ -126,7 +106,9 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   kafka::TopicPartition tp{std::string(message.topic), message.partition};
   ++stats_.consumed;
   metrics_.EventConsumed(tp.topic);
-  if (!tracker_.IsAssigned(tp)) return;
+  // While stopping, or for a partition no longer ours, a message is left
+  // for whoever consumes it next (it was never added, so never committed).
+  if (stopping_ || !tracker_.IsAssigned(tp)) return;
   if (tracker_.AlreadyAdded(tp, message.offset)) {
     spdlog::debug("{}@{} delivered again; already being processed", tp.ToString(), message.offset);
     return;
@@ -158,9 +140,8 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       }
       // Done only once the dead-letter topic has it.
       tracker_.Add(tp, message.offset, 1);
-      DeadLetter(MessageRef{tp, message.offset, epochs_[tp], message.timestamp_ms},
-                 std::string(message.key), std::string(message.payload),
-                 {{"crmsync.reason", processed.reason}}, "malformed");
+      DeadLetter(MessageRef{tp, message.offset, epochs_[tp], message.timestamp_ms}, message.key,
+                 message.payload, {{"crmsync.reason", processed.reason}}, "malformed");
       return;
     case MessageFate::kUnmatched:
       spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, MaskPii(processed.reason));
@@ -179,6 +160,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   if (dead_letters_) {
     retained_[tp][message.offset] = Retained{std::string(message.key), std::string(message.payload),
                                              processed.operations.size()};
+    retained_bytes_ += message.key.size() + message.payload.size();
   }
   for (mapping::Operation& op : processed.operations) {
     // A provider whose circuit is open takes nothing more from this partition.
@@ -189,11 +171,12 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   }
 }
 
-void Worker::Finish(uint64_t batch_id, const std::string& provider, mapping::Action action,
-                    const std::vector<providers::Outcome>& outcomes, Clock::time_point now) {
+void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
+  const std::string& provider = delivered.provider;
+  const mapping::Action action = delivered.action;
   uint64_t retried = 0;
-  for (const auto& outcome : outcomes) {
-    if (outcome.kind == providers::OutcomeKind::kRetry) ++retried;
+  for (const auto& outcome : delivered.outcomes) {
+    if (outcome.kind == providers::OutcomeKind::kRetry && !outcome.withdrawn) ++retried;
   }
   if (retried > 0) {
     stats_.retried += retried;
@@ -202,7 +185,7 @@ void Worker::Finish(uint64_t batch_id, const std::string& provider, mapping::Act
     spdlog::debug("{}: {} item(s) will be retried", provider, retried);
   }
   auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
-  for (const Finished& finished : dispatcher_.OnResult(batch_id, outcomes, now, keep_retrying)) {
+  for (const Finished& finished : dispatcher_.OnResult(delivered.id, delivered.outcomes, now, keep_retrying)) {
     if (finished.kind == providers::OutcomeKind::kReject) {
       ++stats_.rejected;
       if (finished.exhausted) ++stats_.exhausted;
@@ -265,10 +248,13 @@ void Worker::Release(const MessageRef& origin) {
   if (partition == retained_.end()) return;
   auto it = partition->second.find(origin.offset);
   if (it == partition->second.end()) return;
-  if (--it->second.pending == 0) partition->second.erase(it);
+  if (--it->second.pending == 0) {
+    retained_bytes_ -= std::min(retained_bytes_, it->second.key.size() + it->second.value.size());
+    partition->second.erase(it);
+  }
 }
 
-void Worker::DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
+void Worker::DeadLetter(const MessageRef& origin, std::string_view key, std::string_view value,
                         std::vector<std::pair<std::string, std::string>> headers,
                         const char* kind) {
   const auto now = std::chrono::system_clock::now();
@@ -276,162 +262,49 @@ void Worker::DeadLetter(const MessageRef& origin, const std::string& key, const 
   headers.emplace_back("crmsync.source.partition", std::to_string(origin.tp.partition));
   headers.emplace_back("crmsync.source.offset", std::to_string(origin.offset));
   headers.emplace_back("crmsync.dead.lettered.at.ms", std::to_string(EpochMillis(now)));
-  SendDeadLetter(origin, key, value, headers, kind);
-}
-
-void Worker::SendDeadLetter(const MessageRef& origin, const std::string& key,
-                            const std::string& value,
-                            const std::vector<std::pair<std::string, std::string>>& headers,
-                            const char* kind) {
-  ++dead_letters_in_flight_;
-  dead_letters_->ProduceRecord(
-      config_.kafka.dead_letter_topic, key, value, headers,
-      [this, origin, key, value, headers, kind](bool delivered, const std::string& error) {
-        --dead_letters_in_flight_;
-        if (delivered) {
-          ++stats_.dead_lettered;
-          metrics_.EventDeadLettered(kind);
-          if (IsCurrent(origin)) tracker_.Complete(origin.tp, origin.offset);
-          return;
-        }
-        if (destroying_) return;
-        // Never committed past: the record is written again, however long the
-        // dead-letter topic is unavailable.
-        spdlog::error("dead-letter write for {}@{} failed ({}); retrying", origin.tp.ToString(),
-                      origin.offset, error);
-        SendDeadLetter(origin, key, value, headers, kind);
-      });
-}
-
-void Worker::Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
-  std::vector<providers::HttpRequest> round = active.exchange->NextRound();
-  if (round.empty()) {
-    // The exchange and the batch it points into must outlive Outcomes().
-    std::vector<providers::Outcome> outcomes = active.exchange->Outcomes();
-    const std::string provider = active.provider;
-    const mapping::Action action = active.action;
-    exchanges_.erase(batch_id);
-    Finish(batch_id, provider, action, outcomes, now);
-    return;
-  }
-  active.awaiting = round.size();
-  active.unsent.clear();
-  active.unsent.reserve(round.size());
-  for (size_t index = 0; index < round.size(); ++index) {
-    active.unsent.emplace_back(index, std::move(round[index]));
-  }
-  SendWithinBudget(batch_id, active, now);
-}
-
-void Worker::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now) {
-  RequestBudget& budget = budgets_.at(active.provider);
-  const size_t n = std::min(budget.Available(now), active.unsent.size());
-  budget.Take(n);
-  const auto timeout = config_.providers.at(active.provider).request_timeout;
-  for (size_t i = 0; i < n; ++i) {
-    auto& [index, request] = active.unsent[i];
-    const auto started = Clock::now();
-    metrics_.HttpInFlight(active.provider, 1);
-    engine_->Submit(std::move(request), timeout,
-                    [this, batch_id, index = index, started,
-                     provider = active.provider](providers::HttpResponse response) {
-                      metrics_.HttpInFlight(provider, -1);
-                      Completion completion{
-                          batch_id, index, std::move(response),
-                          std::chrono::duration<double>(Clock::now() - started).count()};
-                      {
-                        std::lock_guard lock(completions_mutex_);
-                        completions_.push_back(std::move(completion));
-                      }
-                      completions_cv_.notify_one();
-                    });
-  }
-  active.unsent.erase(active.unsent.begin(), active.unsent.begin() + static_cast<ptrdiff_t>(n));
-  if (active.unsent.empty()) {
-    waiting_for_budget_.erase(batch_id);
-  } else {
-    waiting_for_budget_.insert(batch_id);
-  }
+  dead_letters_->Write(origin, key, value, std::move(headers), kind);
 }
 
 std::optional<Clock::time_point> Worker::NextDeadline() {
   const Clock::time_point now = Clock::now();
   std::optional<Clock::time_point> next = dispatcher_.NextDeadline(
-      [this, now](const std::string& provider) { return breakers_.at(provider).Blocked(now); });
-  for (const auto& [name, breaker] : breakers_) {
-    // Once the probe time has passed, the next batch that is due asks for it.
-    auto probe = breaker.ProbeAt();
-    if (probe && *probe > now && (!next || *probe < *next)) next = *probe;
-  }
-  for (uint64_t id : waiting_for_budget_) {
-    auto it = exchanges_.find(id);
-    if (it == exchanges_.end()) continue;
-    RequestBudget& budget = budgets_.at(it->second.provider);
-    // No slot free and none due by time: an answer to a request in flight
-    // frees one, and answers wake the loop anyway.
-    std::optional<Clock::time_point> at =
-        budget.Available(now) > 0 ? std::optional(now) : budget.NextFree(now);
-    if (at && (!next || *at < *next)) next = *at;
-  }
+      [this, now](const std::string& provider) { return delivery_.Blocked(provider, now); });
+  auto consider = [&next](std::optional<Clock::time_point> at) {
+    if (at && (!next || *at < *next)) next = at;
+  };
+  consider(delivery_.NextDeadline(now));
+  if (dead_letters_) consider(dead_letters_->NextRetry());
   return next;
 }
 
 void Worker::Pump(bool flush_all) {
-  if (dead_letters_) dead_letters_->Poll();
-  std::vector<Completion> done;
-  {
-    std::lock_guard lock(completions_mutex_);
-    done.swap(completions_);
-  }
-  const Clock::time_point now = Clock::now();
-  for (Completion& completion : done) {
-    auto it = exchanges_.find(completion.batch_id);
-    if (it == exchanges_.end()) continue;
-    ActiveExchange& active = it->second;
-    metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
-    budgets_.at(active.provider).Complete(now);
-    if (breakers_.at(active.provider)
-            .OnRequest(CircuitBreaker::IsFailure(completion.response), now)) {
-      OnCircuitChange(active.provider, now);
-    }
-    if (completion.response.transport == providers::Transport::kOk &&
-        completion.response.status == 429) {
-      RequestBudget& budget = budgets_.at(active.provider);
-      const double before = budget.Factor();
-      budget.OnThrottled(now, completion.response.retry_after);
-      if (budget.Factor() != before) {
-        spdlog::info("{} answered 429: sending at {:.0f}% of its budget", active.provider,
-                     budget.Factor() * 100);
-      }
-    }
-    active.exchange->OnResponse(completion.index, completion.response);
-    if (--active.awaiting == 0) Advance(completion.batch_id, active, now);
-  }
-
-  for (auto it = waiting_for_budget_.begin(); it != waiting_for_budget_.end();) {
-    const uint64_t id = *it++;  // SendWithinBudget may erase it
-    if (auto active = exchanges_.find(id); active != exchanges_.end()) {
-      SendWithinBudget(id, active->second, now);
+  Clock::time_point now = Clock::now();
+  if (dead_letters_) {
+    for (const DeadLetterWriter::Written& written : dead_letters_->Poll(now)) {
+      ++stats_.dead_lettered;
+      metrics_.EventDeadLettered(written.kind);
+      if (IsCurrent(written.origin)) tracker_.Complete(written.origin.tp, written.origin.offset);
     }
   }
-
-  auto may_send = [this, now](const std::string& provider) -> size_t {
-    CircuitBreaker& breaker = breakers_.at(provider);
-    const auto before = breaker.state();
-    const bool allowed = breaker.AllowBatch(now);
-    if (breaker.state() != before) OnCircuitChange(provider, now);
-    if (!allowed) return 0;
-    // A half-open circuit probes with one operation.
-    return breaker.state() == CircuitBreaker::State::kHalfOpen ? 1
-                                                               : std::numeric_limits<size_t>::max();
+  for (const DeliveredBatch& delivered : delivery_.Pump(now)) Finish(delivered, now);
+  for (const std::string& provider : delivery_.TakeCircuitChanges()) {
+    OnCircuitChange(provider, now);
+  }
+  auto may_send = [this, now](const std::string& provider) {
+    const size_t allowed = delivery_.MaySend(provider, now);
+    for (const std::string& changed : delivery_.TakeCircuitChanges()) {
+      OnCircuitChange(changed, now);
+    }
+    return allowed;
   };
   for (const OutgoingBatch& out : dispatcher_.TakeReady(now, flush_all, may_send)) {
     metrics_.BatchSent(out.provider, out.batch->items.size());
-    ActiveExchange& active = exchanges_[out.id];
-    active.provider = out.provider;
-    active.action = out.batch->action;
-    active.exchange = providers_.at(out.provider)->Start(*out.batch);
-    Advance(out.id, active, now);
+    delivery_.Start(out, now);
+  }
+  // A batch may end without a request (refused locally): apply it now.
+  for (const DeliveredBatch& delivered : delivery_.Pump(now)) Finish(delivered, now);
+  for (const std::string& provider : delivery_.TakeCircuitChanges()) {
+    OnCircuitChange(provider, now);
   }
   stats_.pending = dispatcher_.Pending();
   metrics_.SetPending(dispatcher_.Pending());
@@ -440,23 +313,32 @@ void Worker::Pump(bool flush_all) {
 void Worker::WaitForCompletions(Clock::time_point until) {
   if (auto next = NextDeadline(); next && *next < until) until = *next;
   // Dead-letter acknowledgements arrive through polling, not this queue.
-  if (dead_letters_in_flight_ > 0) until = std::min(until, Clock::now() + kBusyPoll);
-  std::unique_lock lock(completions_mutex_);
-  completions_cv_.wait_until(lock, until, [this] { return !completions_.empty(); });
+  if (dead_letters_ && dead_letters_->InFlight() > 0) {
+    until = std::min(until, Clock::now() + kBusyPoll);
+  }
+  delivery_.WaitForAnswers(until);
 }
 
 void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
-                   Clock::time_point deadline) {
+                   Clock::time_point deadline, bool serve_consumer) {
   auto outstanding = [&] {
-    if (partitions.empty()) return tracker_.Outstanding();
     size_t total = 0;
     for (const auto& tp : partitions) total += tracker_.Outstanding(tp);
     return total;
   };
+  for (const auto& tp : partitions) delivery_.Revoking(tp, deadline);
   Pump(/*flush_all=*/true);
   while (outstanding() > 0 && Clock::now() < deadline) {
     metrics_.Progress();
-    WaitForCompletions(deadline);
+    if (serve_consumer) {
+      // Keeps the member in the group (and serves a rebalance, which only
+      // withdraws while stopping); HandleMessage ignores what it hands out.
+      consumer_->Poll(std::chrono::milliseconds(0), kMaxMessagesPerPoll,
+                      [this](const kafka::Message& message) {
+                        HandleMessage(message, Clock::now());
+                      });
+    }
+    WaitForCompletions(std::min(deadline, Clock::now() + kIdlePoll));
     Pump(/*flush_all=*/true);
   }
   if (size_t left = outstanding(); left > 0) {
@@ -465,33 +347,53 @@ void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
   }
 }
 
-void Worker::StoreAndCommit() {
+void Worker::StoreCommittable() {
   auto advanced = tracker_.TakeAllCommittable();
-  if (!advanced.empty()) {
-    consumer_->StoreOffsets(advanced);
-    for (const auto& [tp, offset] : advanced) {
-      stored_[tp] = offset;
-      metrics_.SetCommitted(tp.topic, tp.partition, offset);
-    }
+  if (advanced.empty()) return;
+  consumer_->StoreOffsets(advanced);
+  for (const auto& [tp, offset] : advanced) {
+    stored_[tp] = offset;
+    committed_[tp] = offset;
+    metrics_.SetCommitted(tp.topic, tp.partition, offset);
   }
-  consumer_->CommitStoredAsync();
 }
 
-bool Worker::CommitNow(const std::vector<kafka::TopicPartition>& partitions) {
-  for (const auto& [tp, offset] : tracker_.TakeAllCommittable()) stored_[tp] = offset;
-  std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets;
-  for (const auto& tp : partitions) {
-    if (auto it = stored_.find(tp); it != stored_.end()) {
-      offsets.emplace_back(tp, it->second);
-      metrics_.SetCommitted(tp.topic, tp.partition, it->second);
-    }
-  }
+bool Worker::CommitNow() {
+  StoreCommittable();
+  // Every owned partition, not only those being revoked: the ones kept
+  // would otherwise stay behind until the next timer commit.
+  std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets(stored_.begin(), stored_.end());
   return consumer_->CommitSync(offsets, kCommitDeadline);
 }
 
+void Worker::Disown(const std::vector<kafka::TopicPartition>& partitions) {
+  delivery_.Withdraw(partitions);
+  for (const auto& tp : partitions) {
+    dispatcher_.DropPartition(tp);
+    if (dead_letters_) dead_letters_->DropPartition(tp);
+    tracker_.Revoke(tp);
+    if (auto it = retained_.find(tp); it != retained_.end()) {
+      for (const auto& [offset, record] : it->second) {
+        retained_bytes_ -= std::min(retained_bytes_, record.key.size() + record.value.size());
+      }
+      retained_.erase(it);
+    }
+    ++epochs_[tp];
+    stored_.erase(tp);
+    committed_.erase(tp);
+    assigned_.erase(tp);
+    paused_set_.erase(tp);
+    for (auto& [provider, paused] : circuit_paused_) paused.erase(tp);
+    metrics_.RemovePartition(tp.topic, tp.partition);
+  }
+  // Withdrawn exchanges hand their other partitions' items back now.
+  Pump(/*flush_all=*/false);
+  stats_.assigned_partitions -= std::min<uint64_t>(stats_.assigned_partitions, partitions.size());
+  stats_.pending = dispatcher_.Pending();
+}
+
 void Worker::OnCircuitChange(const std::string& provider, Clock::time_point now) {
-  const CircuitBreaker& breaker = breakers_.at(provider);
-  metrics_.SetCircuitState(provider, CircuitStateValue(breaker.state()));
+  const CircuitBreaker& breaker = delivery_.Breaker(provider);
   switch (breaker.state()) {
     case CircuitBreaker::State::kOpen: {
       ++stats_.circuit_opened;
@@ -514,13 +416,24 @@ void Worker::OnCircuitChange(const std::string& provider, Clock::time_point now)
 
 void Worker::UpdatePauses(Clock::time_point now) {
   const size_t pending = dispatcher_.Pending();
-  const size_t limit = config_.worker.max_pending_operations;
-  if (!backpressure_ && pending >= limit) {
+  const size_t messages = tracker_.Outstanding();
+  const auto& limits = config_.worker;
+  const bool over = pending >= limits.max_pending_operations ||
+                    messages >= limits.max_pending_messages ||
+                    retained_bytes_ >= limits.max_retained_bytes;
+  const bool under = pending <= limits.max_pending_operations / 2 &&
+                     messages <= limits.max_pending_messages / 2 &&
+                     retained_bytes_ <= limits.max_retained_bytes / 2;
+  if (!backpressure_ && over) {
     backpressure_ = true;
-    spdlog::info("backpressure: {} operations pending, pausing consumption", pending);
-  } else if (backpressure_ && pending <= limit / 2) {
+    spdlog::info(
+        "backpressure: {} operation(s), {} message(s) and {} retained byte(s) pending, pausing "
+        "consumption",
+        pending, messages, retained_bytes_);
+  } else if (backpressure_ && under) {
     backpressure_ = false;
-    spdlog::info("backpressure released: {} operations pending", pending);
+    spdlog::info("backpressure released: {} operation(s), {} message(s) pending", pending,
+                 messages);
   }
   if (now - stuck_refreshed_ >= kStuckRefresh) {
     stuck_ = dispatcher_.StuckPartitions();
@@ -549,33 +462,27 @@ void Worker::UpdatePauses(Clock::time_point now) {
   paused_set_ = std::move(want);
 }
 
-void Worker::RefreshGauges(Clock::time_point now) {
-  gauges_refreshed_ = now;
-  for (auto& [provider, budget] : budgets_) {
-    const size_t available = budget.Available(now);  // SIZE_MAX: no limit
-    metrics_.SetRateLimitTokens(provider, available == std::numeric_limits<size_t>::max()
-                                              ? std::numeric_limits<double>::infinity()
-                                              : static_cast<double>(available));
-  }
-  for (const auto& [provider, breaker] : breakers_) {
-    metrics_.SetCircuitState(provider, CircuitStateValue(breaker.state()));
-  }
-}
-
 void Worker::UpdateLag() {
+  // Until this member has committed a partition, the group's offset is the
+  // one its previous owner committed: ask the coordinator once.
+  std::vector<kafka::TopicPartition> unknown;
+  for (const auto& tp : assigned_) {
+    if (committed_.count(tp) == 0) unknown.push_back(tp);
+  }
+  if (!unknown.empty()) {
+    for (const auto& [tp, offset] : consumer_->Committed(unknown, std::chrono::milliseconds(500))) {
+      committed_[tp] = offset;
+    }
+  }
   for (const kafka::TopicPartition& tp : assigned_) {
     const std::optional<int64_t> high = consumer_->HighWatermark(tp);
     if (!high) continue;
-    // The stored (committed) position; before the first store, where the
-    // consumer stands.
-    std::optional<int64_t> position;
-    if (auto it = stored_.find(tp); it != stored_.end()) {
-      position = it->second;
-    } else {
-      position = consumer_->Position(tp);
-    }
-    if (!position) continue;
-    metrics_.SetConsumerLag(tp.topic, tp.partition, std::max<int64_t>(0, *high - *position));
+    auto it = committed_.find(tp);
+    // A group with no committed offset starts from the log start (earliest).
+    const std::optional<int64_t> from =
+        it != committed_.end() ? std::optional(it->second) : consumer_->LowWatermark(tp);
+    if (!from) continue;
+    metrics_.SetConsumerLag(tp.topic, tp.partition, std::max<int64_t>(0, *high - *from));
   }
 }
 
@@ -588,38 +495,31 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   stats_.assigned_partitions += partitions.size();
   metrics_.Rebalance("assigned");
   // Joined, even when the group gave this member no partition.
-  metrics_.SetGroupJoined(true);
+  if (!stopping_) metrics_.SetGroupJoined(true);
   spdlog::info("assigned {} partition(s)", partitions.size());
 }
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
   metrics_.Rebalance(lost ? "lost" : "revoked");
   if (lost) {
-    spdlog::warn("{} partition(s) lost; their unfinished work will be replayed by the new owner",
+    spdlog::warn("{} partition(s) lost; their unfinished work is withdrawn and will be replayed "
+                 "by the new owner",
                  partitions.size());
+  } else if (stopping_) {
+    // The shutdown drain has run (or is running): leaving withdraws.
+    StoreCommittable();
   } else {
-    Drain(partitions, Clock::now() + config_.worker.drain_timeout);
-    CommitNow(partitions);
+    Drain(partitions, Clock::now() + config_.worker.drain_timeout, /*serve_consumer=*/false);
+    CommitNow();
   }
-  for (const auto& tp : partitions) {
-    dispatcher_.DropPartition(tp);
-    tracker_.Revoke(tp);
-    retained_.erase(tp);
-    ++epochs_[tp];
-    stored_.erase(tp);
-    assigned_.erase(tp);
-    paused_set_.erase(tp);
-    for (auto& [provider, paused] : circuit_paused_) paused.erase(tp);
-    metrics_.RemovePartition(tp.topic, tp.partition);
-  }
-  stats_.assigned_partitions -= std::min<uint64_t>(stats_.assigned_partitions, partitions.size());
-  stats_.pending = dispatcher_.Pending();
+  Disown(partitions);
   spdlog::info("revoked {} partition(s)", partitions.size());
 }
 
 int Worker::Run(const std::atomic<bool>& stop) {
   kafka::ConsumerOptions options{config_.kafka.bootstrap_servers, config_.kafka.group_id,
-                                 config_.kafka.topics, config_.kafka.properties};
+                                 config_.kafka.topics, config_.kafka.properties,
+                                 config_.worker.commit_interval};
   if (!config_.kafka.group_instance_id.empty()) {
     options.properties["group.instance.id"] = config_.kafka.group_instance_id;
   }
@@ -627,10 +527,13 @@ int Worker::Run(const std::atomic<bool>& stop) {
   spdlog::info("consuming {} as group '{}'", fmt::join(config_.kafka.topics, ","),
                config_.kafka.group_id);
 
-  Clock::time_point next_commit = Clock::now() + config_.worker.commit_interval;
+  Clock::time_point next_store = Clock::now() + kStoreInterval;
+  Clock::time_point next_lag = Clock::now() + config_.worker.commit_interval;
   while (!stop.load()) {
     std::chrono::milliseconds timeout = kIdlePoll;
-    if (dispatcher_.Pending() > 0 || dead_letters_in_flight_ > 0) timeout = kBusyPoll;
+    if (dispatcher_.Pending() > 0 || (dead_letters_ && dead_letters_->InFlight() > 0)) {
+      timeout = kBusyPoll;
+    }
     if (auto next = NextDeadline()) {
       auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now());
       timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
@@ -640,27 +543,36 @@ int Worker::Run(const std::atomic<bool>& stop) {
     });
     Pump(/*flush_all=*/false);
     UpdatePauses(Clock::now());
-    if (Clock::now() >= next_commit) {
-      StoreAndCommit();
+    if (const auto now = Clock::now(); now >= next_store) {
+      StoreCommittable();
+      next_store = now + kStoreInterval;
+    }
+    if (const auto now = Clock::now(); now >= next_lag) {
       UpdateLag();
-      next_commit = Clock::now() + config_.worker.commit_interval;
+      next_lag = Clock::now() + config_.worker.commit_interval;
     }
     metrics_.Progress();
     metrics_.SetBrokerReachable(consumer_->BrokerReachable());
     if (const auto now = Clock::now(); now - gauges_refreshed_ >= kGaugeRefresh) {
-      RefreshGauges(now);
+      delivery_.RefreshGauges(now);
+      gauges_refreshed_ = now;
     }
   }
 
-  // Draining and leaving: no longer a member to route work to.
+  // One drain, bounded by worker.drainTimeoutMs; then commit, stop sending,
+  // and leave the group (its revoke callback only withdraws).
+  const auto started = Clock::now();
+  stopping_ = true;
   metrics_.SetGroupJoined(false);
   spdlog::info("stopping: draining {} pending operation(s)", dispatcher_.Pending());
-  const auto assignment = consumer_->Assignment();
-  consumer_->Pause(assignment);  // stop fetching
-  Drain({}, Clock::now() + config_.worker.drain_timeout);
-  CommitNow(assignment);
-  consumer_->Close();  // revokes through OnRevoking (already drained) and leaves
-  spdlog::info("stopped: consumed {}, delivered {}, rejected {}, malformed {}",
+  const std::vector<kafka::TopicPartition> owned(assigned_.begin(), assigned_.end());
+  consumer_->Pause(owned);  // stop fetching
+  Drain(owned, started + config_.worker.drain_timeout, /*serve_consumer=*/true);
+  CommitNow();
+  delivery_.Stop();
+  consumer_->Close(kCloseDeadline);
+  spdlog::info("stopped in {} ms: consumed {}, delivered {}, rejected {}, malformed {}",
+               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
                stats_.consumed.load(), stats_.delivered.load(), stats_.rejected.load(),
                stats_.malformed.load());
   return 0;

@@ -1,10 +1,18 @@
 // Worker: the consume → map → dispatch → deliver → commit loop.
 //
-// Owns the Kafka consumer, the HTTP engine, the providers, the dispatcher and
-// the offset tracker. Run() executes the loop on the calling thread; the HTTP
-// engine has its own I/O thread whose completions are handed back through a
+// The loop and partition ownership live here; the parts it drives have their
+// own homes: Dispatcher (per-contact lines, batches, retries), Delivery
+// (exchanges, budgets, circuit breakers, the HTTP engine), DeadLetterWriter
+// and OffsetTracker. Run() executes the loop on the calling thread; the HTTP
+// engine has its own I/O thread whose answers are handed back through a
 // queue, so all pipeline state is touched by the loop thread only. Stats()
 // may be read from any thread.
+//
+// A partition's ownership — assigned, revoking, gone — owns all its work.
+// Revoke: stop taking its messages, drain its work within
+// worker.drainTimeoutMs (requests start only if they can end by the
+// deadline), commit what is done, withdraw the rest. Loss: withdraw at once.
+// Either way no request carrying its work starts afterwards.
 //
 // Guarantee: a partition's offset is committed only up to the first message
 // that is not yet done (every operation delivered or deliberately rejected).
@@ -14,27 +22,24 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "mapping/config.h"
 #include "providers/provider.h"
-#include "worker/circuit_breaker.h"
+#include "worker/dead_letter_writer.h"
+#include "worker/delivery.h"
 #include "worker/dispatcher.h"
-#include "worker/http_engine.h"
 #include "worker/kafka/consumer.h"
-#include "worker/kafka/producer.h"
 #include "worker/metrics.h"
 #include "worker/offset_tracker.h"
-#include "worker/request_budget.h"
 
 namespace crmsync::worker {
 
@@ -71,100 +76,80 @@ class Worker : public kafka::RebalanceListener {
   void OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) override;
 
  private:
-  struct Completion {
-    uint64_t batch_id = 0;
-    size_t index = 0;  // request index within the exchange's current round
-    providers::HttpResponse response;
-    double seconds = 0;
-  };
-  // A batch's exchange with its provider, while requests are in flight.
-  struct ActiveExchange {
-    std::string provider;
-    mapping::Action action = mapping::Action::kUpsert;  // of the batch (for metrics)
-    std::unique_ptr<providers::Exchange> exchange;
-    size_t awaiting = 0;  // responses of the current round still to come
-    // Requests of the current round waiting for the provider's budget, with
-    // their index in the round.
-    std::vector<std::pair<size_t, providers::HttpRequest>> unsent;
-  };
-
   void HandleMessage(const kafka::Message& message, Clock::time_point now);
-  // Sends the exchange's next round, or finishes the batch when it has none.
-  void Advance(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
-  // Sends as many unsent requests as the provider's budget allows.
-  void SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock::time_point now);
-  // The earliest moment something is due: a batch, a retry or a budget slot.
+  // The earliest moment something is due: a batch, a retry, a budget slot,
+  // a probe or a dead-letter retry.
   std::optional<Clock::time_point> NextDeadline();
-  void Finish(uint64_t batch_id, const std::string& provider, mapping::Action action,
-              const std::vector<providers::Outcome>& outcomes, Clock::time_point now);
-  // Applies finished HTTP exchanges and sends every batch that is due.
+  void Finish(const DeliveredBatch& delivered, Clock::time_point now);
+  // Applies finished exchanges and dead-letter acknowledgements, and sends
+  // every batch that is due.
   void Pump(bool flush_all);
-  // Waits until a completion arrives or `until` passes.
+  // Waits until an answer arrives or `until` passes.
   void WaitForCompletions(Clock::time_point until);
-  // Drains until none of `partitions` (all, if empty) has unfinished messages.
-  void Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point deadline);
-  void StoreAndCommit();
-  bool CommitNow(const std::vector<kafka::TopicPartition>& partitions);
-  // Pauses and resumes partitions: all of them under backpressure, else
-  // those waiting for a provider whose circuit is open and those with an
-  // exhausted operation kept retrying.
+  // Drains until none of `partitions` has unfinished messages or the
+  // deadline passes: their requests start only if they can end by then.
+  // The caller withdraws what is left. With `serve_consumer` the consumer
+  // is polled meanwhile (its messages ignored) so that the group keeps the
+  // member; never inside a rebalance callback.
+  void Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point deadline,
+             bool serve_consumer);
+  // Stores every partition's committable offset (librdkafka commits stored
+  // offsets on its own timer, only while the group is stable).
+  void StoreCommittable();
+  // Stores, then commits the stored offsets of every owned partition and
+  // waits for the answer (revoke and shutdown).
+  bool CommitNow();
+  // Gives up partitions: nothing of theirs is sent from now on.
+  void Disown(const std::vector<kafka::TopicPartition>& partitions);
+  // Pauses and resumes partitions: all of them under backpressure
+  // (operations, messages or retained bytes over their limits), else those
+  // waiting for a provider whose circuit is open and those with an exhausted
+  // operation kept retrying.
   void UpdatePauses(Clock::time_point now);
   void OnCircuitChange(const std::string& provider, Clock::time_point now);
-  // Sets the circuit-state and rate-limit-token gauges of every provider.
-  void RefreshGauges(Clock::time_point now);
   // Sets the consumer-lag gauge of every owned partition whose high
-  // watermark is known (high watermark minus the stored offset).
+  // watermark is known: high watermark minus the group's committed offset.
   void UpdateLag();
   bool IsCurrent(const MessageRef& ref) const;
+
+  void DeadLetter(const MessageRef& origin, std::string_view key, std::string_view value,
+                  std::vector<std::pair<std::string, std::string>> headers, const char* kind);
+  void Release(const MessageRef& origin);
 
   mapping::Config config_;
   Metrics& metrics_;
   WorkerStats stats_;
-  std::map<std::string, std::unique_ptr<providers::Provider>> providers_;
   Dispatcher dispatcher_;
+  Delivery delivery_;
+  std::unique_ptr<DeadLetterWriter> dead_letters_;  // when kafka.deadLetterTopic is set
+
+  // Ownership: what this member owns and how far each partition is done.
   OffsetTracker tracker_;
-  std::map<uint64_t, ActiveExchange> exchanges_;    // by dispatcher batch id
-  std::set<uint64_t> waiting_for_budget_;           // exchanges with unsent requests
-  std::map<std::string, RequestBudget> budgets_;    // by provider
-  std::map<std::string, CircuitBreaker> breakers_;  // by provider
-  // Partitions paused for each provider whose circuit is open.
-  std::map<std::string, std::set<kafka::TopicPartition>> circuit_paused_;
-  std::vector<kafka::TopicPartition> stuck_;  // refreshed every kStuckRefresh
-  Clock::time_point stuck_refreshed_{};
-  Clock::time_point gauges_refreshed_{};
   std::set<kafka::TopicPartition> assigned_;
-  std::set<kafka::TopicPartition> paused_set_;  // what the consumer has paused
   std::map<kafka::TopicPartition, uint64_t> epochs_;
-  std::map<kafka::TopicPartition, int64_t> stored_;  // last stored offset per partition
-  std::unique_ptr<kafka::Consumer> consumer_;
-  std::unique_ptr<HttpEngine> engine_;
-
-  std::mutex completions_mutex_;
-  std::condition_variable completions_cv_;
-  std::vector<Completion> completions_;
-
-  // Dead letters (only when kafka.deadLetterTopic is set): the original
-  // record of every message with operations still pending, so that a
-  // rejected operation can be written with its message's key and value.
+  std::map<kafka::TopicPartition, int64_t> stored_;     // last stored offset
+  std::map<kafka::TopicPartition, int64_t> committed_;  // the group's, for lag
+  // The original record of every message with operations still pending
+  // (only with a dead-letter topic), so that a rejected operation can be
+  // written with its message's key and value.
   struct Retained {
     std::string key;
     std::string value;
     size_t pending = 0;  // operations of the message not yet finished
   };
-  // `kind` is the dead-letter metric's reason: "malformed", "rejected" or
-  // "exhausted" (a string literal).
-  void DeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
-                  std::vector<std::pair<std::string, std::string>> headers, const char* kind);
-  void SendDeadLetter(const MessageRef& origin, const std::string& key, const std::string& value,
-                      const std::vector<std::pair<std::string, std::string>>& headers,
-                      const char* kind);
-  void Release(const MessageRef& origin);
-  std::unique_ptr<kafka::Producer> dead_letters_;
   std::map<kafka::TopicPartition, std::map<int64_t, Retained>> retained_;
-  size_t dead_letters_in_flight_ = 0;
-  bool destroying_ = false;
+  size_t retained_bytes_ = 0;
 
+  // Pause policy.
+  std::map<std::string, std::set<kafka::TopicPartition>> circuit_paused_;
+  std::vector<kafka::TopicPartition> stuck_;  // refreshed every kStuckRefresh
+  Clock::time_point stuck_refreshed_{};
+  Clock::time_point gauges_refreshed_{};
+  std::set<kafka::TopicPartition> paused_set_;  // what the consumer has paused
   bool backpressure_ = false;
+  bool stopping_ = false;  // the shutdown drain has begun
+
+  std::unique_ptr<kafka::Consumer> consumer_;
 };
 
 }  // namespace crmsync::worker

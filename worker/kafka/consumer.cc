@@ -79,7 +79,9 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   Set(conf.get(), "bootstrap.servers", options.bootstrap_servers);
   Set(conf.get(), "group.id", options.group_id);
   Set(conf.get(), "enable.auto.offset.store", "false");
-  Set(conf.get(), "enable.auto.commit", "false");
+  Set(conf.get(), "enable.auto.commit", "true");
+  Set(conf.get(), "auto.commit.interval.ms",
+      std::to_string(std::max<int64_t>(options.commit_interval.count(), 1)));
   Set(conf.get(), "partition.assignment.strategy", "cooperative-sticky");
   rd_kafka_conf_set_opaque(conf.get(), this);
   rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::OnRebalance);
@@ -109,6 +111,10 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
 
 Consumer::~Consumer() {
   if (!closed_) Close();
+  if (abandoned_) {
+    // Closing did not finish in time: destroying would wait for it again.
+    rd_kafka_destroy_flags(handle_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+  }
 }
 
 size_t Consumer::Poll(std::chrono::milliseconds timeout, size_t max_messages,
@@ -147,13 +153,6 @@ void Consumer::StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>
     // _STATE: the partition was revoked meanwhile; its offsets belong to the
     // next owner now.
     spdlog::debug("kafka offsets_store: {}", rd_kafka_err2str(err));
-  }
-}
-
-void Consumer::CommitStoredAsync() {
-  rd_kafka_resp_err_t err = rd_kafka_commit(handle_.get(), nullptr, /*async=*/1);
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    spdlog::warn("kafka commit: {}", rd_kafka_err2str(err));
   }
 }
 
@@ -212,6 +211,16 @@ std::optional<int64_t> Consumer::HighWatermark(const TopicPartition& tp) const {
   return high;
 }
 
+std::optional<int64_t> Consumer::LowWatermark(const TopicPartition& tp) const {
+  int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
+  if (rd_kafka_get_watermark_offsets(handle_.get(), tp.topic.c_str(), tp.partition, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      low < 0) {
+    return std::nullopt;
+  }
+  return low;
+}
+
 std::optional<int64_t> Consumer::Position(const TopicPartition& tp) const {
   TopicPartitionListPtr list = MakePartitionList({tp});
   if (rd_kafka_position(handle_.get(), list.get()) != RD_KAFKA_RESP_ERR_NO_ERROR ||
@@ -228,13 +237,56 @@ std::vector<TopicPartition> Consumer::Assignment() const {
   return ToVector(list.get());
 }
 
-void Consumer::Close() {
-  if (closed_) return;
-  closed_ = true;
-  // Revokes the assignment through the rebalance callback, then leaves the group.
-  if (rd_kafka_resp_err_t err = rd_kafka_consumer_close(handle_.get())) {
-    spdlog::warn("kafka consumer close: {}", rd_kafka_err2str(err));
+std::vector<std::pair<TopicPartition, int64_t>> Consumer::Committed(
+    const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const {
+  std::vector<std::pair<TopicPartition, int64_t>> out;
+  if (partitions.empty()) return out;
+  TopicPartitionListPtr list = MakePartitionList(partitions);
+  if (rd_kafka_committed(handle_.get(), list.get(), static_cast<int>(timeout.count())) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return out;
   }
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& elem = list->elems[i];
+    if (elem.err == RD_KAFKA_RESP_ERR_NO_ERROR && elem.offset >= 0) {
+      out.emplace_back(TopicPartition{elem.topic, elem.partition}, elem.offset);
+    }
+  }
+  return out;
+}
+
+bool Consumer::Close(std::chrono::milliseconds timeout) {
+  if (closed_) return true;
+  closed_ = true;
+  rd_kafka_t* rk = handle_.get();
+  // Unsubscribing first revokes the assignment through the rebalance
+  // callback before the group sub-system is torn down; closing a member that
+  // never had an assignment straight away can trip librdkafka 2.0.2's
+  // sticky-assignor state assertion.
+  if (rd_kafka_resp_err_t err = rd_kafka_unsubscribe(rk)) {
+    spdlog::warn("kafka unsubscribe: {}", rd_kafka_err2str(err));
+  }
+  // The asynchronous close lets us bound the wait: rebalance callbacks and
+  // the final commit are served from our queue until the group is left.
+  QueuePtr queue(rd_kafka_queue_new(rk));
+  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue.get())) {
+    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return false;
+  }
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  while (!rd_kafka_consumer_closed(rk)) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        end - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      spdlog::warn("kafka consumer close: not finished within {} ms; leaving without it",
+                   timeout.count());
+      abandoned_ = true;
+      return false;
+    }
+    rd_kafka_queue_poll_callback(queue.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+  }
+  return true;
 }
 
 void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,

@@ -39,6 +39,8 @@ struct ConsumerOptions {
   std::vector<std::string> topics;
   // User passthrough properties, applied first; forced settings override them.
   std::map<std::string, std::string> properties;
+  // How often librdkafka commits the offsets stored with StoreOffsets().
+  std::chrono::milliseconds commit_interval{1000};
 };
 
 class Consumer {
@@ -55,9 +57,11 @@ class Consumer {
               const std::function<void(const Message&)>& handler);
 
   // Records the next offsets to commit (last done + 1) for these partitions.
+  // librdkafka commits stored offsets every commit_interval, and only while
+  // the group is stable: a commit that raced a rebalance's JoinGroup would be
+  // answered ILLEGAL_GENERATION and librdkafka 2.0.2 would then treat the
+  // whole assignment as lost.
   void StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>>& offsets);
-  // Commits the stored offsets of the current assignment without waiting.
-  void CommitStoredAsync();
   // Commits these offsets and waits for the broker's answer at most until
   // `deadline`. Returns true if the commit was acknowledged.
   bool CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
@@ -77,12 +81,23 @@ class Consumer {
   // The partition's high watermark as of the last fetch response, without
   // asking the broker; nullopt while unknown.
   std::optional<int64_t> HighWatermark(const TopicPartition& tp) const;
+  // The partition's low watermark (log start) as of the last fetch response.
+  std::optional<int64_t> LowWatermark(const TopicPartition& tp) const;
   // The offset the consumer will hand out next for the partition (last
   // consumed + 1); nullopt while unknown.
   std::optional<int64_t> Position(const TopicPartition& tp) const;
 
-  // Leaves the group (revoking through the listener) and closes the handle.
-  void Close();
+  // The group's committed offsets of these partitions, asking the
+  // coordinator and waiting at most `timeout`; partitions without one are
+  // left out.
+  std::vector<std::pair<TopicPartition, int64_t>> Committed(
+      const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const;
+
+  // Leaves the group (revoking through the listener) and closes the handle,
+  // waiting at most `timeout`; past it the handle is abandoned without the
+  // group protocol's goodbye (the group then times the member out).
+  // Returns true if the consumer closed within the timeout.
+  bool Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
   static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -95,6 +110,7 @@ class Consumer {
   KafkaPtr handle_;
   RebalanceListener* listener_;
   bool closed_ = false;
+  bool abandoned_ = false;  // Close() gave up waiting
   bool broker_reachable_ = false;
 };
 
