@@ -83,8 +83,8 @@ void DeadLetterWriter::Fit(std::string& key, std::string& value, Headers& header
   }
 }
 
-void DeadLetterWriter::Write(const MessageRef& origin, std::string_view key,
-                             std::string_view value, Headers headers, const char* kind) {
+void DeadLetterWriter::Write(const MessageRef& origin, std::string_view key, std::string_view value,
+                             Headers headers, const char* kind) {
   auto record = std::make_shared<Record>();
   record->origin = origin;
   record->key = std::string(key);
@@ -107,12 +107,11 @@ void DeadLetterWriter::Send(std::shared_ptr<Record> record) {
                                  return;
                                }
                                spdlog::error("dead-letter write for {}@{} failed ({}); retrying",
-                                             record->origin.tp.ToString(),
-                                             record->origin.offset, error);
+                                             record->origin.tp.ToString(), record->origin.offset,
+                                             error);
                                if (error.find("MSG_SIZE_TOO_LARGE") != std::string::npos) {
                                  // The topic's limit is below the producer's.
-                                 Fit(record->key, record->value, record->headers,
-                                     kValuePrefix * 4);
+                                 Fit(record->key, record->value, record->headers, kValuePrefix * 4);
                                }
                                failed_.push_back(record);
                              });
@@ -132,8 +131,8 @@ std::vector<DeadLetterWriter::Written> DeadLetterWriter::Poll(Clock::time_point 
   producer_->Poll();
   for (auto& record : failed_) {
     const int exponent = std::min(record->attempts - 1, 10);
-    const auto backoff = std::min<std::chrono::milliseconds>(kFirstBackoff * (1 << exponent),
-                                                             kMaxBackoff);
+    const auto backoff =
+        std::min<std::chrono::milliseconds>(kFirstBackoff * (1 << exponent), kMaxBackoff);
     retries_.emplace(now + backoff, std::move(record));
   }
   failed_.clear();

@@ -221,8 +221,7 @@ std::vector<DeliveredBatch> Delivery::Pump(Clock::time_point now) {
                            completion.response.transport == providers::Transport::kBroken &&
                            completion.response.transport_error == "cancelled";
     if (!cancelled) {
-      metrics_.HttpRequest(active.provider, ResponseCode(completion.response),
-                           completion.seconds);
+      metrics_.HttpRequest(active.provider, ResponseCode(completion.response), completion.seconds);
       CircuitBreaker& breaker = breakers_.at(active.provider);
       const auto before = breaker.state();
       breaker.OnRequest(CircuitBreaker::IsFailure(completion.response), now);

@@ -228,8 +228,8 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       queued_ -= stored.items.size();
       in_flight_ops_ += stored.items.size();
       ++provider_in_flight;
-      OutgoingBatch& sent = out.emplace_back(OutgoingBatch{id, queue.provider, &stored.batch, {},
-                                                           stored.probe});
+      OutgoingBatch& sent =
+          out.emplace_back(OutgoingBatch{id, queue.provider, &stored.batch, {}, stored.probe});
       for (const Item& item : stored.items) {
         for (const MessageRef& origin : item.origins) sent.partitions.push_back(origin.tp);
       }

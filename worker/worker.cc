@@ -185,7 +185,8 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
     spdlog::debug("{}: {} item(s) will be retried", provider, retried);
   }
   auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
-  for (const Finished& finished : dispatcher_.OnResult(delivered.id, delivered.outcomes, now, keep_retrying)) {
+  for (const Finished& finished :
+       dispatcher_.OnResult(delivered.id, delivered.outcomes, now, keep_retrying)) {
     if (finished.kind == providers::OutcomeKind::kReject) {
       ++stats_.rejected;
       if (finished.exhausted) ++stats_.exhausted;
@@ -319,8 +320,8 @@ void Worker::WaitForCompletions(Clock::time_point until) {
   delivery_.WaitForAnswers(until);
 }
 
-void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
-                   Clock::time_point deadline, bool serve_consumer) {
+void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point deadline,
+                   bool serve_consumer) {
   auto outstanding = [&] {
     size_t total = 0;
     for (const auto& tp : partitions) total += tracker_.Outstanding(tp);
@@ -333,10 +334,9 @@ void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions,
     if (serve_consumer) {
       // Keeps the member in the group (and serves a rebalance, which only
       // withdraws while stopping); HandleMessage ignores what it hands out.
-      consumer_->Poll(std::chrono::milliseconds(0), kMaxMessagesPerPoll,
-                      [this](const kafka::Message& message) {
-                        HandleMessage(message, Clock::now());
-                      });
+      consumer_->Poll(
+          std::chrono::milliseconds(0), kMaxMessagesPerPoll,
+          [this](const kafka::Message& message) { HandleMessage(message, Clock::now()); });
     }
     WaitForCompletions(std::min(deadline, Clock::now() + kIdlePoll));
     Pump(/*flush_all=*/true);
@@ -417,6 +417,8 @@ void Worker::OnCircuitChange(const std::string& provider, Clock::time_point now)
 void Worker::UpdatePauses(Clock::time_point now) {
   const size_t pending = dispatcher_.Pending();
   const size_t messages = tracker_.Outstanding();
+  stats_.outstanding_messages = messages;
+  if (messages > stats_.max_outstanding_messages) stats_.max_outstanding_messages = messages;
   const auto& limits = config_.worker;
   const bool over = pending >= limits.max_pending_operations ||
                     messages >= limits.max_pending_messages ||
@@ -501,10 +503,12 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
   metrics_.Rebalance(lost ? "lost" : "revoked");
+  ++(lost ? stats_.losses : stats_.revokes);
   if (lost) {
-    spdlog::warn("{} partition(s) lost; their unfinished work is withdrawn and will be replayed "
-                 "by the new owner",
-                 partitions.size());
+    spdlog::warn(
+        "{} partition(s) lost; their unfinished work is withdrawn and will be replayed "
+        "by the new owner",
+        partitions.size());
   } else if (stopping_) {
     // The shutdown drain has run (or is running): leaving withdraws.
     StoreCommittable();
@@ -571,10 +575,11 @@ int Worker::Run(const std::atomic<bool>& stop) {
   CommitNow();
   delivery_.Stop();
   consumer_->Close(kCloseDeadline);
-  spdlog::info("stopped in {} ms: consumed {}, delivered {}, rejected {}, malformed {}",
-               std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
-               stats_.consumed.load(), stats_.delivered.load(), stats_.rejected.load(),
-               stats_.malformed.load());
+  spdlog::info(
+      "stopped in {} ms: consumed {}, delivered {}, rejected {}, malformed {}",
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count(),
+      stats_.consumed.load(), stats_.delivered.load(), stats_.rejected.load(),
+      stats_.malformed.load());
   return 0;
 }
 

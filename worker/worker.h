@@ -57,6 +57,10 @@ struct WorkerStats {
   std::atomic<uint64_t> circuit_opened{0};  // times a provider's circuit opened
   std::atomic<uint64_t> pending{0};         // operations queued or in flight
   std::atomic<uint64_t> assigned_partitions{0};
+  std::atomic<uint64_t> outstanding_messages{0};      // consumed, not yet done
+  std::atomic<uint64_t> max_outstanding_messages{0};  // the most at once so far
+  std::atomic<uint64_t> revokes{0};                   // rebalances that revoked partitions
+  std::atomic<uint64_t> losses{0};                    // rebalances that found partitions lost
 };
 
 class Worker : public kafka::RebalanceListener {

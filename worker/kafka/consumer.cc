@@ -284,7 +284,8 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
       abandoned_ = true;
       return false;
     }
-    rd_kafka_queue_poll_callback(queue.get(), static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    rd_kafka_queue_poll_callback(queue.get(),
+                                 static_cast<int>(std::min<int64_t>(left.count(), 100)));
   }
   return true;
 }
