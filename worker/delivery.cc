@@ -89,7 +89,11 @@ void Delivery::NoteCircuit(const std::string& provider, CircuitBreaker::State be
   const CircuitBreaker::State state = breakers_.at(provider).state();
   if (state == before) return;
   metrics_.SetCircuitState(provider, CircuitStateValue(state));
-  circuit_changes_.push_back(provider);
+  // Reported once per provider however often it changed since the last take.
+  if (std::find(circuit_changes_.begin(), circuit_changes_.end(), provider) ==
+      circuit_changes_.end()) {
+    circuit_changes_.push_back(provider);
+  }
 }
 
 std::vector<std::string> Delivery::TakeCircuitChanges() {

@@ -233,3 +233,45 @@ TEST_F(OwnershipTest, ShutdownWithStuckWorkEndsWithinOneDrain) {
 
 }  // namespace
 }  // namespace crmsync::testing
+
+namespace crmsync::testing {
+namespace {
+
+// After a restart the lag is the high watermark minus the group's committed
+// offset from the first scrape on — not 0 until this member first commits,
+// which a member stuck behind a failing provider never does.
+TEST_F(OwnershipTest, LagAfterARestartCountsFromTheGroupsCommittedOffset) {
+  topic_ = MakeTopic(1);
+  StreamConfig config = Config();
+  std::vector<std::pair<int32_t, worker::SampleEvent>> first, second;
+  for (int i = 0; i < 10; ++i) first.emplace_back(0, Event(i, mapping::EventKind::kCreated, i));
+  for (int i = 0; i < 10; ++i) {
+    second.emplace_back(0, Event(i, mapping::EventKind::kUpdated, 100 + i));
+  }
+  ProduceTo(Bootstrap(), topic_, first);
+  {
+    RunningWorker worker(LoadStreamConfig(config));
+    ASSERT_TRUE(WaitFor([&] { return FullyCommitted(Bootstrap(), group_, topic_); }, seconds(30)));
+    EXPECT_EQ(worker.Stop(), 0);
+  }
+  ProduceTo(Bootstrap(), topic_, second);
+  simulator_->SetKnobs([] {
+    sim::Knobs knobs;
+    knobs.fail_all = true;
+    return knobs;
+  }());
+  worker::Metrics metrics;
+  worker::Worker stuck(LoadStreamConfig(config), metrics);
+  std::atomic<bool> stop{false};
+  std::thread runner([&] { stuck.Run(stop); });
+  const std::string lag = "crmsync_consumer_lag{partition=\"0\",topic=\"" + topic_ + "\"} 10";
+  const bool seen = WaitFor(
+      [&] { return stuck.Stats().consumed >= 10 && metrics.Text().find(lag) != std::string::npos; },
+      seconds(30));
+  stop = true;
+  runner.join();
+  EXPECT_TRUE(seen) << metrics.Text().substr(0, 4000);
+}
+
+}  // namespace
+}  // namespace crmsync::testing
