@@ -275,3 +275,33 @@ TEST_F(OwnershipTest, LagAfterARestartCountsFromTheGroupsCommittedOffset) {
 
 }  // namespace
 }  // namespace crmsync::testing
+
+namespace crmsync::testing {
+namespace {
+
+// A member the group never gave a partition stops cleanly: unsubscribing
+// before closing keeps librdkafka 2.0.2's sticky assignor from asserting.
+TEST_F(OwnershipTest, AMemberWithoutPartitionsShutsDownCleanly) {
+  topic_ = MakeTopic(1);
+  StreamConfig config = Config();
+  ProduceTo(Bootstrap(), topic_, {{0, Event(0, mapping::EventKind::kCreated, 1)}});
+  WorkerProcessOptions first_options;
+  first_options.config_path = WriteStreamConfig(config, "first");
+  first_options.env = {{kStreamApiKeyEnv, kStreamApiKey}};
+  first_options.log_level = "info";
+  WorkerProcess first(first_options);
+  ASSERT_TRUE(WaitFor([&] { return first.LogContains("assigned 1 partition"); }, seconds(30)))
+      << first.Log();
+  WorkerProcessOptions idle_options = first_options;
+  idle_options.config_path = WriteStreamConfig(config, "idle");
+  idle_options.log_path.clear();
+  WorkerProcess idle(idle_options);
+  // The rebalance the second member causes keeps the one partition where it is.
+  ASSERT_TRUE(WaitFor([&] { return idle.LogContains("assigned 0 partition"); }, seconds(30)))
+      << idle.Log();
+  EXPECT_EQ(idle.Terminate(), 0) << idle.Log();
+  EXPECT_EQ(first.Terminate(), 0) << first.Log();
+}
+
+}  // namespace
+}  // namespace crmsync::testing

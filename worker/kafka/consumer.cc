@@ -64,10 +64,11 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   Set(conf.get(), "auto.offset.reset", "earliest");
   Set(conf.get(), "enable.partition.eof", "false");
   Set(conf.get(), "client.id", "crmsync");
-  // librdkafka prefetches up to 100,000 messages per partition by default: a
-  // lagging group on many partitions would hold gigabytes before the worker's
-  // own backpressure (pausing partitions) has a say. Bound the prefetch.
-  Set(conf.get(), "queued.min.messages", "5000");
+  // librdkafka prefetches up to 64 MiB per partition by default: a lagging
+  // group on many partitions would hold gigabytes before the worker's own
+  // backpressure (pausing partitions) has a say. Bound the prefetch by
+  // bytes; a message-count bound (queued.min.messages) starves the fetcher
+  // of small messages on a single broker.
   Set(conf.get(), "queued.max.messages.kbytes", "32768");
   // Statistics tell BrokerReachable() when a broker is back after an outage
   // that no message or rebalance would reveal (an idle group).
