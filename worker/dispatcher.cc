@@ -1,5 +1,7 @@
 #include "worker/dispatcher.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cassert>
 #include <set>
@@ -21,6 +23,21 @@ bool IsRemoval(mapping::Action action) {
       return false;
   }
   return false;
+}
+
+// The provider refused the credentials (HTTP 401/403 answered as "retry"):
+// true of the whole provider until an operator fixes the key, never of the
+// item. Permanent 403s (Reply.io's denied sequence) are rejections instead.
+bool IsAuthFailure(const providers::Outcome& outcome) {
+  return outcome.kind == providers::OutcomeKind::kRetry &&
+         (outcome.http_status == 401 || outcome.http_status == 403);
+}
+
+// The provider answered something other than a refusal of the credentials:
+// the key works.
+bool AcceptsCredentials(const providers::Outcome& outcome) {
+  if (IsAuthFailure(outcome)) return false;
+  return outcome.kind == providers::OutcomeKind::kDone || outcome.http_status != 0;
 }
 
 template <typename T>
@@ -241,6 +258,7 @@ const RetryPolicy& Dispatcher::RetryFor(const std::string& provider) const {
 
 std::chrono::milliseconds Dispatcher::Backoff(const RetryPolicy& policy, int attempts,
                                               const providers::Outcome& outcome) {
+  attempts = std::max(attempts, 1);
   if (outcome.retry_after) {
     return std::min(*outcome.retry_after, policy.max_retry_after);
   }
@@ -281,19 +299,39 @@ std::vector<Finished> Dispatcher::OnResult(
                                   item.last_failure, item.op.action});
     }
   };
+  NoteCredentials(queue.provider, outcomes);
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
     const std::string contact = item.op.contact_key;
-    ++item.attempts;
-    if (batch.probe && i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry) {
-      --item.attempts;  // the circuit's attempt, not the operation's
-    }
     // A provider that answered fewer outcomes than items broke its contract;
     // retrying the rest is the safe reading.
     const providers::Outcome outcome =
         i < outcomes.size()
             ? outcomes[i]
             : providers::Outcome{providers::OutcomeKind::kRetry, "no outcome for item", 0, {}};
+    // Neither a failed probe (the circuit's test of the provider) nor refused
+    // credentials (the provider's condition, which the circuit handles) is an
+    // attempt of the operation.
+    const bool auth_failure = IsAuthFailure(outcome);
+    if (!auth_failure && !(batch.probe && outcome.kind == providers::OutcomeKind::kRetry)) {
+      ++item.attempts;
+    }
+    if (auth_failure) {
+      std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
+      if (item.origins.empty()) {
+        Unstick(item);
+        Release(lane, contact, limits, now, item.seq);
+        continue;
+      }
+      // Never exhausted, never dead-lettered: it waits, with a backoff of its
+      // own, while the circuit keeps the provider from being hammered.
+      ++item.auth_failures;
+      ++retries_;
+      ++queued_;
+      item.ready_at = now + Backoff(policy, item.auth_failures, outcome);
+      lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
+      continue;
+    }
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
         finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
@@ -340,6 +378,26 @@ std::vector<Finished> Dispatcher::OnResult(
     }
   }
   return finished;
+}
+
+void Dispatcher::NoteCredentials(const std::string& provider,
+                                 const std::vector<providers::Outcome>& outcomes) {
+  const auto refused = std::find_if(outcomes.begin(), outcomes.end(), IsAuthFailure);
+  if (refused != outcomes.end()) {
+    ++auth_failures_;
+    if (auth_refused_.insert(provider).second) {
+      spdlog::error(
+          "{} refuses the API key (HTTP {}): {}; its operations wait and are retried without "
+          "using up attempts (nothing is dead-lettered) until the key works again",
+          provider, refused->http_status, refused->reason);
+    }
+    return;
+  }
+  if (auth_refused_.contains(provider) &&
+      std::any_of(outcomes.begin(), outcomes.end(), AcceptsCredentials)) {
+    auth_refused_.erase(provider);
+    spdlog::info("{} accepts the API key again", provider);
+  }
 }
 
 void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {

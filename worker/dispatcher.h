@@ -28,6 +28,11 @@
 // bounded by attempts and by time since the first failure; an exhausted
 // operation is finished as rejected (to be dead-lettered), or, by policy,
 // kept retrying while StuckPartitions() names its partition for pausing.
+// Refused credentials (a retry outcome with HTTP 401/403: a bad, revoked or
+// rotated key) are the provider's condition, not the operation's: they use up
+// no attempt and never exhaust an operation; it backs off and retries while
+// the circuit breaker (which counts 401/403 as failures) holds the provider.
+// The first refusal and the first answer after it are logged once each.
 //
 // Pure logic with an injected clock (`now` arguments); not thread-safe: owned
 // by the worker's loop thread. Never throws on content.
@@ -41,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -153,6 +159,10 @@ class Dispatcher {
   uint64_t Retries() const { return retries_; }
   // Operations absorbed into an earlier waiting one of the same contact.
   uint64_t Coalesced() const { return coalesced_; }
+  // Batches answered with refused credentials (HTTP 401/403), and whether
+  // `provider`'s last answer refused them.
+  uint64_t AuthFailures() const { return auth_failures_; }
+  bool AuthRefused(const std::string& provider) const { return auth_refused_.contains(provider); }
 
  private:
   struct Item {
@@ -163,7 +173,8 @@ class Dispatcher {
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
     uint64_t seq = 0;            // arrival order within the dispatcher
     std::optional<Clock::time_point> first_failure, last_failure;
-    bool stuck = false;  // exhausted, kept retrying; counted in stuck_
+    bool stuck = false;     // exhausted, kept retrying; counted in stuck_
+    int auth_failures = 0;  // answers refusing the credentials (not attempts)
   };
   struct ContactLine {
     std::deque<Item> waiting;  // in order; the front is the next to go
@@ -213,6 +224,9 @@ class Dispatcher {
   std::chrono::milliseconds Backoff(const RetryPolicy& policy, int attempts,
                                     const providers::Outcome& outcome);
   void Unstick(const Item& item);
+  // Tracks whether `provider` refuses its credentials; logs each change.
+  void NoteCredentials(const std::string& provider,
+                       const std::vector<providers::Outcome>& outcomes);
 
   std::map<std::string, ProviderLimits> limits_;
   RetryPolicy retry_;
@@ -228,6 +242,8 @@ class Dispatcher {
   size_t in_flight_ops_ = 0;
   uint64_t retries_ = 0;
   uint64_t coalesced_ = 0;
+  uint64_t auth_failures_ = 0;
+  std::set<std::string> auth_refused_;  // providers whose last answer refused the key
 };
 
 }  // namespace crmsync::worker

@@ -544,6 +544,77 @@ TEST(DispatcherTest, ProbeCarriesOneOperationAndItsFailureIsNotAnAttempt) {
   }
 }
 
+TEST(DispatcherTest, RefusedCredentialsNeverExhaustAnOperation) {
+  // A rotated key answers 401 (or 403) to everything: far more answers than
+  // max_attempts and longer than max_elapsed, and still nothing is given up.
+  for (const int status : {401, 403}) {
+    SCOPED_TRACE("HTTP " + std::to_string(status));
+    RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 3, milliseconds(100)};
+    Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+    d.Enqueue(Op("a"), Ref(0), kT0);
+    d.Enqueue(Op("b"), Ref(1), kT0);
+    Clock::time_point now = kT0;
+    for (int round = 0; round < 20; ++round) {
+      auto ready = d.TakeReady(now);
+      ASSERT_EQ(ready.size(), 1u) << round;
+      const Outcome refused{OutcomeKind::kRetry, "authentication failed", status, {}};
+      EXPECT_TRUE(d.OnResult(ready[0].id, {refused, refused}, now, Always).empty())
+          << "refused credentials exhausted an operation in round " << round;
+      EXPECT_TRUE(d.AuthRefused("replify"));
+      now += milliseconds(20);
+    }
+    EXPECT_EQ(d.Pending(), 2u);
+    EXPECT_EQ(d.AuthFailures(), 20u);
+    // The key works again: the operations are delivered, and none of those
+    // answers counted as an attempt.
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    auto finished = d.OnResult(ready[0].id, All(OutcomeKind::kDone, 2), now, Always);
+    ASSERT_EQ(finished.size(), 2u);
+    for (const Finished& f : finished) {
+      EXPECT_EQ(f.kind, OutcomeKind::kDone);
+      EXPECT_EQ(f.attempts, 1);
+      EXPECT_FALSE(f.exhausted);
+    }
+    EXPECT_FALSE(d.AuthRefused("replify"));
+  }
+}
+
+TEST(DispatcherTest, RefusedCredentialsDoNotStartTheElapsedBudget) {
+  // An hour of 401s followed by one ordinary failure is one failed attempt,
+  // not an operation that has been failing for an hour.
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 2, milliseconds(100)};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  for (int round = 0; round < 10; ++round) {
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "auth", 401, {}}}, now, Always);
+    now += milliseconds(50);
+  }
+  auto ready = d.TakeReady(now);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_TRUE(
+      d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "HTTP 503", 503, {}}}, now, Always)
+          .empty());
+  EXPECT_EQ(d.Pending(), 1u);
+}
+
+TEST(DispatcherTest, PermanentForbiddenIsStillARejection) {
+  // A 403 the provider module classified as permanent (Reply.io: access to
+  // this sequence denied) is the item's answer, not a refused key.
+  Dispatcher d = Make(10, 4, milliseconds(0));
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto ready = d.TakeReady(kT0);
+  ASSERT_EQ(ready.size(), 1u);
+  auto finished =
+      d.OnResult(ready[0].id, {Outcome{OutcomeKind::kReject, "denied", 403, {}}}, kT0, Always);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].kind, OutcomeKind::kReject);
+  EXPECT_FALSE(d.AuthRefused("replify"));
+}
+
 TEST(DispatcherTest, PartitionsWaitingForAProvider) {
   Dispatcher d = Make(1, 1, milliseconds(0));
   d.Enqueue(Op("a"), MessageRef{{"t", 1}, 0, 1}, kT0);
