@@ -64,9 +64,16 @@ bool Dispatcher::Merge(Item& into, Item& next) {
     a = std::move(b);
   } else {
     if (a.action != b.action) return false;
-    // An upsert with a status may depend on state (Replify does not add a
-    // completed contact); update-only operations are plain patches.
-    if (a.contact.status && a.action != mapping::Action::kUpdateOnly) return false;
+    // Outside update-only (plain patches of contacts that exist, in every
+    // provider), a status is part of what the operation does, not a field:
+    // Replify does not add a contact upserted as completed or disqualified,
+    // and CampaignLark's full replace resets an omitted status to SUBSCRIBED.
+    // Merging "plain, then completed" would never add the contact, and
+    // "completed, then plain" would keep it from being added; both must go
+    // as sent. Operations with the same status (or none) merge.
+    if (a.action != mapping::Action::kUpdateOnly && a.contact.status != b.contact.status) {
+      return false;
+    }
     mapping::Contact& x = a.contact;
     mapping::Contact& y = b.contact;
     Override(x.first_name, y.first_name);

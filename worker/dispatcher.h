@@ -15,9 +15,12 @@
 //
 // Coalescing: an operation that arrives while its contact's last queued
 // operation is still waiting merges into it (later fields win, maps merge),
-// and a removal absorbs everything that waits before it. Merging into an
-// upsert that sets a status is skipped: its effect depends on state (Replify
-// does not add a completed contact); update-only operations always merge. The
+// and a removal absorbs everything that waits before it. Operations of one
+// action merge only if they set the same status (or none): a status decides
+// what an upsert does (Replify does not add a contact upserted as completed,
+// so "plain, then completed" merged would never add it, and "completed, then
+// plain" merged would keep it out), and CampaignLark's full replace resets an
+// omitted status; update-only operations always merge (patches). The
 // merged operation carries every absorbed message, and its result finishes
 // all of them. A hot contact — one that kept receiving operations while its
 // previous ones were being sent — is held for the provider's coalescing

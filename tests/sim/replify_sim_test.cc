@@ -13,6 +13,7 @@
 #include "providers/replify/replify.h"
 #include "sim/simulator.h"
 #include "tests/support/sim_fixture.h"
+#include "worker/dispatcher.h"
 
 namespace crmsync::sim {
 namespace {
@@ -507,6 +508,44 @@ TEST_F(ReplifyRoundTrip, WrongKeyAndOutageAreRetried) {
   EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kRetry);
   EXPECT_EQ(outcomes[0].http_status, 503);
   EXPECT_TRUE(Campaign().empty());
+}
+
+TEST_F(ReplifyRoundTrip, PlainThenCompletedUpsertThroughTheDispatcherAddsAndStops) {
+  // Both events wait together, as they would behind a busy provider: the
+  // contact must end in the campaign with status completed, as it would had
+  // each event been sent on its own.
+  const auto provider = Provider();
+  worker::Dispatcher dispatcher(
+      {{"replify", worker::ProviderLimits{10, milliseconds(0), 1, milliseconds(0), std::nullopt}}},
+      worker::RetryPolicy{});
+  const auto t0 = worker::Clock::now();
+  mapping::Operation plain;
+  plain.provider = "replify";
+  plain.target = kCampaign;
+  plain.action = mapping::Action::kUpsert;
+  plain.contact_key = "ava@example.com";
+  plain.contact = Person("ava@example.com", "15551234567");
+  plain.contact.first_name = "Ava";
+  mapping::Operation completed = plain;
+  completed.contact.first_name.reset();
+  completed.contact.status = "completed";
+  dispatcher.Enqueue(plain, worker::MessageRef{{"t", 0}, 0, 1}, t0);
+  dispatcher.Enqueue(completed, worker::MessageRef{{"t", 0}, 1, 1}, t0);
+
+  size_t finished = 0;
+  for (int round = 0; round < 5 && dispatcher.Pending() > 0; ++round) {
+    for (const worker::OutgoingBatch& out : dispatcher.TakeReady(t0, true)) {
+      const auto outcomes = provider.Classify(*out.batch, Send(provider.BuildRequest(*out.batch)));
+      finished +=
+          dispatcher.OnResult(out.id, outcomes, t0, [](const worker::MessageRef&) { return true; })
+              .size();
+    }
+  }
+  EXPECT_EQ(finished, 2u);
+  const auto campaign = Campaign();
+  ASSERT_EQ(campaign.count("ava@example.com"), 1u) << "the contact was never added";
+  EXPECT_EQ(campaign.at("ava@example.com").status, "completed");
+  EXPECT_EQ(campaign.at("ava@example.com").first_name, "Ava");
 }
 
 }  // namespace

@@ -266,6 +266,85 @@ TEST(DispatcherTest, OperationWithStatusIsNotMergedInto) {
   EXPECT_EQ(d.Queued(), 2u);
 }
 
+// Delivers everything queued and returns each batch's item statuses, in the
+// order the batches were sent.
+std::vector<std::vector<std::optional<std::string>>> DrainStatuses(Dispatcher& d) {
+  std::vector<std::vector<std::optional<std::string>>> sent;
+  for (int guard = 0; guard < 10 && d.Pending() > 0; ++guard) {
+    for (const OutgoingBatch& out : d.TakeReady(kT0, true)) {
+      std::vector<std::optional<std::string>> statuses;
+      for (const auto* op : out.batch->items) statuses.push_back(op->contact.status);
+      sent.push_back(statuses);
+      d.OnResult(out.id, All(OutcomeKind::kDone, out.batch->items.size()), kT0, Always);
+    }
+  }
+  return sent;
+}
+
+TEST(DispatcherTest, PlainUpsertThenCompletedUpsertAreSentAsTheyCame) {
+  // Merged, the upsert would carry "completed" and Replify would never add
+  // the contact; sent in order, it is added and then stopped.
+  Dispatcher d = Make(10, 4);
+  mapping::Operation plain = Op("a");
+  plain.contact.first_name = "Ava";
+  mapping::Operation completed = Op("a");
+  completed.contact.status = "completed";
+  d.Enqueue(plain, Ref(0), kT0);
+  d.Enqueue(completed, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  EXPECT_EQ(d.Queued(), 2u);
+  using Statuses = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(DrainStatuses(d),
+            (std::vector<Statuses>{Statuses{std::nullopt}, Statuses{std::string("completed")}}));
+}
+
+TEST(DispatcherTest, CompletedUpsertThenPlainUpsertAreSentAsTheyCame) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation completed = Op("a");
+  completed.contact.status = "completed";
+  d.Enqueue(completed, Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  using Statuses = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(DrainStatuses(d),
+            (std::vector<Statuses>{Statuses{std::string("completed")}, Statuses{std::nullopt}}));
+}
+
+TEST(DispatcherTest, UpsertsWithTheSameStatusMerge) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation first = Op("a");
+  first.contact.status = "completed";
+  first.contact.first_name = "Ava";
+  mapping::Operation second = Op("a");
+  second.contact.status = "completed";
+  second.contact.last_name = "Lopez";
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(second, Ref(1), kT0);
+  d.Enqueue(Op("b"), Ref(2), kT0);
+  d.Enqueue(Op("b"), Ref(3), kT0);
+  EXPECT_EQ(d.Coalesced(), 2u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 1u);
+  ASSERT_EQ(ready[0].batch->items.size(), 2u);
+  const mapping::Contact& merged = ready[0].batch->items[0]->contact;
+  EXPECT_EQ(merged.status, "completed");
+  EXPECT_EQ(merged.first_name, "Ava");
+  EXPECT_EQ(merged.last_name, "Lopez");
+  EXPECT_EQ(d.OnResult(ready[0].id, All(OutcomeKind::kDone, 2), kT0, Always).size(), 4u);
+}
+
+TEST(DispatcherTest, DifferentStatusesOfAnUpsertDoNotMerge) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation active = Op("a");
+  active.contact.status = "active";
+  mapping::Operation disqualified = Op("a");
+  disqualified.contact.status = "disqualified";
+  d.Enqueue(active, Ref(0), kT0);
+  d.Enqueue(disqualified, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  EXPECT_EQ(d.Queued(), 2u);
+}
+
 TEST(DispatcherTest, InFlightOperationIsNeverMergedInto) {
   Dispatcher d = Make(10, 4);
   d.Enqueue(Op("a"), Ref(0), kT0);
