@@ -324,6 +324,7 @@ std::vector<Finished> Dispatcher::OnResult(
       ++item.attempts;
     }
     if (auth_failure) {
+      if (!item.auth_since) item.auth_since = now;
       std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
       if (item.origins.empty()) {
         Unstick(item);
@@ -338,6 +339,10 @@ std::vector<Finished> Dispatcher::OnResult(
       item.ready_at = now + Backoff(policy, item.auth_failures, outcome);
       lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
       continue;
+    }
+    if (item.auth_since) {
+      item.auth_paused += now - *item.auth_since;
+      item.auth_since.reset();
     }
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
@@ -359,9 +364,9 @@ std::vector<Finished> Dispatcher::OnResult(
         }
         if (!item.first_failure) item.first_failure = now;
         item.last_failure = now;
-        const bool exhausted =
-            (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||
-            (policy.max_elapsed.count() > 0 && now - *item.first_failure >= policy.max_elapsed);
+        const bool exhausted = (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||
+                               (policy.max_elapsed.count() > 0 &&
+                                now - *item.first_failure - item.auth_paused >= policy.max_elapsed);
         if (exhausted && !policy.pause_when_exhausted) {
           finish(
               item, providers::OutcomeKind::kReject,

@@ -33,9 +33,10 @@
 // kept retrying while StuckPartitions() names its partition for pausing.
 // Refused credentials (a retry outcome with HTTP 401/403: a bad, revoked or
 // rotated key) are the provider's condition, not the operation's: they use up
-// no attempt and never exhaust an operation; it backs off and retries while
-// the circuit breaker (which counts 401/403 as failures) holds the provider.
-// The first refusal and the first answer after it are logged once each.
+// no attempt, their time is not counted in max_elapsed, and they never exhaust
+// an operation; it backs off and retries while the circuit breaker (which
+// counts 401/403 as failures) holds the provider. The first refusal and the
+// first answer after it are logged once each.
 //
 // Pure logic with an injected clock (`now` arguments); not thread-safe: owned
 // by the worker's loop thread. Never throws on content.
@@ -178,6 +179,10 @@ class Dispatcher {
     std::optional<Clock::time_point> first_failure, last_failure;
     bool stuck = false;     // exhausted, kept retrying; counted in stuck_
     int auth_failures = 0;  // answers refusing the credentials (not attempts)
+    // Since when the provider has refused the credentials for it, and how
+    // long earlier refusals lasted: that time is not counted in max_elapsed.
+    std::optional<Clock::time_point> auth_since;
+    Clock::duration auth_paused{0};
   };
   struct ContactLine {
     std::deque<Item> waiting;  // in order; the front is the next to go

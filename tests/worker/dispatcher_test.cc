@@ -680,6 +680,35 @@ TEST(DispatcherTest, RefusedCredentialsDoNotStartTheElapsedBudget) {
   EXPECT_EQ(d.Pending(), 1u);
 }
 
+TEST(DispatcherTest, TimeSpentRefusedIsNotCountedInMaxElapsed) {
+  // A 503, then half a second of 401s, then another 503: the operation has
+  // been failing for two answers, not for longer than max_elapsed.
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 5, milliseconds(100)};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  auto answer = [&](int status) {
+    auto ready = d.TakeReady(now);
+    EXPECT_EQ(ready.size(), 1u);
+    if (ready.empty()) return std::vector<Finished>{};
+    return d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "x", status, {}}}, now, Always);
+  };
+  EXPECT_TRUE(answer(503).empty());
+  for (int round = 0; round < 10; ++round) {
+    now += milliseconds(50);
+    EXPECT_TRUE(answer(401).empty());
+  }
+  now += milliseconds(50);
+  EXPECT_TRUE(answer(503).empty()) << "exhausted by time spent with a refused key";
+  EXPECT_EQ(d.Pending(), 1u);
+  // Without refusals in between, max_elapsed still ends it.
+  now += milliseconds(150);
+  const auto finished = answer(503);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].exhausted);
+  EXPECT_EQ(finished[0].attempts, 3);
+}
+
 TEST(DispatcherTest, PermanentForbiddenIsStillARejection) {
   // A 403 the provider module classified as permanent (Reply.io: access to
   // this sequence denied) is the item's answer, not a refused key.
