@@ -7,6 +7,8 @@
 #include <set>
 #include <utility>
 
+#include "providers/registry.h"
+
 namespace crmsync::worker {
 namespace {
 
@@ -61,6 +63,12 @@ bool Dispatcher::Merge(Item& into, Item& next) {
     // Whatever waited is undone by the removal; an overwrite also drops the
     // list's other members, which a single removal would not, so it stays.
     if (a.action == mapping::Action::kOverwrite) return false;
+    a = std::move(b);
+  } else if (a.action == mapping::Action::kUpsert && b.action == mapping::Action::kUpsert &&
+             providers::UpsertReplacesRecord(a.provider, a.options_json)) {
+    // A full replace (CampaignLark without partial update) leaves exactly
+    // what the later upsert says, whatever came before: merging fields
+    // would keep ones it wipes.
     a = std::move(b);
   } else {
     if (a.action != b.action) return false;

@@ -20,7 +20,9 @@
 // what an upsert does (Replify does not add a contact upserted as completed,
 // so "plain, then completed" merged would never add it, and "completed, then
 // plain" merged would keep it out), and CampaignLark's full replace resets an
-// omitted status; update-only operations always merge (patches). The
+// omitted status; update-only operations always merge (patches). An upsert
+// that replaces the whole record (CampaignLark without partial update) is
+// superseded by a later one instead of merged with it. The
 // merged operation carries every absorbed message, and its result finishes
 // all of them. A hot contact — one that kept receiving operations while its
 // previous ones were being sent — is held for the provider's coalescing

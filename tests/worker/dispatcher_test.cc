@@ -333,6 +333,51 @@ TEST(DispatcherTest, UpsertsWithTheSameStatusMerge) {
   EXPECT_EQ(d.OnResult(ready[0].id, All(OutcomeKind::kDone, 2), kT0, Always).size(), 4u);
 }
 
+TEST(DispatcherTest, FullReplaceUpsertIsSupersededNotMerged) {
+  // CampaignLark with partialUpdate false replaces fields, tags and status:
+  // after two upserts only the second's content is left, so merging the
+  // first's fields in would keep what the second wipes.
+  Dispatcher d = Make(10, 4);
+  auto lark = [](const char* options) {
+    mapping::Operation op = Op("a");
+    op.provider = "campaignlark";
+    op.target = "";
+    op.options_json = options;
+    return op;
+  };
+  mapping::Operation first = lark(R"({"partialUpdate":false})");
+  first.contact.first_name = "Ava";
+  first.contact.fields = {{"city", "Lisbon"}};
+  first.contact.status = "UNSUBSCRIBED";
+  mapping::Operation second = lark(R"({"partialUpdate":false})");
+  second.contact.last_name = "Lopez";
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(second, Ref(1), kT0);
+  // A partial update merges, as before.
+  mapping::Operation patch = lark("");
+  patch.contact_key = "b";
+  patch.contact.first_name = "Bo";
+  mapping::Operation later_patch = patch;
+  later_patch.contact.first_name.reset();
+  later_patch.contact.last_name = "Li";
+  d.Enqueue(patch, Ref(2), kT0);
+  d.Enqueue(later_patch, Ref(3), kT0);
+  EXPECT_EQ(d.Coalesced(), 2u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 2u);
+  const auto& replaced = (ready[0].batch->items[0]->contact_key == "a" ? ready[0] : ready[1]);
+  const auto& patched = (ready[0].batch->items[0]->contact_key == "a" ? ready[1] : ready[0]);
+  const mapping::Contact& a = replaced.batch->items[0]->contact;
+  EXPECT_FALSE(a.first_name.has_value());
+  EXPECT_TRUE(a.fields.empty());
+  EXPECT_FALSE(a.status.has_value());
+  EXPECT_EQ(a.last_name, "Lopez");
+  const mapping::Contact& b = patched.batch->items[0]->contact;
+  EXPECT_EQ(b.first_name, "Bo");
+  EXPECT_EQ(b.last_name, "Li");
+  EXPECT_EQ(d.OnResult(replaced.id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 2u);
+}
+
 TEST(DispatcherTest, DifferentStatusesOfAnUpsertDoNotMerge) {
   Dispatcher d = Make(10, 4);
   mapping::Operation active = Op("a");
