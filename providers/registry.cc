@@ -1,6 +1,7 @@
 #include "providers/registry.h"
 
 #include <string>
+#include <variant>
 
 #include "providers/campaignlark/campaignlark.h"
 #include "providers/replify/replify.h"
@@ -25,6 +26,13 @@ std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider) 
   if (provider == "campaignlark") return {{100, seconds(1)}};  // per workspace
   if (provider == "replyio") return {{100, minutes(1)}, {3000, hours(1)}};  // per user
   return {};
+}
+
+bool UpsertReplacesRecord(std::string_view provider, std::string_view options_json) {
+  if (provider != campaignlark::CampaignLarkProvider::kName) return false;
+  const auto parsed = campaignlark::CampaignLarkProvider::ParseOptions(options_json);
+  const auto* options = std::get_if<campaignlark::BatchOptions>(&parsed);
+  return options != nullptr && !options->partial_update;
 }
 
 std::unique_ptr<Provider> CreateProvider(const mapping::ProviderConfig& config) {

@@ -18,6 +18,13 @@ const std::vector<std::string_view>& KnownProviders();
 // the worker sends at; empty where none is documented.
 std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider);
 
+// Whether an upsert of `provider` with request options `options_json`
+// replaces the provider's whole record instead of patching it, so that a
+// later such upsert supersedes an earlier one rather than merging into it:
+// CampaignLark with "partialUpdate": false (fields, tags and status are all
+// replaced, an omitted status becomes SUBSCRIBED).
+bool UpsertReplacesRecord(std::string_view provider, std::string_view options_json);
+
 // Builds the provider named config.name; throws mapping::ConfigError for an
 // unknown name.
 std::unique_ptr<Provider> CreateProvider(const mapping::ProviderConfig& config);

@@ -1,5 +1,7 @@
 #include "providers/text.h"
 
+#include <utility>
+
 namespace crmsync::providers {
 
 std::string PercentEncodePathSegment(std::string_view segment) {
@@ -29,6 +31,35 @@ std::string TruncateReason(std::string text) {
   text.resize(cut);
   text += "...";
   return text;
+}
+
+std::string NormalizeEmail(std::string_view email) {
+  auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  while (!email.empty() && is_space(email.front())) email.remove_prefix(1);
+  while (!email.empty() && is_space(email.back())) email.remove_suffix(1);
+  std::string out(email);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string PhoneDigits(std::string_view phone) {
+  std::string out;
+  out.reserve(phone.size());
+  for (const char c : phone) {
+    if (c >= '0' && c <= '9') out += c;
+  }
+  return out;
+}
+
+bool SamePhoneDigits(std::string_view a, std::string_view b) {
+  if (a.empty() || b.empty()) return false;
+  if (a == b) return true;
+  if (a.size() < b.size()) std::swap(a, b);
+  constexpr size_t kMinNumber = 7;
+  constexpr size_t kMaxCountryCode = 3;
+  return b.size() >= kMinNumber && a.size() - b.size() <= kMaxCountryCode && a.ends_with(b);
 }
 
 std::string MaskSecret(std::string text, std::string_view secret) {

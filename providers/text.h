@@ -21,6 +21,19 @@ inline constexpr size_t kMaxReasonText = 300;
 // reason stays valid text) and marks the cut with "...".
 std::string TruncateReason(std::string text);
 
+// Identities as providers echo them back: an email trimmed and ASCII
+// case-folded ("Ava@Example.COM " -> "ava@example.com"), and a phone as its
+// digits only ("+1 (555) 123-4567" -> "15551234567"; empty if it has none).
+// Per-item results are matched on these, so an echo of a normalised identity
+// (lower-case email, E.164 phone) still names the item that was sent.
+std::string NormalizeEmail(std::string_view email);
+std::string PhoneDigits(std::string_view phone);
+
+// Whether two phones' digits name the same number: equal, or one is the
+// other with a country code of 1 to 3 digits in front (a provider answering
+// "+15551234567" for "555-123-4567") and at least 7 digits remain.
+bool SamePhoneDigits(std::string_view a, std::string_view b);
+
 // Replaces every occurrence of `secret` (an API key) with "[redacted]", should
 // a provider or transport message echo it.
 std::string MaskSecret(std::string text, std::string_view secret);

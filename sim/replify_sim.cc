@@ -127,6 +127,29 @@ bool StopsOutreach(const std::optional<std::string>& status) {
   return lower == "completed" || lower == "disqualified";
 }
 
+// The identity a normalising API keeps: a lower-case email, an E.164 phone.
+// Returns the problem if the identity cannot be normalised.
+std::optional<std::string> Normalize(ReplifyContactInput& input) {
+  std::optional<std::string> problem;
+  if (input.email) {
+    input.email = Lower(*input.email);
+    if (input.email->find('@') == std::string::npos) problem = "invalid email";
+  }
+  if (input.phone) {
+    std::string digits;
+    for (const char c : *input.phone) {
+      if (std::isdigit(static_cast<unsigned char>(c))) digits += c;
+    }
+    if (digits.empty()) {
+      if (!problem) problem = "invalid phone";
+    } else {
+      if (digits.size() == 10) digits.insert(0, "1");
+      input.phone = "+" + digits;
+    }
+  }
+  return problem;
+}
+
 void WriteContact(JsonWriter& writer, const ReplifyContact& contact) {
   writer.StartObject();
   const std::pair<std::string_view, const std::string*> fields[] = {
@@ -196,7 +219,7 @@ std::variant<ReplifyRequest, SimReply> ParseReplifyRequest(std::string_view camp
   return request;
 }
 
-SimReply ReplifyState::Apply(const ReplifyRequest& request) {
+SimReply ReplifyState::Apply(const ReplifyRequest& request, bool normalize_identities) {
   Campaign& campaign = campaigns_[request.campaign_id];
 
   rapidjson::StringBuffer buffer;
@@ -226,7 +249,16 @@ SimReply ReplifyState::Apply(const ReplifyRequest& request) {
     ++failed;
   };
 
-  for (const ReplifyContactInput& input : request.contacts) {
+  for (const ReplifyContactInput& sent : request.contacts) {
+    ReplifyContactInput normalized;
+    if (normalize_identities) {
+      normalized = sent;
+      if (auto problem = Normalize(normalized)) {
+        fail(normalized, *problem);
+        continue;
+      }
+    }
+    const ReplifyContactInput& input = normalize_identities ? normalized : sent;
     const bool identified = input.email || input.phone;
     const std::optional<std::string> existing = identified ? Find(campaign, input) : std::nullopt;
     switch (request.action) {

@@ -58,7 +58,9 @@ class ReplifyState {
   using Campaigns = std::map<std::string, std::map<std::string, ReplifyContact>>;
 
   // Applies a valid request and answers 200 {message, success[], errors[]}.
-  SimReply Apply(const ReplifyRequest& request);
+  // With `normalize_identities`, identities are normalised first (see
+  // Knobs::normalize_identities).
+  SimReply Apply(const ReplifyRequest& request, bool normalize_identities = false);
 
   Campaigns Snapshot() const;
   // {"campaigns": {"<id>": [contact, ...]}} with Replify's field names.

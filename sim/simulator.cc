@@ -155,7 +155,8 @@ void Simulator::Impl::Route() {
                   } else if (auto* invalid = std::get_if<SimReply>(&parsed)) {
                     reply = std::move(*invalid);
                   } else {
-                    reply = replify.Apply(std::get<ReplifyRequest>(parsed));
+                    reply =
+                        replify.Apply(std::get<ReplifyRequest>(parsed), knobs.normalize_identities);
                   }
                 }
                 Send(res, reply);
@@ -316,6 +317,8 @@ std::string Simulator::Impl::KnobsJsonLocked() const {
   writer.Uint64(knobs.throttle_burst);
   writer.Key("throttleRetryAfterSeconds");
   writer.Int(knobs.throttle_retry_after_seconds);
+  writer.Key("normalizeIdentities");
+  writer.Bool(knobs.normalize_identities);
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -400,6 +403,8 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
       next.throttle_burst = value.GetUint64();
     } else if (name == "throttleRetryAfterSeconds" && value.IsInt() && value.GetInt() >= 0) {
       next.throttle_retry_after_seconds = value.GetInt();
+    } else if (name == "normalizeIdentities" && value.IsBool()) {
+      next.normalize_identities = value.GetBool();
     } else {
       return MessageReply(
           400,
@@ -407,7 +412,7 @@ SimReply Simulator::Impl::UpdateKnobs(const std::string& body) {
               " (latencyMs >= 0, latencyJitterMs >= 0, 0 <= failureRate <= 1, failAll boolean, "
               "rateLimits boolean, rateLimitTimeScale > 0, 0 <= timeoutRate <= 1, hangMs >= 0, "
               "0 <= resetRate <= 1, throttleBurst integer >= 0, "
-              "throttleRetryAfterSeconds integer >= 0)");
+              "throttleRetryAfterSeconds integer >= 0, normalizeIdentities boolean)");
     }
   }
   knobs = next;

@@ -9,7 +9,8 @@
 //   GET  /_sim/state   JSON of every provider's state and request counters
 //   POST /_sim/knobs   JSON {"latencyMs", "latencyJitterMs", "failureRate", "failAll",
 //                      "rateLimits", "rateLimitTimeScale", "timeoutRate", "hangMs",
-//                      "resetRate", "throttleBurst", "throttleRetryAfterSeconds"}
+//                      "resetRate", "throttleBurst", "throttleRetryAfterSeconds",
+//                      "normalizeIdentities"}
 //                      (any subset; see Knobs)
 //   POST /_sim/reset   forget all state and counters
 //
@@ -55,6 +56,13 @@ struct Knobs {
   // left); setting it again starts a new burst.
   uint64_t throttle_burst = 0;
   int throttle_retry_after_seconds = 1;
+
+  // Replify answers as an API that normalises identities would: emails are
+  // stored and echoed lower-case, phones as E.164 ("+" and digits; a
+  // 10-digit number gets country code 1) in every success and error entry,
+  // and a contact whose email has no '@' or whose phone has no digit fails
+  // ("invalid email" / "invalid phone") with its identity echoed normalised.
+  bool normalize_identities = false;
 };
 
 // One contact as Replify holds it in a campaign.

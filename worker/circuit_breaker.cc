@@ -74,7 +74,12 @@ std::optional<CircuitBreaker::Clock::time_point> CircuitBreaker::ProbeAt() const
 
 bool CircuitBreaker::IsFailure(const providers::HttpResponse& response) {
   if (response.transport != providers::Transport::kOk) return true;
-  return response.status >= 500 || response.status == 408;
+  return response.status >= 500 || response.status == 408 || IsAuthFailure(response);
+}
+
+bool CircuitBreaker::IsAuthFailure(const providers::HttpResponse& response) {
+  return response.transport == providers::Transport::kOk &&
+         (response.status == 401 || response.status == 403);
 }
 
 std::string_view CircuitBreaker::StateName(State state) {

@@ -1,11 +1,12 @@
 // CircuitBreaker: one provider's failure detector.
 //
 // Closed: requests flow; `failure_threshold` consecutive failed requests
-// (transport failures, 5xx, 408 — not 429, which the request budget handles)
-// open it. Open: no new batches until the open period ends, so queued work
-// waits instead of burning attempts. Half-open: one probe batch is let
-// through; its first answered request closes the circuit or opens it again
-// for twice as long (up to max_open_for).
+// (transport failures, 5xx, 408, and 401/403: a bad, revoked or rotated key or
+// a refused client is a provider-wide condition, never one item's fault — not
+// 429, which the request budget handles) open it. Open: no new batches until the open period ends,
+// so queued work waits instead of burning attempts. Half-open: one probe batch is let through; its
+// first answered request closes the circuit or opens it again for twice as long (up to
+// max_open_for).
 //
 // Pure logic with an injected clock; owned by the worker's loop thread.
 #pragma once
@@ -47,6 +48,8 @@ class CircuitBreaker {
 
   // Whether a response counts as a failure of the provider.
   static bool IsFailure(const providers::HttpResponse& response);
+  // Whether the provider refused the credentials (HTTP 401 or 403).
+  static bool IsAuthFailure(const providers::HttpResponse& response);
   static std::string_view StateName(State state);
 
  private:

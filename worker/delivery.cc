@@ -64,7 +64,8 @@ Delivery::Delivery(const mapping::Config& config, Metrics& metrics,
     breakers_.emplace(name, CircuitBreaker(provider_config.circuit_breaker));
     budgets_.emplace(
         name,
-        RequestBudget(provider_config.rate_limits.value_or(providers::DocumentedRateLimits(name))));
+        RequestBudget(provider_config.rate_limits.value_or(providers::DocumentedRateLimits(name)),
+                      provider_config.retry.max_retry_after));
   }
 }
 
@@ -229,6 +230,9 @@ std::vector<DeliveredBatch> Delivery::Pump(Clock::time_point now) {
       CircuitBreaker& breaker = breakers_.at(active.provider);
       const auto before = breaker.state();
       breaker.OnRequest(CircuitBreaker::IsFailure(completion.response), now);
+      if (CircuitBreaker::IsAuthFailure(completion.response)) {
+        metrics_.ProviderAuthFailure(active.provider);
+      }
       NoteCircuit(active.provider, before);
       if (completion.response.transport == providers::Transport::kOk &&
           completion.response.status == 429) {

@@ -1,9 +1,13 @@
 #include "worker/dispatcher.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cassert>
 #include <set>
 #include <utility>
+
+#include "providers/registry.h"
 
 namespace crmsync::worker {
 namespace {
@@ -21,6 +25,21 @@ bool IsRemoval(mapping::Action action) {
       return false;
   }
   return false;
+}
+
+// The provider refused the credentials (HTTP 401/403 answered as "retry"):
+// true of the whole provider until an operator fixes the key, never of the
+// item. Permanent 403s (Reply.io's denied sequence) are rejections instead.
+bool IsAuthFailure(const providers::Outcome& outcome) {
+  return outcome.kind == providers::OutcomeKind::kRetry &&
+         (outcome.http_status == 401 || outcome.http_status == 403);
+}
+
+// The provider answered something other than a refusal of the credentials:
+// the key works.
+bool AcceptsCredentials(const providers::Outcome& outcome) {
+  if (IsAuthFailure(outcome)) return false;
+  return outcome.kind == providers::OutcomeKind::kDone || outcome.http_status != 0;
 }
 
 template <typename T>
@@ -45,11 +64,24 @@ bool Dispatcher::Merge(Item& into, Item& next) {
     // list's other members, which a single removal would not, so it stays.
     if (a.action == mapping::Action::kOverwrite) return false;
     a = std::move(b);
+  } else if (a.action == mapping::Action::kUpsert && b.action == mapping::Action::kUpsert &&
+             providers::UpsertReplacesRecord(a.provider, a.options_json)) {
+    // A full replace (CampaignLark without partial update) leaves exactly
+    // what the later upsert says, whatever came before: merging fields
+    // would keep ones it wipes.
+    a = std::move(b);
   } else {
     if (a.action != b.action) return false;
-    // An upsert with a status may depend on state (Replify does not add a
-    // completed contact); update-only operations are plain patches.
-    if (a.contact.status && a.action != mapping::Action::kUpdateOnly) return false;
+    // Outside update-only (plain patches of contacts that exist, in every
+    // provider), a status is part of what the operation does, not a field:
+    // Replify does not add a contact upserted as completed or disqualified,
+    // and CampaignLark's full replace resets an omitted status to SUBSCRIBED.
+    // Merging "plain, then completed" would never add the contact, and
+    // "completed, then plain" would keep it from being added; both must go
+    // as sent. Operations with the same status (or none) merge.
+    if (a.action != mapping::Action::kUpdateOnly && a.contact.status != b.contact.status) {
+      return false;
+    }
     mapping::Contact& x = a.contact;
     mapping::Contact& y = b.contact;
     Override(x.first_name, y.first_name);
@@ -248,6 +280,7 @@ const RetryPolicy& Dispatcher::RetryFor(const std::string& provider) const {
 
 std::chrono::milliseconds Dispatcher::Backoff(const RetryPolicy& policy, int attempts,
                                               const providers::Outcome& outcome) {
+  attempts = std::max(attempts, 1);
   if (outcome.retry_after) {
     return std::min(*outcome.retry_after, policy.max_retry_after);
   }
@@ -288,18 +321,14 @@ std::vector<Finished> Dispatcher::OnResult(
                                   item.last_failure, item.op.action});
     }
   };
+  NoteCredentials(queue.provider, outcomes);
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
     const std::string contact = item.op.contact_key;
-    ++item.attempts;
-    if (batch.probe && i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry) {
-      --item.attempts;  // the circuit's attempt, not the operation's
-    }
     if (i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry &&
         outcomes[i].withdrawn) {
       // Withdrawn by the worker, not answered by the provider: back to the
       // front of its contact's line, ready at once, nothing counted.
-      if (!batch.probe) --item.attempts;
       std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
       if (item.origins.empty()) {
         Unstick(item);
@@ -317,6 +346,34 @@ std::vector<Finished> Dispatcher::OnResult(
         i < outcomes.size()
             ? outcomes[i]
             : providers::Outcome{providers::OutcomeKind::kRetry, "no outcome for item", 0, {}};
+    // Neither a failed probe (the circuit's test of the provider) nor refused
+    // credentials (the provider's condition, which the circuit handles) is an
+    // attempt of the operation.
+    const bool auth_failure = IsAuthFailure(outcome);
+    if (!auth_failure && !(batch.probe && outcome.kind == providers::OutcomeKind::kRetry)) {
+      ++item.attempts;
+    }
+    if (auth_failure) {
+      if (!item.auth_since) item.auth_since = now;
+      std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
+      if (item.origins.empty()) {
+        Unstick(item);
+        Release(lane, contact, limits, now, item.seq);
+        continue;
+      }
+      // Never exhausted, never dead-lettered: it waits, with a backoff of its
+      // own, while the circuit keeps the provider from being hammered.
+      ++item.auth_failures;
+      ++retries_;
+      ++queued_;
+      item.ready_at = now + Backoff(policy, item.auth_failures, outcome);
+      lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
+      continue;
+    }
+    if (item.auth_since) {
+      item.auth_paused += now - *item.auth_since;
+      item.auth_since.reset();
+    }
     switch (outcome.kind) {
       case providers::OutcomeKind::kDone:
         finish(item, outcome.kind, outcome.reason, outcome.http_status, false);
@@ -337,9 +394,9 @@ std::vector<Finished> Dispatcher::OnResult(
         }
         if (!item.first_failure) item.first_failure = now;
         item.last_failure = now;
-        const bool exhausted =
-            (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||
-            (policy.max_elapsed.count() > 0 && now - *item.first_failure >= policy.max_elapsed);
+        const bool exhausted = (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||
+                               (policy.max_elapsed.count() > 0 &&
+                                now - *item.first_failure - item.auth_paused >= policy.max_elapsed);
         if (exhausted && !policy.pause_when_exhausted) {
           finish(
               item, providers::OutcomeKind::kReject,
@@ -363,6 +420,26 @@ std::vector<Finished> Dispatcher::OnResult(
     }
   }
   return finished;
+}
+
+void Dispatcher::NoteCredentials(const std::string& provider,
+                                 const std::vector<providers::Outcome>& outcomes) {
+  const auto refused = std::find_if(outcomes.begin(), outcomes.end(), IsAuthFailure);
+  if (refused != outcomes.end()) {
+    ++auth_failures_;
+    if (auth_refused_.insert(provider).second) {
+      spdlog::error(
+          "{} refuses the API key (HTTP {}): {}; its operations wait and are retried without "
+          "using up attempts (nothing is dead-lettered) until the key works again",
+          provider, refused->http_status, refused->reason);
+    }
+    return;
+  }
+  if (auth_refused_.contains(provider) &&
+      std::any_of(outcomes.begin(), outcomes.end(), AcceptsCredentials)) {
+    auth_refused_.erase(provider);
+    spdlog::info("{} accepts the API key again", provider);
+  }
 }
 
 void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {

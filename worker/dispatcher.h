@@ -15,9 +15,14 @@
 //
 // Coalescing: an operation that arrives while its contact's last queued
 // operation is still waiting merges into it (later fields win, maps merge),
-// and a removal absorbs everything that waits before it. Merging into an
-// upsert that sets a status is skipped: its effect depends on state (Replify
-// does not add a completed contact); update-only operations always merge. The
+// and a removal absorbs everything that waits before it. Operations of one
+// action merge only if they set the same status (or none): a status decides
+// what an upsert does (Replify does not add a contact upserted as completed,
+// so "plain, then completed" merged would never add it, and "completed, then
+// plain" merged would keep it out), and CampaignLark's full replace resets an
+// omitted status; update-only operations always merge (patches). An upsert
+// that replaces the whole record (CampaignLark without partial update) is
+// superseded by a later one instead of merged with it. The
 // merged operation carries every absorbed message, and its result finishes
 // all of them. A hot contact — one that kept receiving operations while its
 // previous ones were being sent — is held for the provider's coalescing
@@ -28,6 +33,12 @@
 // bounded by attempts and by time since the first failure; an exhausted
 // operation is finished as rejected (to be dead-lettered), or, by policy,
 // kept retrying while StuckPartitions() names its partition for pausing.
+// Refused credentials (a retry outcome with HTTP 401/403: a bad, revoked or
+// rotated key) are the provider's condition, not the operation's: they use up
+// no attempt, their time is not counted in max_elapsed, and they never exhaust
+// an operation; it backs off and retries while the circuit breaker (which
+// counts 401/403 as failures) holds the provider. The first refusal and the
+// first answer after it are logged once each.
 //
 // Pure logic with an injected clock (`now` arguments); not thread-safe: owned
 // by the worker's loop thread. Never throws on content.
@@ -41,6 +52,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -156,6 +168,10 @@ class Dispatcher {
   uint64_t Retries() const { return retries_; }
   // Operations absorbed into an earlier waiting one of the same contact.
   uint64_t Coalesced() const { return coalesced_; }
+  // Batches answered with refused credentials (HTTP 401/403), and whether
+  // `provider`'s last answer refused them.
+  uint64_t AuthFailures() const { return auth_failures_; }
+  bool AuthRefused(const std::string& provider) const { return auth_refused_.contains(provider); }
 
  private:
   struct Item {
@@ -166,7 +182,12 @@ class Dispatcher {
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
     uint64_t seq = 0;            // arrival order within the dispatcher
     std::optional<Clock::time_point> first_failure, last_failure;
-    bool stuck = false;  // exhausted, kept retrying; counted in stuck_
+    bool stuck = false;     // exhausted, kept retrying; counted in stuck_
+    int auth_failures = 0;  // answers refusing the credentials (not attempts)
+    // Since when the provider has refused the credentials for it, and how
+    // long earlier refusals lasted: that time is not counted in max_elapsed.
+    std::optional<Clock::time_point> auth_since;
+    Clock::duration auth_paused{0};
   };
   struct ContactLine {
     std::deque<Item> waiting;  // in order; the front is the next to go
@@ -216,6 +237,9 @@ class Dispatcher {
   std::chrono::milliseconds Backoff(const RetryPolicy& policy, int attempts,
                                     const providers::Outcome& outcome);
   void Unstick(const Item& item);
+  // Tracks whether `provider` refuses its credentials; logs each change.
+  void NoteCredentials(const std::string& provider,
+                       const std::vector<providers::Outcome>& outcomes);
 
   std::map<std::string, ProviderLimits> limits_;
   RetryPolicy retry_;
@@ -231,6 +255,8 @@ class Dispatcher {
   size_t in_flight_ops_ = 0;
   uint64_t retries_ = 0;
   uint64_t coalesced_ = 0;
+  uint64_t auth_failures_ = 0;
+  std::set<std::string> auth_refused_;  // providers whose last answer refused the key
 };
 
 }  // namespace crmsync::worker

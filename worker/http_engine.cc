@@ -175,28 +175,6 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
          });
 }
 
-// RFC 9110 §10.2.3: delta-seconds or an HTTP-date. A date in the past, or a
-// negative number from a sloppy server, means "now".
-std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value) {
-  value = Trim(value);
-  if (value.empty()) return std::nullopt;
-  int64_t seconds = 0;
-  const char* end = value.data() + value.size();
-  auto [ptr, ec] = std::from_chars(value.data(), end, seconds);
-  if (ptr == end) {
-    if (ec == std::errc::result_out_of_range) {
-      seconds = value.front() == '-' ? 0 : std::numeric_limits<int32_t>::max();
-    } else if (ec != std::errc()) {
-      return std::nullopt;
-    }
-    return std::chrono::seconds(std::max<int64_t>(seconds, 0));
-  }
-  const std::string date(value);
-  const time_t when = curl_getdate(date.c_str(), nullptr);
-  if (when == -1) return std::nullopt;
-  return std::chrono::seconds(std::max<int64_t>(int64_t{when} - int64_t{std::time(nullptr)}, 0));
-}
-
 // One request between Submit() and its callback. Lives in the I/O thread's
 // `active` map while libcurl runs it; libcurl points at `request.body` and
 // `error` until the easy handle leaves the multi handle.
@@ -254,6 +232,36 @@ void GlobalInitOnce() {
 constexpr size_t kMaxIdleHandles = 256;
 
 }  // namespace
+
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value, std::time_t now) {
+  value = Trim(value);
+  if (value.empty()) return std::nullopt;
+  // Every HTTP-date form starts with a day name; anything else must be
+  // delta-seconds (1*DIGIT), or a sloppy negative number, which means "now".
+  // Garbage ("5.5", "+3", "12abc") is ignored rather than handed to
+  // curl_getdate, which reads some of it as a date.
+  if (!std::isalpha(static_cast<unsigned char>(value.front()))) {
+    const bool negative = value.front() == '-';
+    const std::string_view digits = negative ? value.substr(1) : value;
+    if (digits.empty() ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+    if (negative) return std::chrono::seconds(0);
+    int64_t seconds = 0;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seconds);
+    if (ec == std::errc::result_out_of_range || seconds > kMaxRetryAfter.count()) {
+      return kMaxRetryAfter;  // saturate: too large to mean anything but "much later"
+    }
+    if (ec != std::errc() || ptr != digits.data() + digits.size()) return std::nullopt;
+    return std::chrono::seconds(seconds);
+  }
+  const std::string date(value);
+  const time_t when = curl_getdate(date.c_str(), nullptr);
+  if (when == -1) return std::nullopt;
+  const int64_t delta = int64_t{when} - int64_t{now};
+  return std::chrono::seconds(std::clamp<int64_t>(delta, 0, kMaxRetryAfter.count()));
+}
 
 struct HttpEngine::Impl {
   explicit Impl(Options opts) : options(std::move(opts)) {}

@@ -11,14 +11,28 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <ctime>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "providers/provider.h"
 
 namespace crmsync::worker {
+
+// Largest Retry-After the parser reports; longer ones saturate here. Callers
+// cap it further with the provider's retry.maxRetryAfterMs.
+inline constexpr std::chrono::seconds kMaxRetryAfter = std::chrono::hours(24);
+
+// A Retry-After header value (RFC 9110 §10.2.3: delta-seconds or an
+// HTTP-date), as a wait from `now`: negative numbers and dates in the past
+// mean 0, values beyond kMaxRetryAfter saturate there, and anything else
+// (empty, "5.5", "+3", "soon") is nullopt, as if the header were absent.
+std::optional<std::chrono::seconds> ParseRetryAfter(std::string_view value,
+                                                    std::time_t now = std::time(nullptr));
 
 class HttpEngine {
  public:

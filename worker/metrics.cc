@@ -145,6 +145,9 @@ struct Metrics::Impl {
         retries(Counter(*registry, "crmsync_retries_total",
                         "Operations a provider asked to send again."),
                 {"provider"}),
+        auth_failures(Counter(*registry, "crmsync_provider_auth_failures_total",
+                              "Requests whose credentials the provider refused (HTTP 401/403)."),
+                      {"provider"}),
         http_requests(Counter(*registry, "crmsync_http_requests_total",
                               "HTTP exchanges per provider, by status or transport failure."),
                       {"provider", "code"}),
@@ -190,6 +193,7 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Counter> events_dead_lettered;
   CachedFamily<prometheus::Counter> operations;
   CachedFamily<prometheus::Counter> retries;
+  CachedFamily<prometheus::Counter> auth_failures;
   CachedFamily<prometheus::Counter> http_requests;
   CachedFamily<prometheus::Counter> http_throttled;
   CachedFamily<prometheus::Gauge> http_in_flight;
@@ -317,6 +321,10 @@ void Metrics::Operation(std::string_view provider, std::string_view action,
 
 void Metrics::Retried(std::string_view provider, uint64_t n) {
   impl_->retries.Get({provider}).Increment(static_cast<double>(n));
+}
+
+void Metrics::ProviderAuthFailure(std::string_view provider) {
+  impl_->auth_failures.Get({provider}).Increment();
 }
 
 void Metrics::HttpRequest(std::string_view provider, std::string_view code, double seconds) {

@@ -30,7 +30,7 @@
 //   delivery_latency_seconds{provider}      operations_pending
 //   circuit_state{provider}                 rate_limit_tokens{provider}
 //   rebalances_total{kind}                  committed_offset{topic,partition}
-//   consumer_lag{topic,partition}
+//   consumer_lag{topic,partition}           provider_auth_failures_total{provider}
 #pragma once
 
 #include <chrono>
@@ -83,6 +83,8 @@ class Metrics {
                  uint64_t n);
   // `n` operations of `provider` will be sent again.
   void Retried(std::string_view provider, uint64_t n);
+  // `provider` refused the credentials of one request (HTTP 401/403).
+  void ProviderAuthFailure(std::string_view provider);
   // One HTTP exchange with `provider` completed; `code` is the HTTP status
   // ("200") or how the transport failed ("timeout", ...). A "429" also counts
   // in http_throttled_total.

@@ -13,7 +13,9 @@ constexpr double kRecoveryFactor = 1.25;
 
 }  // namespace
 
-RequestBudget::RequestBudget(std::vector<mapping::RateLimit> limits) {
+RequestBudget::RequestBudget(std::vector<mapping::RateLimit> limits,
+                             std::chrono::milliseconds max_retry_after)
+    : max_retry_after_(std::max(max_retry_after, std::chrono::milliseconds(0))) {
   for (const auto& limit : limits) {
     if (limit.requests <= 0 || limit.period.count() <= 0) continue;
     // The provider counts a request when it arrives, we when we send it: a 2%
@@ -94,7 +96,12 @@ void RequestBudget::OnThrottled(Clock::time_point now,
       factor_ < 1.0 && now - last_throttle_ < std::max(shortest_period_, Clock::duration(1));
   if (!same_burst) factor_ = std::max(kMinFactor, factor_ * kBackoffFactor);
   last_throttle_ = now;
-  if (retry_after) hold_until_ = std::max(hold_until_, now + *retry_after);
+  if (retry_after) {
+    // Clamped before it is added to `now`, which also keeps the sum from
+    // overflowing the clock's representation.
+    const auto hold = std::clamp(*retry_after, std::chrono::milliseconds(0), max_retry_after_);
+    hold_until_ = std::max(hold_until_, now + hold);
+  }
 }
 
 }  // namespace crmsync::worker

@@ -7,8 +7,10 @@
 // and counts as sent at the moment its answer arrives: the provider saw it at
 // some point in between, and requests queued in the client must not make the
 // window look emptier than the provider's. On a 429 the budget halves (down
-// to a tenth) and holds off until Retry-After; each quiet period of the
-// shortest window after that brings it back up by a quarter.
+// to a tenth) and holds off until Retry-After, capped at `max_retry_after`
+// (the provider's retry.maxRetryAfterMs) so that one absurd header cannot stop
+// a provider for an hour; each quiet period of the shortest window after that
+// brings it back up by a quarter.
 //
 // Pure logic with an injected clock; not thread-safe (the worker's loop
 // thread owns it). Never throws.
@@ -28,7 +30,11 @@ class RequestBudget {
  public:
   using Clock = std::chrono::steady_clock;
 
-  explicit RequestBudget(std::vector<mapping::RateLimit> limits);
+  // `max_retry_after` bounds every hold a 429's Retry-After asks for; the
+  // default is RetryConfig's.
+  explicit RequestBudget(
+      std::vector<mapping::RateLimit> limits,
+      std::chrono::milliseconds max_retry_after = mapping::RetryConfig{}.max_retry_after);
 
   // How many requests may be sent at `now` (SIZE_MAX when unlimited).
   size_t Available(Clock::time_point now);
@@ -39,7 +45,8 @@ class RequestBudget {
   // When the next request may go, if none may go now.
   std::optional<Clock::time_point> NextFree(Clock::time_point now);
 
-  // The provider answered 429: slow down, and wait `retry_after` if given.
+  // The provider answered 429: slow down, and wait `retry_after` if given
+  // (clamped to [0, max_retry_after]).
   void OnThrottled(Clock::time_point now, std::optional<std::chrono::milliseconds> retry_after);
 
   // Current fraction of the configured limits in use (1.0 when recovered).
@@ -57,6 +64,7 @@ class RequestBudget {
   void Recover(Clock::time_point now);
 
   std::vector<Window> windows_;
+  std::chrono::milliseconds max_retry_after_;
   double factor_ = 1.0;
   Clock::time_point hold_until_{};
   Clock::time_point last_throttle_{};

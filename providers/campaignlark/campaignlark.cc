@@ -193,7 +193,7 @@ bool CampaignLarkProvider::Supports(mapping::Action action) const {
 }
 
 std::variant<BatchOptions, std::string> CampaignLarkProvider::ParseOptions(
-    std::string_view options_json) const {
+    std::string_view options_json) {
   BatchOptions options;
   if (options_json.empty()) return options;
   rapidjson::Document doc;

@@ -58,7 +58,7 @@ class CampaignLarkProvider final : public Provider {
   // Only kUpsert: CampaignLark's upsert is the one write a sync needs.
   bool Supports(mapping::Action action) const;
   // The batch's options, or a reason why they are unusable.
-  std::variant<BatchOptions, std::string> ParseOptions(std::string_view options_json) const;
+  static std::variant<BatchOptions, std::string> ParseOptions(std::string_view options_json);
   // The request for one contact, or the reject Outcome when it cannot be sent.
   std::variant<HttpRequest, Outcome> BuildRequest(const mapping::Contact& contact,
                                                   const BatchOptions& options) const;

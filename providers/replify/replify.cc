@@ -118,43 +118,59 @@ std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response
 }
 
 // Matches per-item result entries back to batch items. Replify's results
-// carry no item index, only the contact's email and phone, so each entry
-// takes the first item not yet taken with the same identity: the same email
-// (preferring an equal phone too), or for an entry without email the same
-// phone (preferring an item without email). Entries that name nobody match the
-// first unmatched item without email or phone.
+// carry no item index, only the contact's email and phone, and may echo them
+// normalised (lower-case email, E.164 phone), so identities compare as
+// NormalizeEmail / PhoneDigits. Each entry takes the first item not yet
+// taken with the same identity: the same email (preferring an equal phone
+// too), or for an entry without email the same phone (preferring an item
+// without email; also when the email names no item). Entries that name nobody
+// match the first unmatched item without email or phone.
 class ItemMatcher {
  public:
-  explicit ItemMatcher(const Batch& batch) : batch_(batch), taken_(batch.items.size(), false) {
+  explicit ItemMatcher(const Batch& batch) : taken_(batch.items.size(), false) {
     for (size_t i = 0; i < batch.items.size(); ++i) {
       const mapping::Contact& contact = batch.items[i]->contact;
       const auto email = NonEmpty(contact.email);
       const auto phone = NonEmpty(contact.phone);
-      if (email) by_email_[*email].push_back(i);
-      if (phone) by_phone_[*phone].push_back(i);
-      if (!email && !phone) anonymous_.push_back(i);
+      emails_.push_back(email ? NormalizeEmail(*email) : std::string());
+      phones_.push_back(phone ? PhoneDigits(*phone) : std::string());
+      if (!emails_.back().empty()) by_email_[emails_.back()].push_back(i);
+      if (!phones_.back().empty()) by_phone_[phones_.back()].push_back(i);
+      if (emails_.back().empty() && phones_.back().empty()) anonymous_.push_back(i);
     }
   }
 
   std::optional<size_t> Take(const rapidjson::Value& entry) {
     if (!entry.IsObject()) return std::nullopt;
-    const auto email = StringMember(entry, "email");
-    const auto phone = StringMember(entry, "phone");
-    if (email) {
-      return TakeFrom(Find(by_email_, *email),
-                      [&](const mapping::Contact& c) { return NonEmpty(c.phone) == phone; });
+    const auto email_member = StringMember(entry, "email");
+    const auto phone_member = StringMember(entry, "phone");
+    const std::string email = email_member ? NormalizeEmail(*email_member) : std::string();
+    const std::string phone = phone_member ? PhoneDigits(*phone_member) : std::string();
+    if (!email.empty()) {
+      auto same_email = TakeFrom(Find(by_email_, email), [&](size_t i) {
+        return phone.empty() ? phones_[i].empty() : SamePhoneDigits(phones_[i], phone);
+      });
+      // Replify matches a contact by phone when its email is new to it, and
+      // may then answer with the stored email.
+      if (same_email || phone.empty()) return same_email;
     }
-    if (phone) {
-      return TakeFrom(Find(by_phone_, *phone),
-                      [](const mapping::Contact& c) { return !NonEmpty(c.email); });
+    if (!phone.empty()) {
+      const auto no_email = [this](size_t i) { return emails_[i].empty(); };
+      if (auto exact = TakeFrom(Find(by_phone_, phone), no_email)) return exact;
+      // The echo may add or drop a country code.
+      std::vector<size_t> similar;
+      for (size_t i = 0; i < phones_.size(); ++i) {
+        if (!taken_[i] && SamePhoneDigits(phones_[i], phone)) similar.push_back(i);
+      }
+      return TakeFrom(&similar, no_email);
     }
-    return TakeFrom(&anonymous_, [](const mapping::Contact&) { return true; });
+    return TakeFrom(&anonymous_, [](size_t) { return true; });
   }
 
  private:
-  using Index = std::unordered_map<std::string_view, std::vector<size_t>>;
+  using Index = std::unordered_map<std::string, std::vector<size_t>>;
 
-  static const std::vector<size_t>* Find(const Index& index, std::string_view key) {
+  static const std::vector<size_t>* Find(const Index& index, const std::string& key) {
     const auto it = index.find(key);
     return it == index.end() ? nullptr : &it->second;
   }
@@ -165,7 +181,7 @@ class ItemMatcher {
     std::optional<size_t> fallback;
     for (const size_t i : *candidates) {
       if (taken_[i]) continue;
-      if (preferred(batch_.items[i]->contact)) {
+      if (preferred(i)) {
         taken_[i] = true;
         return i;
       }
@@ -175,8 +191,9 @@ class ItemMatcher {
     return fallback;
   }
 
-  const Batch& batch_;
   std::vector<bool> taken_;
+  std::vector<std::string> emails_;  // normalised, "" if none
+  std::vector<std::string> phones_;  // digits, "" if none
   Index by_email_;
   Index by_phone_;
   std::vector<size_t> anonymous_;
@@ -269,26 +286,48 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
   if (body.HasParseError() || !body.IsObject()) return outcomes;
 
   ItemMatcher matcher(batch);
+  std::vector<bool> accounted(batch.items.size(), false);
   // Successes are matched first so that, among items with the same identity,
   // the earlier ones take the successes, as Replify processes them in order.
   const auto success = body.FindMember("success");
   if (success != body.MemberEnd() && success->value.IsArray()) {
-    for (const auto& entry : success->value.GetArray()) matcher.Take(entry);
+    for (const auto& entry : success->value.GetArray()) {
+      if (const auto index = matcher.Take(entry)) accounted[*index] = true;
+    }
   }
+  std::optional<std::string> unplaced;  // an error entry that names no item
   const auto errors = body.FindMember("errors");
   if (errors != body.MemberEnd() && errors->value.IsArray()) {
     for (const auto& entry : errors->value.GetArray()) {
-      const auto index = matcher.Take(entry);
-      if (!index) continue;
       const auto text = ErrorText(entry);
+      const std::string detail =
+          TruncateReason(Scrub(std::string(text.value_or("unspecified error"))));
+      const auto index = matcher.Take(entry);
+      if (!index) {
+        if (!unplaced) unplaced = detail;
+        continue;
+      }
+      accounted[*index] = true;
       Outcome& outcome = outcomes[*index];
       outcome.kind = OutcomeKind::kReject;
-      outcome.reason = "replify rejected contact: " +
-                       TruncateReason(Scrub(std::string(text.value_or("unspecified error"))));
+      outcome.reason = "replify rejected contact: " + detail;
     }
   }
-  // Items that no entry names are done too: e.g. a completed contact that an
-  // upsert does not add is Replify's documented behaviour, not a failure.
+  // Items that no entry names are done: Replify's success list need not name
+  // every processed contact (its own example: "Processed 3 contacts
+  // successfully" listing two), and a completed contact that an upsert does
+  // not add is documented behaviour, not a failure. But an error that names
+  // no item of the batch belongs to one of those unnamed items, and which one
+  // cannot be told: they are all retried (re-sending an applied state is
+  // harmless; counting a failed one as delivered is not).
+  if (unplaced) {
+    for (size_t i = 0; i < outcomes.size(); ++i) {
+      if (accounted[i]) continue;
+      outcomes[i].kind = OutcomeKind::kRetry;
+      outcomes[i].reason = "replify reported an error for a contact it did not identify (" +
+                           *unplaced + "); every contact it did not answer for is retried";
+    }
+  }
   return outcomes;
 }
 

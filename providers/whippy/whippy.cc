@@ -465,9 +465,10 @@ class WhippyExchange final : public Exchange {
   }
 
   // A 2xx means Whippy applied the request. Its response shape is not
-  // documented: per-contact errors are used when they name a phone of this
-  // request; anything else (or nothing) means every contact is done, since
-  // retrying would only re-apply what was applied.
+  // documented: per-contact errors are used when they name a phone (or email)
+  // of this request, compared normalised; an error naming a contact that is
+  // not found makes the rest retried; anything else (or nothing) means every
+  // contact is done, since retrying would only re-apply what was applied.
   RequestResult Accepted(const std::vector<size_t>& chunk, const HttpResponse& response) const {
     Outcome done;
     done.kind = OutcomeKind::kDone;
@@ -484,24 +485,69 @@ class WhippyExchange final : public Exchange {
     }
     if (errors == nullptr) return result;
 
-    std::unordered_map<std::string_view, std::vector<size_t>> by_phone;  // -> chunk positions
+    // Whippy may echo identities normalised (E.164 phone, lower-case email):
+    // they compare by digits and case-folded.
+    std::vector<std::string> phones, emails;                        // per chunk position
+    std::unordered_map<std::string, std::vector<size_t>> by_phone;  // digits -> chunk positions
     for (size_t i = 0; i < chunk.size(); ++i) {
-      by_phone[*batch_.items[chunk[i]]->contact.phone].push_back(i);
+      const mapping::Contact& contact = batch_.items[chunk[i]]->contact;
+      phones.push_back(PhoneDigits(*contact.phone));
+      emails.push_back(contact.email ? NormalizeEmail(*contact.email) : std::string());
+      by_phone[phones.back()].push_back(i);
     }
+    std::vector<bool> taken(chunk.size(), false);
+    // Contacts with one phone are one Whippy contact: an entry takes the
+    // first of them not yet taken.
+    auto take = [&](const rapidjson::Value& entry) -> std::optional<size_t> {
+      const auto phone_member = StringMember(entry, "phone");
+      const std::string phone = phone_member ? PhoneDigits(*phone_member) : std::string();
+      if (!phone.empty()) {
+        if (const auto it = by_phone.find(phone); it != by_phone.end()) {
+          for (const size_t i : it->second) {
+            if (!taken[i]) return i;
+          }
+        }
+        for (size_t i = 0; i < chunk.size(); ++i) {  // a country code added or dropped
+          if (!taken[i] && SamePhoneDigits(phones[i], phone)) return i;
+        }
+      }
+      const auto email_member = StringMember(entry, "email");
+      const std::string email = email_member ? NormalizeEmail(*email_member) : std::string();
+      if (!email.empty()) {
+        for (size_t i = 0; i < chunk.size(); ++i) {
+          if (!taken[i] && emails[i] == email) return i;
+        }
+      }
+      return std::nullopt;
+    };
+    std::optional<std::string> unplaced;  // an error naming a contact not in this request
     for (const auto& entry : errors->GetArray()) {
-      const auto phone = StringMember(entry, "phone");
-      if (!phone) continue;
-      const auto it = by_phone.find(*phone);
-      if (it == by_phone.end() || it->second.empty()) continue;
-      // Contacts with one phone are one Whippy contact: the entry takes the
-      // first of them not yet taken.
-      Outcome& outcome = result.outcomes[it->second.front()];
-      it->second.erase(it->second.begin());
       const auto text = EntryText(entry);
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason =
-          "whippy rejected contact: " +
+      const std::string detail =
           TruncateReason(provider_.Scrub(std::string(text.value_or("unspecified error"))));
+      const auto index = take(entry);
+      if (!index) {
+        // An entry naming no contact at all is a notice about the request;
+        // one naming a contact that cannot be found is about one of ours.
+        if (!unplaced && (StringMember(entry, "phone") || StringMember(entry, "email"))) {
+          unplaced = detail;
+        }
+        continue;
+      }
+      taken[*index] = true;
+      Outcome& outcome = result.outcomes[*index];
+      outcome.kind = OutcomeKind::kReject;
+      outcome.reason = "whippy rejected contact: " + detail;
+    }
+    // Which contact an unplaced error is about cannot be told, so none of the
+    // others counts as done: they are sent again (add and remove converge).
+    if (unplaced) {
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        if (taken[i]) continue;
+        result.outcomes[i].kind = OutcomeKind::kRetry;
+        result.outcomes[i].reason = "whippy reported an error for a contact it did not identify (" +
+                                    *unplaced + "); the request's other contacts are retried";
+      }
     }
     return result;
   }

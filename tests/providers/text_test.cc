@@ -24,5 +24,24 @@ TEST(TextTest, EveryOccurrenceOfTheSecretIsMasked) {
   EXPECT_EQ(MaskSecret("nothing", ""), "nothing");
 }
 
+TEST(TextTest, EmailsAreTrimmedAndCaseFolded) {
+  EXPECT_EQ(NormalizeEmail(" Ava.Lopez@Example.COM\t"), "ava.lopez@example.com");
+  EXPECT_EQ(NormalizeEmail("a@b"), "a@b");
+  EXPECT_EQ(NormalizeEmail(""), "");
+}
+
+TEST(TextTest, PhonesCompareByTheirDigits) {
+  EXPECT_EQ(PhoneDigits("+1 (555) 123-4567"), "15551234567");
+  EXPECT_EQ(PhoneDigits("n/a"), "");
+  EXPECT_TRUE(SamePhoneDigits("15551234567", "15551234567"));
+  EXPECT_TRUE(SamePhoneDigits("15551234567", "5551234567"));  // E.164 echo of a national number
+  EXPECT_FALSE(SamePhoneDigits("5551234567", "4455512345"));
+  EXPECT_FALSE(SamePhoneDigits("5551234567", "123455551234567"));  // more than a country code
+  EXPECT_TRUE(SamePhoneDigits("4475551234567", "75551234567"));
+  EXPECT_FALSE(SamePhoneDigits("15551234567", "15551234568"));
+  EXPECT_FALSE(SamePhoneDigits("12", "2"));  // too short to be a number
+  EXPECT_FALSE(SamePhoneDigits("", ""));
+}
+
 }  // namespace
 }  // namespace crmsync::providers

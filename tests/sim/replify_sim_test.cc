@@ -13,6 +13,7 @@
 #include "providers/replify/replify.h"
 #include "sim/simulator.h"
 #include "tests/support/sim_fixture.h"
+#include "worker/dispatcher.h"
 
 namespace crmsync::sim {
 namespace {
@@ -339,6 +340,27 @@ TEST_F(ReplifySim, KnobsEndpointUpdatesOnlyGivenKnobs) {
   EXPECT_EQ(knobs.latency, milliseconds(5));
 }
 
+TEST_F(ReplifySim, NormalizingIdentitiesEchoesAndStoresThemNormalized) {
+  auto result = Client().Post("/_sim/knobs", R"({"normalizeIdentities":true})", "application/json");
+  ASSERT_TRUE(result);
+  EXPECT_EQ(result->status, 200);
+  EXPECT_TRUE(Sim().GetKnobs().normalize_identities);
+  const auto doc = Apply(R"({"contacts":[{"email":"Ava@Example.COM","phone":"(555) 123-4567"},
+      {"email":"not an email","phone":"15550000002"},{"phone":"n/a"}]})");
+  ASSERT_EQ(doc["success"].Size(), 1u);
+  EXPECT_STREQ(doc["success"][0]["email"].GetString(), "ava@example.com");
+  EXPECT_STREQ(doc["success"][0]["phone"].GetString(), "+15551234567");
+  ASSERT_EQ(doc["errors"].Size(), 2u);
+  EXPECT_STREQ(doc["errors"][0]["email"].GetString(), "not an email");
+  EXPECT_STREQ(doc["errors"][0]["phone"].GetString(), "+15550000002");
+  EXPECT_STREQ(doc["errors"][0]["error"].GetString(), "invalid email");
+  EXPECT_STREQ(doc["errors"][1]["phone"].GetString(), "n/a");
+  EXPECT_STREQ(doc["errors"][1]["error"].GetString(), "invalid phone");
+  const auto campaign = Campaign();
+  ASSERT_EQ(campaign.size(), 1u);
+  EXPECT_EQ(campaign.at("ava@example.com").phone, "+15551234567");
+}
+
 TEST_F(ReplifySim, ResetEndpointForgetsStateAndCounters) {
   Apply(R"({"contacts":[{"email":"a@example.com"}]})");
   const auto result = Client().Post("/_sim/reset", "", "application/json");
@@ -507,6 +529,62 @@ TEST_F(ReplifyRoundTrip, WrongKeyAndOutageAreRetried) {
   EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kRetry);
   EXPECT_EQ(outcomes[0].http_status, 503);
   EXPECT_TRUE(Campaign().empty());
+}
+
+TEST_F(ReplifyRoundTrip, ErrorsEchoingNormalizedIdentitiesRejectTheirContacts) {
+  // Replify answering with normalised identities: before, its error entry
+  // matched no item and the contact that failed counted as delivered.
+  Knobs knobs;
+  knobs.normalize_identities = true;
+  Sim().SetKnobs(knobs);
+  const auto outcomes =
+      Deliver(Provider(), mapping::Action::kUpsert,
+              {Person("Ava@Example.COM", "(555) 123-4567"),
+               Person("Not An Email", "1 555 000 0002"), Person("cy@example.com", "15550000003")});
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, providers::OutcomeKind::kReject) << outcomes[1].reason;
+  EXPECT_EQ(outcomes[1].reason, "replify rejected contact: invalid email");
+  EXPECT_EQ(outcomes[2].kind, providers::OutcomeKind::kDone);
+  EXPECT_EQ(Campaign().size(), 2u);
+}
+
+TEST_F(ReplifyRoundTrip, PlainThenCompletedUpsertThroughTheDispatcherAddsAndStops) {
+  // Both events wait together, as they would behind a busy provider: the
+  // contact must end in the campaign with status completed, as it would had
+  // each event been sent on its own.
+  const auto provider = Provider();
+  worker::Dispatcher dispatcher(
+      {{"replify", worker::ProviderLimits{10, milliseconds(0), 1, milliseconds(0), std::nullopt}}},
+      worker::RetryPolicy{});
+  const auto t0 = worker::Clock::now();
+  mapping::Operation plain;
+  plain.provider = "replify";
+  plain.target = kCampaign;
+  plain.action = mapping::Action::kUpsert;
+  plain.contact_key = "ava@example.com";
+  plain.contact = Person("ava@example.com", "15551234567");
+  plain.contact.first_name = "Ava";
+  mapping::Operation completed = plain;
+  completed.contact.first_name.reset();
+  completed.contact.status = "completed";
+  dispatcher.Enqueue(plain, worker::MessageRef{{"t", 0}, 0, 1}, t0);
+  dispatcher.Enqueue(completed, worker::MessageRef{{"t", 0}, 1, 1}, t0);
+
+  size_t finished = 0;
+  for (int round = 0; round < 5 && dispatcher.Pending() > 0; ++round) {
+    for (const worker::OutgoingBatch& out : dispatcher.TakeReady(t0, true)) {
+      const auto outcomes = provider.Classify(*out.batch, Send(provider.BuildRequest(*out.batch)));
+      finished +=
+          dispatcher.OnResult(out.id, outcomes, t0, [](const worker::MessageRef&) { return true; })
+              .size();
+    }
+  }
+  EXPECT_EQ(finished, 2u);
+  const auto campaign = Campaign();
+  ASSERT_EQ(campaign.count("ava@example.com"), 1u) << "the contact was never added";
+  EXPECT_EQ(campaign.at("ava@example.com").status, "completed");
+  EXPECT_EQ(campaign.at("ava@example.com").first_name, "Ava");
 }
 
 }  // namespace

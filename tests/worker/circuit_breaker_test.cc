@@ -87,5 +87,31 @@ TEST(CircuitBreakerTest, FailuresAreTransportErrorsAnd5xxNot429) {
   EXPECT_FALSE(CircuitBreaker::IsFailure(response));
 }
 
+TEST(CircuitBreakerTest, RefusedCredentialsAreProviderFailures) {
+  providers::HttpResponse response;
+  response.transport = providers::Transport::kOk;
+  for (const long status : {401L, 403L}) {
+    response.status = status;
+    EXPECT_TRUE(CircuitBreaker::IsFailure(response)) << status;
+    EXPECT_TRUE(CircuitBreaker::IsAuthFailure(response)) << status;
+  }
+  response.status = 404;
+  EXPECT_FALSE(CircuitBreaker::IsAuthFailure(response));
+  response.transport = providers::Transport::kTimeout;
+  response.status = 0;
+  EXPECT_FALSE(CircuitBreaker::IsAuthFailure(response));
+}
+
+TEST(CircuitBreakerTest, RotatedKeyOpensTheCircuit) {
+  CircuitBreaker breaker(Config());
+  providers::HttpResponse unauthorized;
+  unauthorized.status = 401;
+  EXPECT_FALSE(breaker.OnRequest(CircuitBreaker::IsFailure(unauthorized), kT0));
+  EXPECT_FALSE(breaker.OnRequest(CircuitBreaker::IsFailure(unauthorized), kT0));
+  EXPECT_TRUE(breaker.OnRequest(CircuitBreaker::IsFailure(unauthorized), kT0));
+  EXPECT_EQ(breaker.state(), State::kOpen);
+  EXPECT_FALSE(breaker.AllowBatch(kT0 + milliseconds(10)));
+}
+
 }  // namespace
 }  // namespace crmsync::worker

@@ -266,6 +266,130 @@ TEST(DispatcherTest, OperationWithStatusIsNotMergedInto) {
   EXPECT_EQ(d.Queued(), 2u);
 }
 
+// Delivers everything queued and returns each batch's item statuses, in the
+// order the batches were sent.
+std::vector<std::vector<std::optional<std::string>>> DrainStatuses(Dispatcher& d) {
+  std::vector<std::vector<std::optional<std::string>>> sent;
+  for (int guard = 0; guard < 10 && d.Pending() > 0; ++guard) {
+    for (const OutgoingBatch& out : d.TakeReady(kT0, true)) {
+      std::vector<std::optional<std::string>> statuses;
+      for (const auto* op : out.batch->items) statuses.push_back(op->contact.status);
+      sent.push_back(statuses);
+      d.OnResult(out.id, All(OutcomeKind::kDone, out.batch->items.size()), kT0, Always);
+    }
+  }
+  return sent;
+}
+
+TEST(DispatcherTest, PlainUpsertThenCompletedUpsertAreSentAsTheyCame) {
+  // Merged, the upsert would carry "completed" and Replify would never add
+  // the contact; sent in order, it is added and then stopped.
+  Dispatcher d = Make(10, 4);
+  mapping::Operation plain = Op("a");
+  plain.contact.first_name = "Ava";
+  mapping::Operation completed = Op("a");
+  completed.contact.status = "completed";
+  d.Enqueue(plain, Ref(0), kT0);
+  d.Enqueue(completed, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  EXPECT_EQ(d.Queued(), 2u);
+  using Statuses = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(DrainStatuses(d),
+            (std::vector<Statuses>{Statuses{std::nullopt}, Statuses{std::string("completed")}}));
+}
+
+TEST(DispatcherTest, CompletedUpsertThenPlainUpsertAreSentAsTheyCame) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation completed = Op("a");
+  completed.contact.status = "completed";
+  d.Enqueue(completed, Ref(0), kT0);
+  d.Enqueue(Op("a"), Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  using Statuses = std::vector<std::optional<std::string>>;
+  EXPECT_EQ(DrainStatuses(d),
+            (std::vector<Statuses>{Statuses{std::string("completed")}, Statuses{std::nullopt}}));
+}
+
+TEST(DispatcherTest, UpsertsWithTheSameStatusMerge) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation first = Op("a");
+  first.contact.status = "completed";
+  first.contact.first_name = "Ava";
+  mapping::Operation second = Op("a");
+  second.contact.status = "completed";
+  second.contact.last_name = "Lopez";
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(second, Ref(1), kT0);
+  d.Enqueue(Op("b"), Ref(2), kT0);
+  d.Enqueue(Op("b"), Ref(3), kT0);
+  EXPECT_EQ(d.Coalesced(), 2u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 1u);
+  ASSERT_EQ(ready[0].batch->items.size(), 2u);
+  const mapping::Contact& merged = ready[0].batch->items[0]->contact;
+  EXPECT_EQ(merged.status, "completed");
+  EXPECT_EQ(merged.first_name, "Ava");
+  EXPECT_EQ(merged.last_name, "Lopez");
+  EXPECT_EQ(d.OnResult(ready[0].id, All(OutcomeKind::kDone, 2), kT0, Always).size(), 4u);
+}
+
+TEST(DispatcherTest, FullReplaceUpsertIsSupersededNotMerged) {
+  // CampaignLark with partialUpdate false replaces fields, tags and status:
+  // after two upserts only the second's content is left, so merging the
+  // first's fields in would keep what the second wipes.
+  Dispatcher d = Make(10, 4);
+  auto lark = [](const char* options) {
+    mapping::Operation op = Op("a");
+    op.provider = "campaignlark";
+    op.target = "";
+    op.options_json = options;
+    return op;
+  };
+  mapping::Operation first = lark(R"({"partialUpdate":false})");
+  first.contact.first_name = "Ava";
+  first.contact.fields = {{"city", "Lisbon"}};
+  first.contact.status = "UNSUBSCRIBED";
+  mapping::Operation second = lark(R"({"partialUpdate":false})");
+  second.contact.last_name = "Lopez";
+  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(second, Ref(1), kT0);
+  // A partial update merges, as before.
+  mapping::Operation patch = lark("");
+  patch.contact_key = "b";
+  patch.contact.first_name = "Bo";
+  mapping::Operation later_patch = patch;
+  later_patch.contact.first_name.reset();
+  later_patch.contact.last_name = "Li";
+  d.Enqueue(patch, Ref(2), kT0);
+  d.Enqueue(later_patch, Ref(3), kT0);
+  EXPECT_EQ(d.Coalesced(), 2u);
+  auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 2u);
+  const auto& replaced = (ready[0].batch->items[0]->contact_key == "a" ? ready[0] : ready[1]);
+  const auto& patched = (ready[0].batch->items[0]->contact_key == "a" ? ready[1] : ready[0]);
+  const mapping::Contact& a = replaced.batch->items[0]->contact;
+  EXPECT_FALSE(a.first_name.has_value());
+  EXPECT_TRUE(a.fields.empty());
+  EXPECT_FALSE(a.status.has_value());
+  EXPECT_EQ(a.last_name, "Lopez");
+  const mapping::Contact& b = patched.batch->items[0]->contact;
+  EXPECT_EQ(b.first_name, "Bo");
+  EXPECT_EQ(b.last_name, "Li");
+  EXPECT_EQ(d.OnResult(replaced.id, All(OutcomeKind::kDone, 1), kT0, Always).size(), 2u);
+}
+
+TEST(DispatcherTest, DifferentStatusesOfAnUpsertDoNotMerge) {
+  Dispatcher d = Make(10, 4);
+  mapping::Operation active = Op("a");
+  active.contact.status = "active";
+  mapping::Operation disqualified = Op("a");
+  disqualified.contact.status = "disqualified";
+  d.Enqueue(active, Ref(0), kT0);
+  d.Enqueue(disqualified, Ref(1), kT0);
+  EXPECT_EQ(d.Coalesced(), 0u);
+  EXPECT_EQ(d.Queued(), 2u);
+}
+
 TEST(DispatcherTest, InFlightOperationIsNeverMergedInto) {
   Dispatcher d = Make(10, 4);
   d.Enqueue(Op("a"), Ref(0), kT0);
@@ -542,6 +666,106 @@ TEST(DispatcherTest, ProbeCarriesOneOperationAndItsFailureIsNotAnAttempt) {
     }
     EXPECT_EQ(d.Pending(), 5u);
   }
+}
+
+TEST(DispatcherTest, RefusedCredentialsNeverExhaustAnOperation) {
+  // A rotated key answers 401 (or 403) to everything: far more answers than
+  // max_attempts and longer than max_elapsed, and still nothing is given up.
+  for (const int status : {401, 403}) {
+    SCOPED_TRACE("HTTP " + std::to_string(status));
+    RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 3, milliseconds(100)};
+    Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+    d.Enqueue(Op("a"), Ref(0), kT0);
+    d.Enqueue(Op("b"), Ref(1), kT0);
+    Clock::time_point now = kT0;
+    for (int round = 0; round < 20; ++round) {
+      auto ready = d.TakeReady(now);
+      ASSERT_EQ(ready.size(), 1u) << round;
+      const Outcome refused{OutcomeKind::kRetry, "authentication failed", status, {}};
+      EXPECT_TRUE(d.OnResult(ready[0].id, {refused, refused}, now, Always).empty())
+          << "refused credentials exhausted an operation in round " << round;
+      EXPECT_TRUE(d.AuthRefused("replify"));
+      now += milliseconds(20);
+    }
+    EXPECT_EQ(d.Pending(), 2u);
+    EXPECT_EQ(d.AuthFailures(), 20u);
+    // The key works again: the operations are delivered, and none of those
+    // answers counted as an attempt.
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    auto finished = d.OnResult(ready[0].id, All(OutcomeKind::kDone, 2), now, Always);
+    ASSERT_EQ(finished.size(), 2u);
+    for (const Finished& f : finished) {
+      EXPECT_EQ(f.kind, OutcomeKind::kDone);
+      EXPECT_EQ(f.attempts, 1);
+      EXPECT_FALSE(f.exhausted);
+    }
+    EXPECT_FALSE(d.AuthRefused("replify"));
+  }
+}
+
+TEST(DispatcherTest, RefusedCredentialsDoNotStartTheElapsedBudget) {
+  // An hour of 401s followed by one ordinary failure is one failed attempt,
+  // not an operation that has been failing for an hour.
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 2, milliseconds(100)};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  for (int round = 0; round < 10; ++round) {
+    auto ready = d.TakeReady(now);
+    ASSERT_EQ(ready.size(), 1u);
+    d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "auth", 401, {}}}, now, Always);
+    now += milliseconds(50);
+  }
+  auto ready = d.TakeReady(now);
+  ASSERT_EQ(ready.size(), 1u);
+  EXPECT_TRUE(
+      d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "HTTP 503", 503, {}}}, now, Always)
+          .empty());
+  EXPECT_EQ(d.Pending(), 1u);
+}
+
+TEST(DispatcherTest, TimeSpentRefusedIsNotCountedInMaxElapsed) {
+  // A 503, then half a second of 401s, then another 503: the operation has
+  // been failing for two answers, not for longer than max_elapsed.
+  RetryPolicy policy{milliseconds(10), milliseconds(10), milliseconds(10), 5, milliseconds(100)};
+  Dispatcher d = Make(10, 4, milliseconds(0), {}, policy);
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  Clock::time_point now = kT0;
+  auto answer = [&](int status) {
+    auto ready = d.TakeReady(now);
+    EXPECT_EQ(ready.size(), 1u);
+    if (ready.empty()) return std::vector<Finished>{};
+    return d.OnResult(ready[0].id, {Outcome{OutcomeKind::kRetry, "x", status, {}}}, now, Always);
+  };
+  EXPECT_TRUE(answer(503).empty());
+  for (int round = 0; round < 10; ++round) {
+    now += milliseconds(50);
+    EXPECT_TRUE(answer(401).empty());
+  }
+  now += milliseconds(50);
+  EXPECT_TRUE(answer(503).empty()) << "exhausted by time spent with a refused key";
+  EXPECT_EQ(d.Pending(), 1u);
+  // Without refusals in between, max_elapsed still ends it.
+  now += milliseconds(150);
+  const auto finished = answer(503);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_TRUE(finished[0].exhausted);
+  EXPECT_EQ(finished[0].attempts, 3);
+}
+
+TEST(DispatcherTest, PermanentForbiddenIsStillARejection) {
+  // A 403 the provider module classified as permanent (Reply.io: access to
+  // this sequence denied) is the item's answer, not a refused key.
+  Dispatcher d = Make(10, 4, milliseconds(0));
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto ready = d.TakeReady(kT0);
+  ASSERT_EQ(ready.size(), 1u);
+  auto finished =
+      d.OnResult(ready[0].id, {Outcome{OutcomeKind::kReject, "denied", 403, {}}}, kT0, Always);
+  ASSERT_EQ(finished.size(), 1u);
+  EXPECT_EQ(finished[0].kind, OutcomeKind::kReject);
+  EXPECT_FALSE(d.AuthRefused("replify"));
 }
 
 TEST(DispatcherTest, PartitionsWaitingForAProvider) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <limits>
 
 namespace crmsync::worker {
@@ -83,6 +84,37 @@ TEST(RequestBudgetTest, RepeatedThrottlesBottomOutAboveZero) {
   for (int i = 0; i < 10; ++i) budget.OnThrottled(kT0 + seconds(2 * i), std::nullopt);
   EXPECT_GE(budget.Factor(), 0.1);
   EXPECT_EQ(budget.Available(kT0), 1u);
+}
+
+TEST(RequestBudgetTest, RetryAfterIsCappedByMaxRetryAfter) {
+  RequestBudget budget({{10, seconds(1)}}, seconds(30));
+  // "Retry-After: 3600" must not stop the provider for an hour.
+  budget.OnThrottled(kT0, seconds(3600));
+  EXPECT_EQ(budget.Available(kT0 + seconds(29)), 0u);
+  EXPECT_EQ(budget.NextFree(kT0 + seconds(1)), kT0 + seconds(30));
+  EXPECT_GT(budget.Available(kT0 + seconds(30)), 0u);
+}
+
+TEST(RequestBudgetTest, RetryAfterIsCappedByDefault) {
+  // Without an explicit cap the retry configuration's default (5 minutes)
+  // applies; an out-of-range header once became INT32_MAX seconds.
+  RequestBudget budget({{10, seconds(1)}});
+  budget.OnThrottled(kT0, seconds(std::numeric_limits<int32_t>::max()));
+  EXPECT_EQ(budget.Available(kT0 + std::chrono::minutes(5) - milliseconds(1)), 0u);
+  EXPECT_GT(budget.Available(kT0 + std::chrono::minutes(5)), 0u);
+}
+
+TEST(RequestBudgetTest, UnlimitedBudgetHoldIsCappedToo) {
+  RequestBudget budget({}, seconds(2));
+  budget.OnThrottled(kT0, std::chrono::hours(1));
+  EXPECT_EQ(budget.Available(kT0 + seconds(1)), 0u);
+  EXPECT_EQ(budget.Available(kT0 + seconds(2)), std::numeric_limits<size_t>::max());
+}
+
+TEST(RequestBudgetTest, NegativeRetryAfterHoldsNothing) {
+  RequestBudget budget({{10, seconds(1)}}, seconds(30));
+  budget.OnThrottled(kT0, milliseconds(-5000));
+  EXPECT_EQ(budget.Available(kT0), 5u);
 }
 
 }  // namespace

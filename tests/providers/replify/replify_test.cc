@@ -311,6 +311,47 @@ TEST(ReplifyProvider, ErrorEntryWithoutIdentityRejectsContactWithoutIdentity) {
   EXPECT_EQ(outcomes[1].reason, "replify rejected contact: contact requires email or phone");
 }
 
+TEST(ReplifyProvider, EntriesEchoingNormalisedIdentitiesMatchTheirItems) {
+  // Replify answers with a lower-case email and an E.164 phone; the request
+  // carried the CRM's spelling. Before, the errors matched nothing and the
+  // rejected contacts counted as delivered.
+  const ReplifyProvider provider(Config());
+  mapping::Contact phone_only;
+  phone_only.phone = "(555) 000-0003";
+  Fixture f({Person("Ava@Example.com", "+1 555 123 4567"), Person("BO@example.com", "15550000002"),
+             phone_only, Person("dee@example.com", "5550000004")});
+  const auto outcomes = provider.Classify(f.batch, Response(200, R"({"success":[
+          {"phone":"15551234567","email":"ava@example.com","action":"created"},
+          {"phone":"+15550000004","email":"dee@example.com","action":"created"}],
+        "errors":[{"email":"bo@example.com","phone":"+15550000002","error":"invalid phone"},
+                  {"email":null,"phone":"+15550000003","error":"blocked number"}]})"));
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[1].reason, "replify rejected contact: invalid phone");
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].reason, "replify rejected contact: blocked number");
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kDone);
+}
+
+TEST(ReplifyProvider, ErrorNamingNoItemRetriesEveryUnansweredItem) {
+  // The error belongs to one of the items the success list does not name,
+  // and which one cannot be told: those are retried, not counted as done.
+  const ReplifyProvider provider(Config());
+  Fixture f(
+      {Person("a@example.com", "1"), Person("b@example.com", "2"), Person("c@example.com", "3")});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"message":"Processed 1 contacts successfully, 1 failed",
+        "success":[{"phone":"1","email":"a@example.com","action":"updated"}],
+        "errors":[{"email":"someone.else@example.org","phone":"99","error":"invalid"}]})"));
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kRetry);
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kRetry);
+  EXPECT_NE(outcomes[1].reason.find("invalid"), std::string::npos) << outcomes[1].reason;
+  EXPECT_EQ(outcomes[1].http_status, 200);
+}
+
 TEST(ReplifyProvider, UnreadableSuccessBodyIsDone) {
   const ReplifyProvider provider(Config());
   Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});

@@ -584,8 +584,7 @@ TEST(WhippyProvider, PerContactErrorsInSuccessRejectThoseContacts) {
   Fixture f({Person("1"), Person("2"), Person("2"), Person("3")});
   auto outcomes =
       ClassifyOne(provider, f.batch,
-                  Response(200, R"({"errors":[{"phone":"2","description":"invalid phone"},)"
-                                R"({"phone":"9","description":"not ours"}]})"));
+                  Response(200, R"({"errors":[{"phone":"2","description":"invalid phone"}]})"));
   EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
   EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
   EXPECT_EQ(outcomes[1].reason, "whippy rejected contact: invalid phone");
@@ -597,6 +596,44 @@ TEST(WhippyProvider, PerContactErrorsInSuccessRejectThoseContacts) {
                   Response(200, R"({"data":{"errors":[{"phone":"3","message":"blocked"}]}})"));
   EXPECT_EQ(outcomes[3].kind, OutcomeKind::kReject);
   EXPECT_EQ(outcomes[3].reason, "whippy rejected contact: blocked");
+}
+
+TEST(WhippyProvider, ErrorsEchoingNormalisedIdentitiesRejectTheirContacts) {
+  // Whippy answers in E.164 and lower case; the request carried the CRM's
+  // spelling. Before, the errors matched nothing and every contact was done.
+  WhippyProvider provider(Config());
+  Fixture f({Person("(555) 123-4567"), Person("1 555 000 0002"),
+             Person("15550000003", "Cy@Example.COM"), Person("15550000004")});
+  const auto outcomes = ClassifyOne(
+      provider, f.batch,
+      Response(200, R"({"errors":[{"phone":"+15551234567","description":"blocked number"},)"
+                    R"({"phone":"+15550000002","description":"invalid phone"},)"
+                    R"({"email":"cy@example.com","description":"duplicate email"}]})"));
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[0].reason, "whippy rejected contact: blocked number");
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[1].reason, "whippy rejected contact: invalid phone");
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].reason, "whippy rejected contact: duplicate email");
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kDone);
+}
+
+TEST(WhippyProvider, ErrorForAContactThatCannotBeFoundRetriesTheRest) {
+  // An error names a contact none of ours matches: one of them failed, and
+  // which cannot be told, so none is counted as delivered.
+  WhippyProvider provider(Config());
+  Fixture f({Person("15550000001"), Person("15550000002"), Person("15550000003")});
+  const auto outcomes =
+      ClassifyOne(provider, f.batch,
+                  Response(200, R"({"errors":[{"phone":"+15550000002","description":"bad"},)"
+                                R"({"phone":"+449999","description":"unknown"}]})"));
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kRetry) << outcomes[0].reason;
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kRetry);
+  EXPECT_NE(outcomes[0].reason.find("unknown"), std::string::npos) << outcomes[0].reason;
+  EXPECT_EQ(outcomes[0].http_status, 200);
 }
 
 TEST(WhippyProvider, AuthenticationFailuresAreRetried) {
