@@ -60,6 +60,7 @@ var knownMetrics = map[string]bool{
 	"crmsync_rebalances_total":              true,
 	"crmsync_committed_offset":              true,
 	"crmsync_consumer_lag":                  true,
+	"crmsync_build_info":                    true,
 }
 
 var histograms = map[string]bool{
@@ -676,6 +677,12 @@ func dashboardOK(data []byte) error {
 	walk(list(d, "panels"))
 	if len(exprs) == 0 {
 		return errors.New("no queries")
+	}
+	// The variables' queries (label_values(...)) too.
+	for _, v := range list(d, "templating", "list") {
+		if q := str(v, "definition"); strings.Contains(q, "(") {
+			exprs = append(exprs, q)
+		}
 	}
 	return unknownMetrics(exprs)
 }
