@@ -513,7 +513,13 @@ std::shared_ptr<prometheus::Registry> Metrics::Registry() const { return impl_->
 
 std::string Metrics::Text() const {
   std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
-  for (prometheus::MetricFamily& family : ProcessFamilies()) families.push_back(std::move(family));
+  std::vector<prometheus::MetricFamily> process;
+  try {
+    process = ProcessFamilies();
+  } catch (const std::exception&) {
+    process.clear();  // an unreadable /proc costs the process_* metrics, not the scrape
+  }
+  for (prometheus::MetricFamily& family : process) families.push_back(std::move(family));
   return prometheus::TextSerializer().Serialize(families);
 }
 
