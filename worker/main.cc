@@ -9,12 +9,15 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "mapping/config.h"
 #include "worker/demo.h"
 #include "worker/dry_run.h"
 #include "worker/logging.h"
 #include "worker/metrics.h"
+#include "worker/version.h"
 #include "worker/worker.h"
 
 namespace {
@@ -37,6 +40,8 @@ void InstallSignalHandlers() {
 int Run(const std::string& config_path) {
   crmsync::mapping::Config config = crmsync::mapping::LoadConfigFromFile(config_path);
   crmsync::worker::Metrics metrics(config.worker.metrics_listen);
+  // Every known series at zero from the first scrape.
+  metrics.Initialize(config);
   if (metrics.Port() > 0) {
     spdlog::info("serving /metrics, /healthz and /readyz on port {}", metrics.Port());
   }
@@ -55,13 +60,48 @@ int CheckConfig(const std::string& config_path, bool with_secrets) {
   return 0;
 }
 
+// The levels --log-level accepts (the chart's logLevel enum and
+// docs/OPERATIONS.md list the same).
+const std::vector<std::string> kLogLevels = {"trace", "debug", "info", "warn", "error"};
+
+constexpr char kRunFooter[] = R"(
+Global options, before or after the subcommand:
+  --log-level trace|debug|info|warn|error (default info)
+  --log-format auto|json|text (default auto: json unless stderr is a terminal)
+
+Environment:
+  Every {"env": "NAME"} of the config (provider API keys, kafka.properties
+  values) is read at start; a missing variable stops start-up naming it. The
+  chart's defaults are REPLIFY_API_KEY, WHIPPY_API_KEY, CAMPAIGNLARK_API_KEY and
+  REPLYIO_API_KEY.
+
+Signals:
+  SIGTERM, SIGINT  stop fetching, drain in-flight deliveries for up to
+                   worker.drainTimeoutMs (10000 ms by default), commit, leave
+                   the consumer group and exit; a second signal exits at once
+                   (status 130).
+
+Metrics:
+  /metrics (Prometheus text format), /healthz and /readyz are served on
+  worker.metrics.listen (default 0.0.0.0:9464).
+)";
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"crmsync: keeps outreach providers in step with CRM change events on Kafka"};
   app.require_subcommand(1);
+  // Global options may also follow the subcommand (`crmsync run --log-level
+  // debug --config x`): subcommands created below inherit this.
+  app.fallthrough();
+  app.set_version_flag("--version", [] {
+    std::string text = crmsync::worker::VersionText();
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    return text;
+  });
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember(kLogLevels))
       ->capture_default_str();
   std::string log_format = "auto";
   app.add_option("--log-format", log_format,
@@ -72,6 +112,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   CLI::App* run = app.add_subcommand("run", "consume and deliver until SIGTERM");
   run->add_option("-c,--config", config_path, "config file (JSON)")->required();
+  run->footer(kRunFooter);
 
   std::string check_path;
   CLI::App* check = app.add_subcommand("check-config", "validate a config file and exit");

@@ -1,5 +1,6 @@
 #include "worker/metrics.h"
 
+#include <dirent.h>
 #include <httplib.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -7,17 +8,28 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "mapping/config.h"
+#include "mapping/event.h"
+#include "mapping/operation.h"
+#include "worker/version.h"
 
 namespace crmsync::worker {
 namespace {
@@ -119,6 +131,82 @@ void ListenerSocketOptions(int sock) {
   setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
 }
 
+prometheus::MetricFamily ProcessFamily(std::string name, std::string help,
+                                       prometheus::MetricType type, double value) {
+  prometheus::ClientMetric metric;
+  if (type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  return prometheus::MetricFamily{std::move(name), std::move(help), type, {metric}};
+}
+
+// Seconds since the epoch at which the system booted (btime of /proc/stat).
+double BootTimeSeconds() {
+  std::ifstream stat("/proc/stat");
+  std::string line;
+  while (std::getline(stat, line)) {
+    if (line.rfind("btime ", 0) == 0) return std::stod(line.substr(6));
+  }
+  return 0;
+}
+
+// The process collector of the Prometheus client libraries (the standard
+// process_* names), read from /proc/self; empty where /proc is missing.
+std::vector<prometheus::MetricFamily> ProcessFamilies() {
+  std::vector<prometheus::MetricFamily> families;
+  std::ifstream stat_file("/proc/self/stat");
+  const std::string stat((std::istreambuf_iterator<char>(stat_file)),
+                         std::istreambuf_iterator<char>());
+  // The command name (field 2) is in parentheses and may hold spaces: the
+  // fields are counted from after its closing parenthesis.
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return families;
+  std::istringstream fields(stat.substr(paren + 1));
+  std::vector<std::string> after;  // after[0] is field 3 (state)
+  for (std::string field; fields >> field;) after.push_back(field);
+  if (after.size() < 20) return families;
+  const auto field = [&after](size_t number) { return std::stod(after.at(number - 3)); };
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  families.push_back(
+      ProcessFamily("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                    prometheus::MetricType::Counter, (field(14) + field(15)) / ticks));
+  families.push_back(ProcessFamily(
+      "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+      prometheus::MetricType::Gauge, BootTimeSeconds() + field(22) / ticks));
+
+  std::ifstream statm("/proc/self/statm");
+  double size_pages = 0, resident_pages = 0;
+  if (statm >> size_pages >> resident_pages) {
+    families.push_back(ProcessFamily("process_virtual_memory_bytes",
+                                     "Virtual memory size in bytes.", prometheus::MetricType::Gauge,
+                                     size_pages * page));
+    families.push_back(ProcessFamily("process_resident_memory_bytes",
+                                     "Resident memory size in bytes.",
+                                     prometheus::MetricType::Gauge, resident_pages * page));
+  }
+
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    double fds = 0;
+    while (const dirent* entry = readdir(dir)) {
+      if (entry->d_name[0] != '.') ++fds;
+    }
+    closedir(dir);
+    fds -= 1;  // the descriptor opendir itself holds
+    families.push_back(ProcessFamily("process_open_fds", "Number of open file descriptors.",
+                                     prometheus::MetricType::Gauge, fds));
+  }
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    families.push_back(ProcessFamily("process_max_fds", "Maximum number of open file descriptors.",
+                                     prometheus::MetricType::Gauge,
+                                     static_cast<double>(limit.rlim_cur)));
+  }
+  return families;
+}
+
 }  // namespace
 
 struct Metrics::Impl {
@@ -184,7 +272,12 @@ struct Metrics::Impl {
             {"topic", "partition"}),
         pending(Gauge(*registry, "crmsync_operations_pending",
                       "Provider operations queued or in flight.")
-                    .Add({})) {}
+                    .Add({})) {
+    Gauge(*registry, "crmsync_build_info",
+          "Always 1; the labels name the crmsync and librdkafka versions.")
+        .Add({{"version", CrmsyncVersion()}, {"librdkafka", LibrdkafkaVersion()}})
+        .Set(1);
+  }
 
   std::shared_ptr<prometheus::Registry> registry;
   CachedFamily<prometheus::Counter> events_consumed;
@@ -279,6 +372,51 @@ Metrics::~Metrics() {
   if (impl_->thread.joinable()) {
     impl_->server.stop();
     impl_->thread.join();
+  }
+}
+
+void Metrics::Initialize(const mapping::Config& config) {
+  Impl& impl = *impl_;
+  for (const std::string& topic : config.kafka.topics) impl.events_consumed.Get({topic});
+
+  std::set<std::string> formats;
+  for (const std::string& topic : config.kafka.topics) {
+    const mapping::InputFormat format = config.rules.input.FormatOf(topic);
+    if (format == mapping::InputFormat::kAuto) {
+      for (mapping::InputFormat each :
+           {mapping::InputFormat::kCanonical, mapping::InputFormat::kHubSpot,
+            mapping::InputFormat::kSalesforce, mapping::InputFormat::kDebezium}) {
+        formats.emplace(mapping::InputFormatName(each));
+      }
+    } else {
+      formats.emplace(mapping::InputFormatName(format));
+    }
+  }
+  for (const std::string& format : formats) impl.events_decoded.Get({format});
+
+  for (std::string_view reason : {"malformed", "unmatched", "oversized"}) {
+    impl.events_skipped.Get({reason});
+  }
+  for (std::string_view reason : {"malformed", "rejected", "exhausted"}) {
+    impl.events_dead_lettered.Get({reason});
+  }
+  for (std::string_view kind : {"assigned", "revoked", "lost"}) impl.rebalances.Get({kind});
+
+  for (const auto& [name, provider] : config.providers) {
+    impl.retries.Get({name});
+    impl.http_throttled.Get({name});
+    impl.http_in_flight.Get({name});
+    impl.circuit_state.Get({name});
+    impl.http_duration.Get({name});
+    impl.delivery_latency.Get({name});
+    impl.batch_size.Get({name});
+  }
+  for (const mapping::Rule& rule : config.rules.rules) {
+    for (const mapping::RuleAction& action : rule.actions) {
+      for (std::string_view outcome : {"delivered", "rejected", "exhausted", "retried"}) {
+        impl.operations.Get({action.provider, mapping::ActionName(action.action), outcome});
+      }
+    }
   }
 }
 
@@ -382,7 +520,15 @@ int Metrics::Port() const { return impl_->port; }
 std::shared_ptr<prometheus::Registry> Metrics::Registry() const { return impl_->registry; }
 
 std::string Metrics::Text() const {
-  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+  std::vector<prometheus::MetricFamily> families = impl_->registry->Collect();
+  std::vector<prometheus::MetricFamily> process;
+  try {
+    process = ProcessFamilies();
+  } catch (const std::exception&) {
+    process.clear();  // an unreadable /proc costs the process_* metrics, not the scrape
+  }
+  for (prometheus::MetricFamily& family : process) families.push_back(std::move(family));
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace crmsync::worker

@@ -30,7 +30,16 @@
 //   delivery_latency_seconds{provider}      operations_pending
 //   circuit_state{provider}                 rate_limit_tokens{provider}
 //   rebalances_total{kind}                  committed_offset{topic,partition}
-//   consumer_lag{topic,partition}           provider_auth_failures_total{provider}
+//   consumer_lag{topic,partition}       build_info{version,librdkafka} (1)
+//   provider_auth_failures_total{provider}
+// and, read from /proc/self at each scrape, process_cpu_seconds_total,
+// process_resident_memory_bytes, process_virtual_memory_bytes,
+// process_open_fds, process_max_fds and process_start_time_seconds.
+//
+// Initialize(config) creates the series of every label set the config
+// implies at zero (see there), so that a fresh or idle worker's first scrape
+// already has them: rate() and the dashboard's variables need a series to
+// exist before its first increment.
 #pragma once
 
 #include <chrono>
@@ -44,6 +53,10 @@ namespace prometheus {
 class Registry;
 }  // namespace prometheus
 
+namespace crmsync::mapping {
+struct Config;
+}  // namespace crmsync::mapping
+
 namespace crmsync::worker {
 
 class Metrics {
@@ -53,6 +66,21 @@ class Metrics {
   ~Metrics();
   Metrics(const Metrics&) = delete;
   Metrics& operator=(const Metrics&) = delete;
+
+  // Creates, at zero, the series of the label sets `config` implies:
+  //   events_consumed_total{topic}        per configured topic
+  //   events_decoded_total{format}        the topics' fixed formats (all four
+  //                                       when a topic is detected per message)
+  //   events_skipped_total{reason}        malformed, unmatched, oversized
+  //   events_dead_lettered_total{reason}  malformed, rejected, exhausted
+  //   rebalances_total{kind}              assigned, revoked, lost
+  //   operations_total{provider,action,outcome}  per action the rules send to
+  //                                       a provider x the four outcomes
+  //   retries_total, http_throttled_total, http_requests_in_flight,
+  //   circuit_state (0), http_request_duration_seconds, batch_size and
+  //   delivery_latency_seconds            per configured provider
+  // Existing series keep their values; calling it again is harmless.
+  void Initialize(const mapping::Config& config);
 
   // --- Kafka side ---
   // A message was read from `topic`.

@@ -83,6 +83,7 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
     dead_letters_ = std::make_unique<DeadLetterWriter>(
         config_.kafka.dead_letter_topic, config_.kafka.bootstrap_servers, config_.kafka.properties);
   }
+  metrics_.Initialize(config_);
   delivery_.RefreshGauges(Clock::now());
   metrics_.SetConfigLoaded(true);
 }

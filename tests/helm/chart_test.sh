@@ -101,6 +101,34 @@ check_case hpa 6 \
   --expect HorizontalPodAutoscaler --absent ScaledObject -- \
   -f "$here/values-hpa.yaml"
 
+# expect_check_failure NAME PATTERN CHECKARGS... -- RENDERARGS...: renders, and
+# chartcheck must fail with PATTERN in its output.
+expect_check_failure() {
+  local name=$1 pattern=$2
+  shift 2
+  local args=()
+  while [ "$1" != "--" ]; do args+=("$1"); shift; done
+  shift
+  echo "== $name"
+  if ! render "$@" >"$work/$name.yaml" 2>"$work/$name.err"; then
+    bad "$name: render failed: $(cat "$work/$name.err")"
+  elif "$work/chartcheck" --crmsync "$crmsync" --partitions 12 "${args[@]}" "$work/$name.yaml" \
+    >"$work/$name.out"; then
+    bad "$name: chartcheck passed although it must fail"
+  elif grep -qE -- "$pattern" "$work/$name.out"; then
+    ok "$name: $(grep -E -- "$pattern" "$work/$name.out" | head -1)"
+  else
+    bad "$name: chartcheck failed without /$pattern/: $(grep FAIL "$work/$name.out")"
+  fi
+}
+
+expect_check_failure fast-scale-down 'FAIL ScaledObject scales down gradually' -- \
+  -f "$here/values-fast-scale-down.yaml"
+
+expect_failure kafka-literal-password \
+  'config.kafka.properties.sasl.password is a credential' \
+  -f "$here/values-kafka-literal-password.yaml"
+
 expect_failure too-many-replicas \
   'maxReplicaCount \(12\) exceeds partitions \(8\)' \
   -f "$here/values-too-many-replicas.yaml"

@@ -313,6 +313,78 @@ TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
 }
 
 // A worker on `bootstrap` running until destroyed, with its listener.
+// A worker that has not consumed anything yet: every series a dashboard
+// variable or panel needs exists (at zero), so that label_values() lists the
+// worker and rate() has a starting point. Only the series of things that
+// exist later are absent: per owned partition (lag, committed offset) and per
+// HTTP status code.
+TEST_F(ObservabilityTest, FreshWorkerScrapeHasTheDashboardSeriesAtZero) {
+  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(Settings()), &TestEnv);
+  worker::Metrics metrics(config.worker.metrics_listen);
+  ASSERT_GT(metrics.Port(), 0);
+  // What the Worker constructor does too.
+  metrics.Initialize(config);
+  std::vector<std::string> providers;
+  for (const auto& [name, provider] : config.providers) providers.push_back(name);
+  worker::Worker worker(std::move(config), metrics);
+
+  const auto [status, text] = Get(metrics.Port(), "/metrics");
+  ASSERT_EQ(status, 200) << text;
+  const Page page(text);
+  EXPECT_EQ(page.Find("crmsync_events_consumed_total", {Label("topic", topic_)}).size(), 1u);
+  EXPECT_EQ(page.Sum("crmsync_events_consumed_total"), 0);
+  for (const char* kind : {"assigned", "revoked", "lost"}) {
+    EXPECT_EQ(page.Find("crmsync_rebalances_total", {Label("kind", kind)}).size(), 1u) << kind;
+  }
+  for (const char* reason : {"malformed", "rejected", "exhausted"}) {
+    EXPECT_EQ(page.Find("crmsync_events_dead_lettered_total", {Label("reason", reason)}).size(), 1u)
+        << reason;
+  }
+  for (const char* reason : {"malformed", "unmatched", "oversized"}) {
+    EXPECT_EQ(page.Find("crmsync_events_skipped_total", {Label("reason", reason)}).size(), 1u)
+        << reason;
+  }
+  ASSERT_FALSE(providers.empty());
+  for (const std::string& provider : providers) {
+    for (const char* outcome : {"delivered", "rejected", "exhausted", "retried"}) {
+      EXPECT_FALSE(page.Find("crmsync_operations_total",
+                             {Label("provider", provider), Label("outcome", outcome)})
+                       .empty())
+          << provider << " " << outcome;
+    }
+    EXPECT_EQ(page.Find("crmsync_retries_total", {Label("provider", provider)}).size(), 1u);
+    EXPECT_EQ(page.Find("crmsync_http_throttled_total", {Label("provider", provider)}).size(), 1u);
+  }
+  EXPECT_EQ(page.Sum("crmsync_operations_total"), 0);
+  EXPECT_EQ(page.Sum("crmsync_rebalances_total"), 0);
+  EXPECT_EQ(page.Find("crmsync_build_info").size(), 1u);
+  EXPECT_EQ(page.Sum("crmsync_build_info"), 1);
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_open_fds", "process_start_time_seconds"}) {
+    EXPECT_EQ(page.Find(name).size(), 1u) << name;
+  }
+
+  // Every metric the dashboard queries, its variables' included.
+  std::ifstream file(std::string(CRMSYNC_SOURCE_DIR) + "/helm/crmsync/dashboards/crmsync.json");
+  std::stringstream dashboard;
+  dashboard << file.rdbuf();
+  const std::string json = dashboard.str();
+  ASSERT_FALSE(json.empty());
+  const std::set<std::string> later = {"crmsync_consumer_lag", "crmsync_committed_offset",
+                                       "crmsync_http_requests_total"};
+  const std::regex metric("crmsync_[a-z_]+");
+  std::set<std::string> queried;
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), metric);
+       it != std::sregex_iterator(); ++it) {
+    queried.insert(it->str());
+  }
+  ASSERT_TRUE(queried.count("crmsync_build_info"));  // the variables' metric
+  for (const std::string& name : queried) {
+    if (later.count(name) || name == "crmsync_json") continue;
+    EXPECT_FALSE(page.Find(name).empty()) << name << " is queried by the dashboard";
+  }
+}
+
 class RunningWorker {
  public:
   explicit RunningWorker(const std::string& config_json)

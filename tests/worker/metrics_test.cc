@@ -13,6 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "mapping/config.h"
+#include "worker/version.h"
+
 namespace crmsync::worker {
 namespace {
 
@@ -139,6 +142,97 @@ TEST(Metrics, EveryFamilyIsServedWithItsLabels) {
   // What /metrics serves is Text().
   EXPECT_NE(metrics.Text().find(R"(crmsync_retries_total{provider="whippy"} 3)"),
             std::string::npos);
+}
+
+std::optional<std::string> DummyKey(std::string_view) { return std::string("dummy-key"); }
+
+TEST(Metrics, FreshScrapeHasEveryConfiguredSeriesAtZero) {
+  const mapping::Config config = mapping::LoadConfigFromFile(
+      std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &DummyKey);
+  Metrics metrics("127.0.0.1:0");
+  metrics.Initialize(config);
+  const std::string text = Scrape(metrics.Port());
+
+  EXPECT_EQ(Sample(text, R"(crmsync_events_consumed_total{topic="crm.contacts"})"), "0");
+  // The topic's format is detected per message: every format can show up.
+  for (const char* format : {"canonical", "hubspot", "salesforce", "debezium"}) {
+    EXPECT_EQ(
+        Sample(text, std::string(R"(crmsync_events_decoded_total{format=")") + format + "\"}"), "0")
+        << format;
+  }
+  for (const char* reason : {"malformed", "unmatched", "oversized"}) {
+    EXPECT_EQ(
+        Sample(text, std::string(R"(crmsync_events_skipped_total{reason=")") + reason + "\"}"), "0")
+        << reason;
+  }
+  for (const char* reason : {"malformed", "rejected", "exhausted"}) {
+    EXPECT_EQ(Sample(text, std::string(R"(crmsync_events_dead_lettered_total{reason=")") + reason +
+                               "\"}"),
+              "0")
+        << reason;
+  }
+  for (const char* kind : {"assigned", "revoked", "lost"}) {
+    EXPECT_EQ(Sample(text, std::string(R"(crmsync_rebalances_total{kind=")") + kind + "\"}"), "0")
+        << kind;
+  }
+  // Per action the rules send to a provider, per outcome.
+  const std::vector<std::pair<std::string, std::string>> actions = {
+      {"replify", "upsert"}, {"replify", "updateOnly"}, {"replify", "remove"},
+      {"whippy", "add"},     {"whippy", "remove"},      {"campaignlark", "upsert"},
+      {"replyio", "enroll"}, {"replyio", "unenroll"}};
+  for (const auto& [provider, action] : actions) {
+    for (const char* outcome : {"delivered", "rejected", "exhausted", "retried"}) {
+      EXPECT_EQ(Sample(text, R"(crmsync_operations_total{action=")" + action + R"(",outcome=")" +
+                                 outcome + R"(",provider=")" + provider + "\"}"),
+                "0")
+          << provider << " " << action << " " << outcome;
+    }
+  }
+  // No rule enrolls a Replify contact: no series for it.
+  EXPECT_EQ(text.find(R"(action="enroll",outcome="delivered",provider="replify")"),
+            std::string::npos);
+  for (const char* provider : {"replify", "whippy", "campaignlark", "replyio"}) {
+    const std::string labels = std::string(R"({provider=")") + provider + "\"}";
+    EXPECT_EQ(Sample(text, "crmsync_retries_total" + labels), "0") << provider;
+    EXPECT_EQ(Sample(text, "crmsync_http_throttled_total" + labels), "0") << provider;
+    EXPECT_EQ(Sample(text, "crmsync_http_requests_in_flight" + labels), "0") << provider;
+    EXPECT_EQ(Sample(text, "crmsync_circuit_state" + labels), "0") << provider;
+    EXPECT_EQ(Sample(text, "crmsync_http_request_duration_seconds_count" + labels), "0")
+        << provider;
+    EXPECT_EQ(Sample(text, "crmsync_delivery_latency_seconds_count" + labels), "0") << provider;
+    EXPECT_EQ(Sample(text, "crmsync_batch_size_count" + labels), "0") << provider;
+  }
+
+  // Initializing again keeps what was counted.
+  metrics.Rebalance("assigned");
+  metrics.Initialize(config);
+  EXPECT_EQ(Sample(metrics.Text(), R"(crmsync_rebalances_total{kind="assigned"})"), "1");
+}
+
+TEST(Metrics, BuildInfoAndProcessMetricsAreServed) {
+  Metrics metrics("127.0.0.1:0");
+  const std::string text = Scrape(metrics.Port());
+  EXPECT_EQ(Sample(text, std::string(R"(crmsync_build_info{librdkafka=")") + LibrdkafkaVersion() +
+                             R"(",version=")" + CrmsyncVersion() + "\"}"),
+            "1")
+      << text;
+  EXPECT_EQ(CrmsyncVersion(), CRMSYNC_VERSION);
+  EXPECT_NE(text.find("# TYPE process_cpu_seconds_total counter"), std::string::npos);
+  for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
+                           "process_virtual_memory_bytes", "process_open_fds", "process_max_fds",
+                           "process_start_time_seconds"}) {
+    const std::string value = Sample(text, name);
+    ASSERT_NE(value, "missing") << name;
+    EXPECT_GE(std::stod(value), 0) << name;
+  }
+  EXPECT_GT(std::stod(Sample(text, "process_resident_memory_bytes")), 1 << 20);
+  EXPECT_GT(std::stod(Sample(text, "process_open_fds")), 2);  // stdio and the listener
+  // Started within the last hour, by the wall clock.
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double start = std::stod(Sample(text, "process_start_time_seconds"));
+  EXPECT_LE(start, now + 1);
+  EXPECT_GT(start, now - 3600);
 }
 
 TEST(Metrics, RemovedPartitionLosesItsSeries) {

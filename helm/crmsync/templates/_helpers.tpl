@@ -108,9 +108,21 @@ otherwise ceil(drainTimeoutMs / 1000) + terminationGraceMarginSeconds.
 {{- $secret.envName | default (printf "%s_API_KEY" (upper .name)) }}
 {{- end }}
 
+{{/* Environment variable that carries a Kafka property from a Secret (kafka.secretProperties[]). */}}
+{{- define "crmsync.kafkaSecretEnv" -}}
+{{- .envName | default (printf "KAFKA_%s" (.property | upper | replace "." "_" | replace "-" "_")) }}
+{{- end }}
+
+{{/* librdkafka properties that carry credentials: never literals in the ConfigMap. */}}
+{{- define "crmsync.kafkaCredentialProperties" -}}
+sasl.password ssl.key.password ssl.key.pem ssl.keystore.password sasl.oauthbearer.client.secret sasl.oauthbearer.config
+{{- end }}
+
 {{/*
 The worker's config as JSON: .Values.config with each provider's apiKey set to
-{"env": <apiKeyEnv>} when providers.<name>.existingSecret is given.
+{"env": <apiKeyEnv>} when providers.<name>.existingSecret is given, and each
+property of kafka.secretProperties set to {"env": <kafkaSecretEnv>} in
+config.kafka.properties; a literal credential property fails.
 */}}
 {{- define "crmsync.config" -}}
 {{- $config := deepCopy .Values.config }}
@@ -125,6 +137,23 @@ The worker's config as JSON: .Values.config with each provider's apiKey set to
 {{- else if not (hasKey $provider "apiKey") }}
 {{- fail (printf "provider %s has no API key: set providers.%s.existingSecret (and secretKey), or config.providers.%s.apiKey" $name $name $name) }}
 {{- end }}
+{{- end }}
+{{- $kafka := $config.kafka }}
+{{- $properties := $kafka.properties | default dict }}
+{{- range (.Values.kafka | default dict).secretProperties | default list }}
+{{- if hasKey $properties .property }}
+{{- fail (printf "config.kafka.properties.%s and kafka.secretProperties both set %s; keep the Secret" .property .property) }}
+{{- end }}
+{{- $_ := set $properties .property (dict "env" (include "crmsync.kafkaSecretEnv" .)) }}
+{{- end }}
+{{- $credentials := splitList " " (include "crmsync.kafkaCredentialProperties" .) }}
+{{- range $name, $value := $properties }}
+{{- if and (has $name $credentials) (not (kindIs "map" $value)) }}
+{{- fail (printf "config.kafka.properties.%s is a credential and would be written into the ConfigMap: take it from a Secret with kafka.secretProperties (property: %s, secretName, secretKey)" $name $name) }}
+{{- end }}
+{{- end }}
+{{- if $properties }}
+{{- $_ := set $kafka "properties" $properties }}
 {{- end }}
 {{- $worker := $config.worker | default dict }}
 {{- $metrics := $worker.metrics | default dict }}

@@ -60,6 +60,7 @@ var knownMetrics = map[string]bool{
 	"crmsync_rebalances_total":              true,
 	"crmsync_committed_offset":              true,
 	"crmsync_consumer_lag":                  true,
+	"crmsync_build_info":                    true,
 }
 
 var histograms = map[string]bool{
@@ -188,6 +189,14 @@ func main() {
 		}
 	}
 	check("every {\"env\"} API key of config.json comes from a secretKeyRef", joinErrs(missing))
+	var kafkaMissing []string
+	for _, name := range kafkaPropertyEnvs(config) {
+		if !secretEnv[name] {
+			kafkaMissing = append(kafkaMissing, name+" is referenced by config.kafka.properties but not set from a Secret")
+		}
+	}
+	check("every {\"env\"} Kafka property of config.json comes from a secretKeyRef", joinErrs(kafkaMissing))
+	check("no Kafka credential is a literal in the ConfigMap", kafkaCredentialLiterals(config))
 	check("crmsync check-config --with-secrets accepts config.json", checkConfig(*crmsync, config, secretEnv))
 
 	// Probes on the metrics listener.
@@ -273,6 +282,8 @@ func main() {
 	}
 	for _, hpa := range byKind["HorizontalPodAutoscaler"] {
 		max, _ := num(hpa, "spec", "maxReplicas")
+		min, _ := num(hpa, "spec", "minReplicas")
+		check("HPA scales down gradually", gradualScaleDown(get(hpa, "spec", "behavior", "scaleDown"), min, max))
 		check("HPA maxReplicas <= partitions", cond(max >= 1 && max <= *partitions, "maxReplicas %d, partitions %d", max, *partitions))
 		check("HPA targets the Deployment", cond(str(hpa, "spec", "scaleTargetRef", "name") == str(deploy, "metadata", "name"), "targets %q", str(hpa, "spec", "scaleTargetRef", "name")))
 	}
@@ -417,7 +428,65 @@ func apiKeyEnvs(config obj) []string {
 	return names
 }
 
+// librdkafka properties that carry credentials (the chart's
+// crmsync.kafkaCredentialProperties).
+var kafkaCredentials = []string{"sasl.password", "ssl.key.password", "ssl.key.pem",
+	"ssl.keystore.password", "sasl.oauthbearer.client.secret", "sasl.oauthbearer.config"}
+
+func kafkaPropertyEnvs(config obj) []string {
+	var names []string
+	properties, _ := get(config, "kafka", "properties").(obj)
+	for _, v := range properties {
+		if env := str(v, "env"); env != "" {
+			names = append(names, env)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func kafkaCredentialLiterals(config obj) error {
+	properties, _ := get(config, "kafka", "properties").(obj)
+	var bad []string
+	for _, name := range kafkaCredentials {
+		v, ok := properties[name]
+		if !ok {
+			continue
+		}
+		if _, isRef := v.(obj); !isRef {
+			bad = append(bad, "config.kafka.properties."+name+" is a literal")
+		}
+	}
+	return joinErrs(bad)
+}
+
+// The config with each {"env"} Kafka property replaced by the dummy value,
+// for a crmsync that does not resolve references in kafka.properties yet.
+func withKafkaReferencesResolved(config obj) obj {
+	data, _ := json.Marshal(config)
+	var copied obj
+	_ = json.Unmarshal(data, &copied)
+	if properties, ok := get(copied, "kafka", "properties").(obj); ok {
+		for k, v := range properties {
+			if str(v, "env") != "" {
+				properties[k] = "dummy-key-for-check"
+			}
+		}
+	}
+	return copied
+}
+
 func checkConfig(bin string, config obj, secretEnv map[string]bool) error {
+	err := runCheckConfig(bin, config, secretEnv)
+	if err != nil && len(kafkaPropertyEnvs(config)) > 0 &&
+		regexp.MustCompile(`/kafka/properties/[^:]+: property .* got object`).MatchString(err.Error()) {
+		// Older loaders take literals only; the references are checked above.
+		return runCheckConfig(bin, withKafkaReferencesResolved(config), secretEnv)
+	}
+	return err
+}
+
+func runCheckConfig(bin string, config obj, secretEnv map[string]bool) error {
 	dir, err := os.MkdirTemp("", "chartcheck")
 	if err != nil {
 		return err
@@ -499,6 +568,8 @@ func checkScaledObject(so obj, deployment, groupID, bootstrap string, topics []s
 	check("ScaledObject maxReplicaCount <= partitions",
 		cond(max >= 1 && max <= partitions, "maxReplicaCount %d, partitions %d", max, partitions))
 	check("ScaledObject minReplicaCount <= maxReplicaCount", cond(min <= max, "min %d, max %d", min, max))
+	check("ScaledObject scales down gradually (advanced.horizontalPodAutoscalerConfig.behavior)",
+		gradualScaleDown(get(so, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown"), min, max))
 	var triggerTopics, errs []string
 	for _, t := range list(so, "spec", "triggers") {
 		if str(t, "type") != "kafka" {
@@ -521,6 +592,38 @@ func checkScaledObject(so obj, deployment, groupID, bootstrap string, topics []s
 	check("KEDA Kafka triggers use the worker's consumer group and brokers", joinErrs(errs))
 	check("one KEDA trigger per configured topic",
 		cond(strings.Join(triggerTopics, ",") == strings.Join(topics, ","), "triggers %v, topics %v", triggerTopics, topics))
+}
+
+// gradualScaleDown: a scale-down behaviour exists, waits before acting, and
+// no policy removes enough pods in one period to go from max to min at once
+// (each step is a rebalance of the whole group).
+func gradualScaleDown(scaleDown interface{}, min, max int) error {
+	if scaleDown == nil {
+		return errors.New("no scaleDown behaviour: the autoscaler may drop to the minimum in one step")
+	}
+	if w, _ := num(scaleDown, "stabilizationWindowSeconds"); w < 60 {
+		return fmt.Errorf("stabilizationWindowSeconds %d < 60", w)
+	}
+	policies := list(scaleDown, "policies")
+	if len(policies) == 0 && str(scaleDown, "selectPolicy") != "Disabled" {
+		return errors.New("no scaleDown policies")
+	}
+	for _, p := range policies {
+		v, _ := num(p, "value")
+		switch str(p, "type") {
+		case "Pods":
+			if max-min > 1 && v >= max-min {
+				return fmt.Errorf("a Pods policy removes %d pods per period (max %d, min %d)", v, max, min)
+			}
+		case "Percent":
+			if v >= 50 {
+				return fmt.Errorf("a Percent policy removes %d%% per period", v)
+			}
+		default:
+			return fmt.Errorf("policy type %q", str(p, "type"))
+		}
+	}
+	return nil
 }
 
 var metricRef = regexp.MustCompile(`crmsync_[a-z_]+`)
@@ -574,6 +677,12 @@ func dashboardOK(data []byte) error {
 	walk(list(d, "panels"))
 	if len(exprs) == 0 {
 		return errors.New("no queries")
+	}
+	// The variables' queries (label_values(...)) too.
+	for _, v := range list(d, "templating", "list") {
+		if q := str(v, "definition"); strings.Contains(q, "(") {
+			exprs = append(exprs, q)
+		}
 	}
 	return unknownMetrics(exprs)
 }
