@@ -410,6 +410,7 @@ void Metrics::Initialize(const mapping::Config& config) {
     impl.http_duration.Get({name});
     impl.delivery_latency.Get({name});
     impl.batch_size.Get({name});
+    impl.auth_failures.Get({name});
   }
   for (const mapping::Rule& rule : config.rules.rules) {
     for (const mapping::RuleAction& action : rule.actions) {
