@@ -185,7 +185,9 @@ class ItemMatcher {
 }  // namespace
 
 ReplifyProvider::ReplifyProvider(const mapping::ProviderConfig& config)
-    : base_url_(config.base_url), api_key_(config.api_key), max_batch_(config.max_batch) {
+    : base_url_(config.base_url),
+      api_key_(mapping::ApiKeySource(config)),
+      max_batch_(config.max_batch) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 
@@ -196,7 +198,7 @@ HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
   request.headers = {
       {"Content-Type", "application/json"},
       {"Accept", "application/json"},
-      {"x-api-key", api_key_},
+      {"x-api-key", api_key_->Get()},
   };
 
   // Sized for a typical contact so that the buffer rarely grows.
@@ -330,7 +332,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
 }
 
 std::string ReplifyProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::replify

@@ -578,7 +578,7 @@ std::string ListMethodSetting(const mapping::ProviderConfig& config) {
 
 WhippyProvider::WhippyProvider(const mapping::ProviderConfig& config)
     : base_url_(config.base_url),
-      api_key_(config.api_key),
+      api_key_(mapping::ApiKeySource(config)),
       list_method_(ListMethodSetting(config)),
       max_batch_(std::min(config.max_batch, kMaxContactsPerRequest)),
       max_overwrite_batch_(config.max_batch) {
@@ -605,7 +605,7 @@ std::unique_ptr<Exchange> WhippyProvider::Start(const Batch& batch) {
 }
 
 std::string WhippyProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::whippy
