@@ -347,7 +347,7 @@ class Builder {
         value = ResolveSecret(path, &property.value, "kafka property", origin, placeholder);
         if (!value) {
           // Unresolved: still check that librdkafka knows the name.
-          CheckKafkaPropertyName(path, name, scratch.get());
+          CheckKafkaPropertyName(path, name);
           continue;
         }
       } else {
@@ -355,7 +355,7 @@ class Builder {
         if (!value) continue;  // the schema reports the type
       }
       if (placeholder) {
-        CheckKafkaPropertyName(path, name, scratch.get());
+        CheckKafkaPropertyName(path, name);
       } else {
         CheckKafkaProperty(path, name, *value, origin, scratch.get());
       }
@@ -380,11 +380,14 @@ class Builder {
     return it == kOwned.end() ? nullptr : it->second;
   }
 
-  void CheckKafkaPropertyName(const std::string& path, const std::string& name,
-                              rd_kafka_conf_t* scratch) {
-    char buffer[512];
-    size_t size = sizeof(buffer);
-    if (rd_kafka_conf_get(scratch, name.c_str(), buffer, &size) == RD_KAFKA_CONF_UNKNOWN) {
+  // Whether librdkafka knows `name`, without a value to check (an unresolved
+  // secret): a set on a throwaway conf answers UNKNOWN only for unknown names.
+  void CheckKafkaPropertyName(const std::string& path, const std::string& name) {
+    std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> conf(rd_kafka_conf_new(),
+                                                                      &rd_kafka_conf_destroy);
+    char errstr[512];
+    if (rd_kafka_conf_set(conf.get(), name.c_str(), "", errstr, sizeof(errstr)) ==
+        RD_KAFKA_CONF_UNKNOWN) {
       Problem(path, "unknown librdkafka property '" + name + "'");
     }
   }
