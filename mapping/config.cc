@@ -335,7 +335,12 @@ class Builder {
     for (const auto& property : properties->GetObject()) {
       const std::string name = Text(property.name);
       const std::string path = "/kafka/properties/" + EscapePointerToken(name);
-      if (const char* owner = WorkerOwnedProperty(name)) {
+      const char* owner = WorkerOwnedProperty(name);
+      // The worker sets group.instance.id only from kafka.groupInstanceId.
+      if (name == "group.instance.id" && !out.group_instance_id.empty()) {
+        owner = "kafka.groupInstanceId sets it";
+      }
+      if (owner != nullptr) {
         Problem(path, "'" + name + "' is set by the worker and cannot be configured here (" +
                           owner + ")");
         continue;
@@ -369,7 +374,6 @@ class Builder {
         {"bootstrap.servers", "use kafka.bootstrapServers"},
         {"metadata.broker.list", "use kafka.bootstrapServers"},
         {"group.id", "use kafka.groupId"},
-        {"group.instance.id", "use kafka.groupInstanceId"},
         {"enable.auto.commit",
          "offsets are committed by the worker once every operation of a message is done"},
         {"enable.auto.offset.store",
