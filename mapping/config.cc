@@ -1030,9 +1030,16 @@ class Builder {
     ReadMillis(retry, "maxRetryAfterMs", out.max_retry_after);
     ReadInt(retry, "maxAttempts", out.max_attempts);
     ReadMillis(retry, "maxElapsedMs", out.max_elapsed);
+    // Reported once, where this object sets one of the two (a provider that
+    // sets neither inherits worker.retry's problem, already reported there).
     if (out.max_backoff < out.initial_backoff) {
-      Problem(path + "/maxBackoffMs", "must be at least initialBackoffMs (" +
-                                          std::to_string(out.initial_backoff.count()) + ")");
+      if (Member(retry, "maxBackoffMs") != nullptr) {
+        Problem(path + "/maxBackoffMs", "must be at least initialBackoffMs (" +
+                                            std::to_string(out.initial_backoff.count()) + ")");
+      } else if (Member(retry, "initialBackoffMs") != nullptr) {
+        Problem(path + "/initialBackoffMs",
+                "must be at most maxBackoffMs (" + std::to_string(out.max_backoff.count()) + ")");
+      }
     }
     std::string on_exhausted;
     ReadString(retry, "onExhausted", on_exhausted);
@@ -1086,9 +1093,16 @@ class Builder {
       ReadMillis(breaker, "openMs", provider.circuit_breaker.open_for);
       ReadMillis(breaker, "maxOpenMs", provider.circuit_breaker.max_open_for);
       if (provider.circuit_breaker.max_open_for < provider.circuit_breaker.open_for) {
-        Problem(path + "/circuitBreaker/maxOpenMs",
-                "must be at least openMs (" +
-                    std::to_string(provider.circuit_breaker.open_for.count()) + ")");
+        if (Member(breaker, "maxOpenMs") != nullptr) {
+          Problem(path + "/circuitBreaker/maxOpenMs",
+                  "must be at least openMs (" +
+                      std::to_string(provider.circuit_breaker.open_for.count()) + ")");
+        } else {
+          Problem(path + "/circuitBreaker/openMs",
+                  "must be at most maxOpenMs (" +
+                      std::to_string(provider.circuit_breaker.max_open_for.count()) +
+                      ", the default)");
+        }
       }
     }
   }
