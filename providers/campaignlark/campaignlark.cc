@@ -342,6 +342,8 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
   // 404/405 (no such endpoint: a wrong baseUrl) are the operator's to fix,
   // never the contact's fault: retrying keeps the data until they do.
   if (status == 401) {
+    // A rotated key file is looked at again before the next request.
+    api_key_->Invalidate();
     return Retry(
         "campaignlark: configuration error: authentication failed (HTTP 401) — "
         "check the API key",

@@ -307,6 +307,8 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
 
   const long code = response.status;
   if (code == 401 || code == 403) {
+    // A rotated key file is looked at again before the next request.
+    api_key_->Invalidate();
     // A configuration problem, not a property of the items: retrying never
     // loses data, and the circuit breaker stops the hammering.
     outcome.kind = OutcomeKind::kRetry;

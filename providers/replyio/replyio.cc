@@ -741,6 +741,8 @@ Outcome ReplyIoExchange::HttpFailure(RequestKind kind, const HttpResponse& respo
                                                     : "sequence update";
   Outcome outcome = Make(OutcomeKind::kRetry, "", code);
   if (code == 401) {
+    // A rotated key file is looked at again before the next request.
+    provider_.api_key_->Invalidate();
     // Reply.io's 401 has no body. The key is wrong or revoked: an operator
     // must act, and the items are fine, so they wait.
     outcome.reason = "reply.io: authentication failed (HTTP 401) — check the API key";

@@ -518,6 +518,7 @@ class WhippyExchange final : public Exchange {
 
     const long code = response.status;
     if (code == 401 || code == 403) {
+      provider_.InvalidateApiKey();
       // A configuration problem, not a property of the contacts: retrying
       // never loses data, and the circuit breaker stops the hammering.
       outcome.kind = OutcomeKind::kRetry;
