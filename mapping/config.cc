@@ -594,7 +594,9 @@ class Builder {
   std::optional<std::string> ResolveSecret(const std::string& path, const Value* source,
                                            const std::string& what, std::string& origin,
                                            bool& placeholder) {
-    if (const Value* env = Member(source, "env"); env != nullptr && env->IsString()) {
+    // An empty name or path is the schema's to report (minLength).
+    if (const Value* env = Member(source, "env");
+        env != nullptr && env->IsString() && env->GetStringLength() > 0) {
       const std::string name = Text(*env);
       origin = "environment variable '" + name + "'";
       std::optional<std::string> value = env_(name);
@@ -602,7 +604,8 @@ class Builder {
       placeholder = Lenient();
       return value;
     }
-    if (const Value* file = Member(source, "file"); file != nullptr && file->IsString()) {
+    if (const Value* file = Member(source, "file");
+        file != nullptr && file->IsString() && file->GetStringLength() > 0) {
       const std::string file_name = Text(*file);
       origin = "file '" + file_name + "'";
       std::string value;

@@ -483,6 +483,15 @@ TEST(LoadConfigTest, AnInvalidSecretKafkaValueIsNeverEchoed) {
   }
 }
 
+TEST(LoadConfigTest, AnEmptySecretNameIsReportedOnce) {
+  for (const char* source : {R"({"env": ""})", R"({"file": ""})"}) {
+    EXPECT_THAT(Problems(Edited({{"/providers/whippy/apiKey", source}})),
+                ElementsAre(StartsWith("/providers/whippy/apiKey: property 'apiKey' must be "
+                                       "exactly one of")))
+        << source;
+  }
+}
+
 TEST(LoadConfigTest, AKeyFromAFileFollowsTheFile) {
   TempFile key("rotating", "first-key\n");
   const std::string source = R"({"file": ")" + key.path() + R"("})";
