@@ -1,7 +1,10 @@
 #include "mapping/config.h"
 
+#include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
 #include <rapidjson/writer.h>
 
 #include <algorithm>
@@ -11,7 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
+#include <iterator>
 #include <memory>
+#include <set>
 
 #include "crmsync_schemas.h"
 #include "mapping/json_schema.h"
@@ -324,10 +330,93 @@ class Builder {
     }
     const Value* properties = Member(kafka, "properties");
     if (properties == nullptr || !properties->IsObject()) return;
+    std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> scratch(rd_kafka_conf_new(),
+                                                                         &rd_kafka_conf_destroy);
     for (const auto& property : properties->GetObject()) {
-      if (std::optional<std::string> text = ScalarText(property.value)) {
-        out.properties[Text(property.name)] = std::move(*text);
+      const std::string name = Text(property.name);
+      const std::string path = "/kafka/properties/" + EscapePointerToken(name);
+      const char* owner = WorkerOwnedProperty(name);
+      // The worker sets group.instance.id only from kafka.groupInstanceId.
+      if (name == "group.instance.id" && !out.group_instance_id.empty()) {
+        owner = "kafka.groupInstanceId sets it";
       }
+      if (owner != nullptr) {
+        Problem(path, "'" + name + "' is set by the worker and cannot be configured here (" +
+                          owner + ")");
+        continue;
+      }
+      std::optional<std::string> value;
+      std::string origin;  // where a secret came from; empty for a literal
+      bool placeholder = false;
+      if (property.value.IsObject()) {
+        value = ResolveSecret(path, &property.value, "kafka property", origin, placeholder);
+        if (!value) {
+          // Unresolved: still check that librdkafka knows the name.
+          CheckKafkaPropertyName(path, name);
+          continue;
+        }
+      } else {
+        value = ScalarText(property.value);
+        if (!value) continue;  // the schema reports the type
+      }
+      if (placeholder) {
+        CheckKafkaPropertyName(path, name);
+      } else {
+        CheckKafkaProperty(path, name, *value, origin, scratch.get());
+      }
+      out.properties[name] = std::move(*value);
+    }
+  }
+
+  // What sets a property the worker owns, or nullptr for the user's own.
+  static const char* WorkerOwnedProperty(const std::string& name) {
+    static const std::map<std::string, const char*, std::less<>> kOwned = {
+        {"bootstrap.servers", "use kafka.bootstrapServers"},
+        {"metadata.broker.list", "use kafka.bootstrapServers"},
+        {"group.id", "use kafka.groupId"},
+        {"enable.auto.commit",
+         "offsets are committed by the worker once every operation of a message is done"},
+        {"enable.auto.offset.store",
+         "offsets are stored by the worker once every operation of a message is done"},
+        {"partition.assignment.strategy", "the worker always uses cooperative-sticky"},
+    };
+    auto it = kOwned.find(name);
+    return it == kOwned.end() ? nullptr : it->second;
+  }
+
+  // Whether librdkafka knows `name`, without a value to check (an unresolved
+  // secret): a set on a throwaway conf answers UNKNOWN only for unknown names.
+  void CheckKafkaPropertyName(const std::string& path, const std::string& name) {
+    std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> conf(rd_kafka_conf_new(),
+                                                                      &rd_kafka_conf_destroy);
+    char errstr[512];
+    if (rd_kafka_conf_set(conf.get(), name.c_str(), "", errstr, sizeof(errstr)) ==
+        RD_KAFKA_CONF_UNKNOWN) {
+      Problem(path, "unknown librdkafka property '" + name + "'");
+    }
+  }
+
+  // Checks a property against librdkafka itself (as the consumer and producer
+  // will set it). A secret's value is never quoted.
+  void CheckKafkaProperty(const std::string& path, const std::string& name,
+                          const std::string& value, const std::string& origin,
+                          rd_kafka_conf_t* scratch) {
+    char errstr[512] = {};
+    switch (rd_kafka_conf_set(scratch, name.c_str(), value.c_str(), errstr, sizeof(errstr))) {
+      case RD_KAFKA_CONF_OK:
+        return;
+      case RD_KAFKA_CONF_UNKNOWN:
+        Problem(path, "unknown librdkafka property '" + name + "'");
+        return;
+      case RD_KAFKA_CONF_INVALID:
+        if (!origin.empty()) {
+          Problem(path, "the value from " + origin + " is not valid for librdkafka property '" +
+                            name + "'");
+        } else {
+          Problem(path, "invalid value for librdkafka property '" + name +
+                            "': " + WithoutFinalPeriod(errstr));
+        }
+        return;
     }
   }
 
@@ -394,8 +483,9 @@ class Builder {
         provider.rate_limits = std::move(budgets);
       }
       provider.settings_json = Serialize(*object);
-      CheckBaseUrl(path + "/baseUrl", provider.base_url);
-      ResolveApiKey(path + "/apiKey", Member(object, "apiKey"), provider.api_key);
+      ReadBool(object, "allowInsecureHttp", provider.allow_insecure_http);
+      CheckBaseUrl(path + "/baseUrl", provider.base_url, provider.allow_insecure_http);
+      ResolveApiKey(path + "/apiKey", Member(object, "apiKey"), provider);
       ReadStopOutreach(path + "/stopOutreach", Member(object, "stopOutreach"), *known);
       out[name] = std::move(provider);
     }
@@ -423,37 +513,126 @@ class Builder {
     stop_outreach_[std::string(known.name)] = std::move(stop);
   }
 
-  void CheckBaseUrl(const std::string& path, std::string& url) {
+  // A URL's host: between "scheme://" (and any userinfo) and the port or path.
+  static std::string_view UrlHost(std::string_view url, size_t scheme) {
+    std::string_view rest = url.substr(scheme);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
+      rest = rest.substr(at + 1);
+    }
+    if (rest.starts_with('[')) {
+      const size_t close = rest.find(']');
+      return close == std::string_view::npos ? rest.substr(1) : rest.substr(1, close - 1);
+    }
+    return rest.substr(0, rest.find(':'));
+  }
+
+  // localhost, 127.0.0.0/8 or ::1: plain http never leaves the machine.
+  static bool IsLoopbackHost(std::string_view host) {
+    std::string lower(host);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower.ends_with('.')) lower.pop_back();
+    if (lower == "localhost" || lower.ends_with(".localhost")) return true;
+    if (lower == "::1" || lower == "0:0:0:0:0:0:0:1") return true;
+    // Dotted quad starting with 127.
+    int parts = 0;
+    size_t start = 0;
+    while (start <= lower.size()) {
+      const size_t dot = std::min(lower.find('.', start), lower.size());
+      const std::string_view part = std::string_view(lower).substr(start, dot - start);
+      if (part.empty() || part.size() > 3 ||
+          !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+          std::stoi(std::string(part)) > 255) {
+        return false;
+      }
+      if (parts == 0 && part != "127") return false;
+      ++parts;
+      start = dot + 1;
+    }
+    return parts == 4;
+  }
+
+  // Messages echo the URL as written.
+  void CheckBaseUrl(const std::string& path, std::string& url, bool allow_insecure_http) {
+    const std::string written = url;
     // Providers append "/campaigns/..."; a trailing '/' would double it.
     while (!url.empty() && url.back() == '/') url.pop_back();
     const std::string_view view = url;
     const size_t scheme = view.starts_with("https://") ? 8 : view.starts_with("http://") ? 7 : 0;
-    if (scheme == 0 || view.size() == scheme) {
-      Problem(path, "'" + url + "' must start with http:// or https:// and name a host");
+    if (scheme == 0 || UrlHost(view, scheme).empty()) {
+      Problem(path, "'" + written + "' must start with http:// or https:// and name a host");
+      return;
+    }
+    if (std::any_of(written.begin(), written.end(), [](char c) {
+          return std::isspace(static_cast<unsigned char>(c)) ||
+                 static_cast<unsigned char>(c) < 0x20;
+        })) {
+      Problem(path, "'" + written + "' must not contain spaces or control characters");
+      return;
+    }
+    if (scheme == 7 && !allow_insecure_http && !IsLoopbackHost(UrlHost(view, scheme))) {
+      Problem(path, "'" + written +
+                        "' is plain http: the API key would travel in clear text; use https://, "
+                        "or set allowInsecureHttp: true on the provider (loopback hosts are "
+                        "always allowed)");
     }
   }
 
-  // Never quotes the key itself: the messages end up in logs.
-  void ResolveApiKey(const std::string& path, const Value* source, std::string& out) {
-    if (const Value* env = Member(source, "env"); env != nullptr && env->IsString()) {
+  // A lookup that answers for every name (check-config's and dry-run's
+  // placeholders) resolves secrets leniently: a {"file"} that cannot be read
+  // is then taken as a placeholder too, like an unset {"env"}.
+  bool Lenient() {
+    if (!lenient_) lenient_ = env_("").has_value();
+    return *lenient_;
+  }
+
+  // {"env": NAME} or {"file": PATH}: the value, or nullopt after a problem
+  // (or for a schema violation, which the schema walk reports). `origin`
+  // says where it came from; `placeholder` is set when a lenient lookup
+  // stood in for an unreadable file. Never quotes the value.
+  std::optional<std::string> ResolveSecret(const std::string& path, const Value* source,
+                                           const std::string& what, std::string& origin,
+                                           bool& placeholder) {
+    // An empty name or path is the schema's to report (minLength).
+    if (const Value* env = Member(source, "env");
+        env != nullptr && env->IsString() && env->GetStringLength() > 0) {
       const std::string name = Text(*env);
+      origin = "environment variable '" + name + "'";
       std::optional<std::string> value = env_(name);
-      if (!value) {
-        Problem(path, "environment variable '" + name + "' is not set");
-        return;
-      }
-      out = std::move(*value);
-      CheckKey(path, "environment variable '" + name + "'", out);
-    } else if (const Value* file = Member(source, "file"); file != nullptr && file->IsString()) {
+      if (!value) Problem(path, "environment variable '" + name + "' is not set");
+      placeholder = Lenient();
+      return value;
+    }
+    if (const Value* file = Member(source, "file");
+        file != nullptr && file->IsString() && file->GetStringLength() > 0) {
       const std::string file_name = Text(*file);
+      origin = "file '" + file_name + "'";
+      std::string value;
       std::string error;
-      if (!ReadFile(file_name, out, error)) {
-        Problem(path, "cannot read API key file '" + file_name + "': " + error);
-        return;
+      if (!SecretSource::ReadSecretFile(file_name, value, error)) {
+        if (Lenient()) {
+          placeholder = true;
+          return env_("");
+        }
+        Problem(path, "cannot read " + what + " file '" + file_name + "': " + error);
+        return std::nullopt;
       }
-      // Secrets mounted from files usually end with a newline.
-      while (!out.empty() && std::isspace(static_cast<unsigned char>(out.back()))) out.pop_back();
-      CheckKey(path, "file '" + file_name + "'", out);
+      return value;
+    }
+    return std::nullopt;
+  }
+
+  void ResolveApiKey(const std::string& path, const Value* source, ProviderConfig& provider) {
+    std::string origin;
+    bool placeholder = false;
+    std::optional<std::string> value = ResolveSecret(path, source, "API key", origin, placeholder);
+    if (!value) return;
+    provider.api_key = std::move(*value);
+    CheckKey(path, origin, provider.api_key);
+    const Value* file = Member(source, "file");
+    if (!placeholder && file != nullptr && file->IsString() && !provider.api_key.empty()) {
+      provider.api_key_source = std::make_shared<SecretSource>(Text(*file), provider.api_key);
     }
   }
 
@@ -854,9 +1033,16 @@ class Builder {
     ReadMillis(retry, "maxRetryAfterMs", out.max_retry_after);
     ReadInt(retry, "maxAttempts", out.max_attempts);
     ReadMillis(retry, "maxElapsedMs", out.max_elapsed);
+    // Reported once, where this object sets one of the two (a provider that
+    // sets neither inherits worker.retry's problem, already reported there).
     if (out.max_backoff < out.initial_backoff) {
-      Problem(path + "/maxBackoffMs", "must be at least initialBackoffMs (" +
-                                          std::to_string(out.initial_backoff.count()) + ")");
+      if (Member(retry, "maxBackoffMs") != nullptr) {
+        Problem(path + "/maxBackoffMs", "must be at least initialBackoffMs (" +
+                                            std::to_string(out.initial_backoff.count()) + ")");
+      } else if (Member(retry, "initialBackoffMs") != nullptr) {
+        Problem(path + "/initialBackoffMs",
+                "must be at most maxBackoffMs (" + std::to_string(out.max_backoff.count()) + ")");
+      }
     }
     std::string on_exhausted;
     ReadString(retry, "onExhausted", on_exhausted);
@@ -912,9 +1098,16 @@ class Builder {
       ReadMillis(breaker, "openMs", provider.circuit_breaker.open_for);
       ReadMillis(breaker, "maxOpenMs", provider.circuit_breaker.max_open_for);
       if (provider.circuit_breaker.max_open_for < provider.circuit_breaker.open_for) {
-        Problem(path + "/circuitBreaker/maxOpenMs",
-                "must be at least openMs (" +
-                    std::to_string(provider.circuit_breaker.open_for.count()) + ")");
+        if (Member(breaker, "maxOpenMs") != nullptr) {
+          Problem(path + "/circuitBreaker/maxOpenMs",
+                  "must be at least openMs (" +
+                      std::to_string(provider.circuit_breaker.open_for.count()) + ")");
+        } else {
+          Problem(path + "/circuitBreaker/openMs",
+                  "must be at most maxOpenMs (" +
+                      std::to_string(provider.circuit_breaker.max_open_for.count()) +
+                      ", the default)");
+        }
       }
     }
   }
@@ -934,12 +1127,92 @@ class Builder {
   }
 
   EnvLookup env_;
+  std::optional<bool> lenient_;
   std::vector<std::string>& problems_;
   // Each configured provider's resolved "stopOutreach", by name.
   std::map<std::string, StopDefault> stop_outreach_;
 };
 
+// SAX pass reporting every member name repeated within one object, at the
+// repeated member's path (RapidJSON's DOM silently keeps both).
+class DuplicateKeyFinder
+    : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, DuplicateKeyFinder> {
+ public:
+  explicit DuplicateKeyFinder(std::vector<std::string>& problems) : problems_(problems) {}
+
+  bool Default() {
+    Consumed();
+    return true;
+  }
+  bool StartObject() {
+    Frame frame;
+    frame.is_object = true;
+    stack_.push_back(std::move(frame));
+    return true;
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    Frame& frame = stack_.back();
+    frame.key.assign(text, length);
+    if (!frame.keys.insert(frame.key).second) {
+      problems_.push_back(PathOf(stack_.size()) + ": duplicate key '" + frame.key +
+                          "' (only one value would be used)");
+    }
+    return true;
+  }
+  bool EndObject(rapidjson::SizeType) {
+    stack_.pop_back();
+    Consumed();
+    return true;
+  }
+  bool StartArray() {
+    stack_.push_back(Frame{});
+    return true;
+  }
+  bool EndArray(rapidjson::SizeType) {
+    stack_.pop_back();
+    Consumed();
+    return true;
+  }
+
+ private:
+  struct Frame {
+    bool is_object = false;
+    std::set<std::string> keys;
+    std::string key;
+    size_t index = 0;
+  };
+  // A value ended: the enclosing array moves on to its next index.
+  void Consumed() {
+    if (!stack_.empty() && !stack_.back().is_object) ++stack_.back().index;
+  }
+  std::string PathOf(size_t depth) const {
+    std::string path;
+    for (size_t i = 0; i < depth; ++i) {
+      const Frame& frame = stack_[i];
+      path += "/" + (frame.is_object ? EscapePointerToken(frame.key) : std::to_string(frame.index));
+    }
+    return path;
+  }
+
+  std::vector<std::string>& problems_;
+  std::vector<Frame> stack_;
+};
+
+std::vector<std::string> DuplicateKeys(std::string_view json) {
+  std::vector<std::string> problems;
+  DuplicateKeyFinder finder(problems);
+  rapidjson::Reader reader;
+  rapidjson::MemoryStream stream(json.data(), json.size());
+  reader.Parse(stream, finder);
+  return problems;
+}
+
 }  // namespace
+
+std::shared_ptr<const SecretSource> ApiKeySource(const ProviderConfig& config) {
+  if (config.api_key_source) return config.api_key_source;
+  return std::make_shared<const SecretSource>(config.api_key);
+}
 
 ConfigError::ConfigError(std::vector<std::string> problems)
     : std::runtime_error(Join(problems)), problems_(std::move(problems)) {}
@@ -964,7 +1237,7 @@ Config LoadConfigFromString(std::string_view json, EnvLookup env) {
                        WithoutFinalPeriod(rapidjson::GetParseError_En(doc.GetParseError()))});
   }
 
-  std::vector<std::string> problems;
+  std::vector<std::string> problems = DuplicateKeys(json);
   for (const SchemaViolation& violation : ConfigSchema().AllViolations(doc)) {
     problems.push_back((violation.path.empty() ? "/" : violation.path) + ": " + violation.message);
   }
@@ -977,6 +1250,11 @@ Config LoadConfigFromString(std::string_view json, EnvLookup env) {
 Config LoadConfigFromFile(const std::string& path, EnvLookup env) {
   std::string text;
   std::string error;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    if (std::cin.bad()) throw ConfigError({"/: cannot read the config from standard input"});
+    return LoadConfigFromString(text, env);
+  }
   if (!ReadFile(path, text, error)) {
     throw ConfigError({"/: cannot read config file '" + path + "': " + error});
   }

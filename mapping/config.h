@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "mapping/rules.h"
+#include "mapping/secret.h"
 
 namespace crmsync::mapping {
 
@@ -83,7 +85,13 @@ struct CircuitBreakerConfig {
 struct ProviderConfig {
   std::string name;      // "replify"
   std::string base_url;  // e.g. "https://api.heylibby.com/api/v1"
-  std::string api_key;   // resolved secret; never log it
+  std::string api_key;   // resolved secret (its value at start-up); never log it
+  // Set when the key comes from {"file": ...}: follows the file as it is
+  // rotated. Providers use ApiKeySource(), never api_key directly.
+  std::shared_ptr<const SecretSource> api_key_source;
+  // providers.<name>.allowInsecureHttp: a plain http:// baseUrl to a
+  // non-loopback host is accepted (the key then travels in clear text).
+  bool allow_insecure_http = false;
   size_t max_batch = 100;
   std::chrono::milliseconds linger{50};
   int max_in_flight = 4;
@@ -139,6 +147,10 @@ struct Config {
 // Reads the environment through this function so that tests can inject one.
 using EnvLookup = std::optional<std::string> (*)(std::string_view name);
 std::optional<std::string> ProcessEnv(std::string_view name);
+
+// The provider's API key as the providers read it: the rotating file source,
+// or a fixed source holding config.api_key.
+std::shared_ptr<const SecretSource> ApiKeySource(const ProviderConfig& config);
 
 // Parses, validates (schema + semantic checks such as UUID campaign ids and
 // rules referring to configured providers) and resolves a config document.

@@ -186,12 +186,27 @@ struct Transfer {
   providers::HttpResponse response;
   curl_slist* headers = nullptr;
   char error[CURL_ERROR_SIZE] = {};
+  size_t max_body = 0;
+  // Set when the body outgrew max_body: the write callback then refuses data,
+  // which ends the transfer with CURLE_WRITE_ERROR.
+  bool body_too_large = false;
 };
+
+std::string BodyTooLarge(size_t limit) {
+  return "response body exceeds " + std::to_string(limit) + " bytes";
+}
 
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
-  transfer->response.body.append(data, size * count);
-  return size * count;
+  const size_t n = size * count;
+  if (transfer->response.body.size() + n > transfer->max_body) {
+    transfer->body_too_large = true;
+    transfer->response.body.clear();
+    transfer->response.body.shrink_to_fit();
+    return CURL_WRITEFUNC_ERROR;
+  }
+  transfer->response.body.append(data, n);
+  return n;
 }
 
 size_t OnHeader(char* data, size_t size, size_t count, void* user) {
@@ -313,6 +328,9 @@ std::optional<std::string> HttpEngine::Impl::Configure(CURL* easy, Transfer& tra
   set(CURLOPT_SSL_VERIFYPEER, 1L);
   set(CURLOPT_SSL_VERIFYHOST, 2L);
   if (!options.ca_bundle.empty()) set(CURLOPT_CAINFO, options.ca_bundle.c_str());
+  transfer.max_body = options.max_response_bytes;
+  // Refuses an announced oversized body before reading it (CURLE_FILESIZE_EXCEEDED).
+  set(CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(options.max_response_bytes));
   set(CURLOPT_WRITEFUNCTION, &OnBody);
   set(CURLOPT_WRITEDATA, static_cast<void*>(&transfer));
   set(CURLOPT_HEADERFUNCTION, &OnHeader);
@@ -396,7 +414,12 @@ void HttpEngine::Impl::Finish(CURL* easy, CURLcode code) {
 
   providers::HttpResponse& response = transfer->response;
   response.transport = ClassifyCurlCode(code);
-  if (response.transport == Transport::kOk) {
+  if (transfer->body_too_large || code == CURLE_FILESIZE_EXCEEDED) {
+    response.transport = Transport::kBroken;
+    response.transport_error = BodyTooLarge(options.max_response_bytes);
+    response.status = 0;
+    response.body.clear();
+  } else if (response.transport == Transport::kOk) {
     curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &response.status);
   } else {
     response.transport_error =

@@ -44,6 +44,10 @@ class HttpEngine {
     // CA bundle for https; empty uses the system default. Verification is
     // always on.
     std::string ca_bundle;
+    // Largest response body kept in memory. A bigger answer (announced by
+    // Content-Length or seen while reading) ends the request as a transport
+    // failure (Transport::kBroken, "response body exceeds ... bytes").
+    size_t max_response_bytes = size_t{4} << 20;
   };
   using Callback = std::function<void(providers::HttpResponse)>;
 

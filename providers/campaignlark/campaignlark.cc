@@ -150,7 +150,9 @@ class UpsertExchange final : public Exchange {
 }  // namespace
 
 CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config)
-    : base_url_(config.base_url), api_key_(config.api_key), max_batch_(config.max_batch) {
+    : base_url_(config.base_url),
+      api_key_(mapping::ApiKeySource(config)),
+      max_batch_(config.max_batch) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
   if (config.settings_json.empty()) return;
 
@@ -262,7 +264,7 @@ std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
   request.headers = {
       {"Content-Type", "application/json"},
       {"Accept", "application/json"},
-      {"Authorization", "Bearer " + api_key_},
+      {"Authorization", "Bearer " + api_key_->Get()},
   };
 
   rapidjson::StringBuffer buffer(nullptr, 256);
@@ -340,6 +342,8 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
   // 404/405 (no such endpoint: a wrong baseUrl) are the operator's to fix,
   // never the contact's fault: retrying keeps the data until they do.
   if (status == 401) {
+    // A rotated key file is looked at again before the next request.
+    api_key_->Invalidate();
     return Retry(
         "campaignlark: configuration error: authentication failed (HTTP 401) — "
         "check the API key",
@@ -365,7 +369,7 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
 }
 
 std::string CampaignLarkProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::campaignlark

@@ -75,7 +75,8 @@ class CampaignLarkProvider final : public Provider {
   std::string Scrub(std::string text) const;
 
   std::string base_url_;
-  std::string api_key_;
+  // Follows a rotated key file; Get() on every request.
+  std::shared_ptr<const mapping::SecretSource> api_key_;
   size_t max_batch_;
   std::string first_name_tag_ = "first_name";
   std::string last_name_tag_ = "last_name";

@@ -202,7 +202,9 @@ class ItemMatcher {
 }  // namespace
 
 ReplifyProvider::ReplifyProvider(const mapping::ProviderConfig& config)
-    : base_url_(config.base_url), api_key_(config.api_key), max_batch_(config.max_batch) {
+    : base_url_(config.base_url),
+      api_key_(mapping::ApiKeySource(config)),
+      max_batch_(config.max_batch) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 
@@ -213,7 +215,7 @@ HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
   request.headers = {
       {"Content-Type", "application/json"},
       {"Accept", "application/json"},
-      {"x-api-key", api_key_},
+      {"x-api-key", api_key_->Get()},
   };
 
   // Sized for a typical contact so that the buffer rarely grows.
@@ -344,6 +346,8 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
 
   const long code = response.status;
   if (code == 401 || code == 403) {
+    // A rotated key file is looked at again before the next request.
+    api_key_->Invalidate();
     // A configuration problem, not a property of the items: retrying never
     // loses data, and the circuit breaker stops the hammering.
     outcome.kind = OutcomeKind::kRetry;
@@ -369,7 +373,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
 }
 
 std::string ReplifyProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::replify

@@ -9,6 +9,7 @@
 // batch or response; every problem becomes an Outcome.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,7 +43,8 @@ class ReplifyProvider final : public SingleRequestProvider {
   std::string Scrub(std::string text) const;
 
   std::string base_url_;
-  std::string api_key_;
+  // Follows a rotated key file; Get() on every request.
+  std::shared_ptr<const mapping::SecretSource> api_key_;
   size_t max_batch_;
 };
 

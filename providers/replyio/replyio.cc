@@ -372,7 +372,7 @@ HttpRequest ReplyIoExchange::Post(std::string_view path, std::string body) const
   request.headers = {
       {"Content-Type", "application/json"},
       {"Accept", "application/json, application/problem+json"},
-      {"Authorization", "Bearer " + provider_.api_key_},
+      {"Authorization", "Bearer " + provider_.api_key_->Get()},
   };
   request.body = std::move(body);
   return request;
@@ -741,6 +741,8 @@ Outcome ReplyIoExchange::HttpFailure(RequestKind kind, const HttpResponse& respo
                                                     : "sequence update";
   Outcome outcome = Make(OutcomeKind::kRetry, "", code);
   if (code == 401) {
+    // A rotated key file is looked at again before the next request.
+    provider_.api_key_->Invalidate();
     // Reply.io's 401 has no body. The key is wrong or revoked: an operator
     // must act, and the items are fine, so they wait.
     outcome.reason = "reply.io: authentication failed (HTTP 401) — check the API key";
@@ -806,7 +808,7 @@ std::vector<Outcome> ReplyIoExchange::Outcomes() {
 
 ReplyIoProvider::ReplyIoProvider(const mapping::ProviderConfig& config)
     : base_url_(config.base_url),
-      api_key_(config.api_key),
+      api_key_(mapping::ApiKeySource(config)),
       max_batch_(config.max_batch),
       settings_(ParseSettings(config.settings_json,
                               config.name.empty() ? kName : std::string_view(config.name))),
@@ -823,7 +825,7 @@ std::optional<int64_t> ReplyIoProvider::CachedId(std::string_view email) {
 }
 
 std::string ReplyIoProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::replyio

@@ -102,7 +102,8 @@ class ReplyIoProvider final : public Provider {
   std::string Scrub(std::string text) const;
 
   std::string base_url_;
-  std::string api_key_;
+  // Follows a rotated key file; Get() on every request.
+  std::shared_ptr<const mapping::SecretSource> api_key_;
   size_t max_batch_;
   ReplyIoSettings settings_;
   IdCache cache_;

@@ -564,6 +564,7 @@ class WhippyExchange final : public Exchange {
 
     const long code = response.status;
     if (code == 401 || code == 403) {
+      provider_.InvalidateApiKey();
       // A configuration problem, not a property of the contacts: retrying
       // never loses data, and the circuit breaker stops the hammering.
       outcome.kind = OutcomeKind::kRetry;
@@ -624,7 +625,7 @@ std::string ListMethodSetting(const mapping::ProviderConfig& config) {
 
 WhippyProvider::WhippyProvider(const mapping::ProviderConfig& config)
     : base_url_(config.base_url),
-      api_key_(config.api_key),
+      api_key_(mapping::ApiKeySource(config)),
       list_method_(ListMethodSetting(config)),
       max_batch_(std::min(config.max_batch, kMaxContactsPerRequest)),
       max_overwrite_batch_(config.max_batch) {
@@ -651,7 +652,7 @@ std::unique_ptr<Exchange> WhippyProvider::Start(const Batch& batch) {
 }
 
 std::string WhippyProvider::Scrub(std::string text) const {
-  return MaskSecret(std::move(text), api_key_);
+  return MaskSecret(std::move(text), api_key_->Get());
 }
 
 }  // namespace crmsync::providers::whippy

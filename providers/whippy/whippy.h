@@ -66,13 +66,16 @@ class WhippyProvider final : public Provider {
 
   // Implementation details shared with the exchange (whippy.cc).
   const std::string& BaseUrl() const { return base_url_; }
-  const std::string& ApiKey() const { return api_key_; }
+  std::string ApiKey() const { return api_key_->Get(); }
+  // After a 401/403: a rotated key file is looked at before the next request.
+  void InvalidateApiKey() const { api_key_->Invalidate(); }
   // Masks the API key should a provider or transport message echo it.
   std::string Scrub(std::string text) const;
 
  private:
   std::string base_url_;
-  std::string api_key_;
+  // Follows a rotated key file; Get() on every request.
+  std::shared_ptr<const mapping::SecretSource> api_key_;
   std::string list_method_;
   size_t max_batch_;
   size_t max_overwrite_batch_;

@@ -17,6 +17,7 @@ namespace {
 
 using testing::AllOf;
 using testing::Contains;
+using testing::ElementsAre;
 using testing::HasSubstr;
 using testing::Not;
 using testing::StartsWith;
@@ -31,6 +32,7 @@ std::optional<std::string> TestEnv(std::string_view name) {
     return std::string(kTestKey);
   }
   if (name == "EMPTY_KEY") return std::string();
+  if (name == "KAFKA_SASL_PASSWORD") return std::string("kafka-pw-from-env");
   return std::nullopt;
 }
 
@@ -419,6 +421,90 @@ TEST(LoadConfigTest, BaseUrlMustBeHttpOrHttps) {
   const Config config = LoadConfigFromString(
       Edited({{"/providers/replify/baseUrl", "\"https://api.example.com/v1/\""}}), &TestEnv);
   EXPECT_EQ(config.providers.at("replify").base_url, "https://api.example.com/v1");
+}
+
+TEST(LoadConfigTest, PlainHttpIsRefusedExceptForLoopbackOrAnOptIn) {
+  for (const char* url :
+       {"http://api.example.com/v1", "http://10.0.0.7:8080", "http://127.example.com/v1",
+        "http://user@192.168.1.2/x", "http://128.0.0.1"}) {
+    const std::string json = "\"" + std::string(url) + "\"";
+    EXPECT_THAT(Problems(Edited({{"/providers/replify/baseUrl", json.c_str()}})),
+                ElementsAre(StartsWith("/providers/replify/baseUrl: '" + std::string(url) +
+                                       "' is plain http: the API key would travel in clear text")))
+        << url;
+  }
+  for (const char* url :
+       {"\"http://127.0.0.1:8080/replify\"", "\"http://127.1.2.3\"", "\"http://localhost:9/x\"",
+        "\"http://LOCALHOST\"", "\"http://[::1]:8080/v1\"", "\"https://api.example.com/v1\""}) {
+    EXPECT_NO_THROW(LoadConfigFromString(Edited({{"/providers/replify/baseUrl", url}}), &TestEnv))
+        << url;
+  }
+  const Config config = LoadConfigFromString(
+      Edited({{"/providers/whippy/baseUrl", "\"http://whippy.internal:8080/v1\""},
+              {"/providers/whippy/allowInsecureHttp", "true"}}),
+      &TestEnv);
+  EXPECT_EQ(config.providers.at("whippy").base_url, "http://whippy.internal:8080/v1");
+  EXPECT_TRUE(config.providers.at("whippy").allow_insecure_http);
+  EXPECT_THAT(Problems(Edited({{"/providers/whippy/allowInsecureHttp", "\"yes\""}})),
+              ElementsAre(StartsWith("/providers/whippy/allowInsecureHttp: ")));
+}
+
+TEST(LoadConfigTest, KafkaPropertiesTakeSecretsFromTheEnvironmentOrAFile) {
+  TempFile password("kafka-pw", "kafka-pw-from-file\n");
+  const std::string properties = R"({"security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
+      "sasl.username": {"env": "KAFKA_SASL_PASSWORD"},
+      "sasl.password": {"file": ")" +
+                                 password.path() + R"("}})";
+  const Config config =
+      LoadConfigFromString(Edited({{"/kafka/properties", properties.c_str()}}), &TestEnv);
+  EXPECT_EQ(config.kafka.properties.at("sasl.username"), "kafka-pw-from-env");
+  EXPECT_EQ(config.kafka.properties.at("sasl.password"), "kafka-pw-from-file");
+  EXPECT_EQ(config.kafka.properties.at("security.protocol"), "SASL_SSL");
+
+  EXPECT_THAT(
+      Problems(Edited({{"/kafka/properties", R"({"sasl.password": {"env": "UNSET_PW"}})"}})),
+      ElementsAre("/kafka/properties/sasl.password: environment variable 'UNSET_PW' is not set"));
+  EXPECT_THAT(Problems(Edited({{"/kafka/properties", R"({"sasl.password": {"value": "x"}})"}})),
+              Contains(StartsWith("/kafka/properties/sasl.password")));
+}
+
+TEST(LoadConfigTest, AnInvalidSecretKafkaValueIsNeverEchoed) {
+  try {
+    LoadConfigFromString(
+        Edited({{"/kafka/properties", R"({"security.protocol": {"env": "KAFKA_SASL_PASSWORD"}})"}}),
+        &TestEnv);
+    ADD_FAILURE() << "accepted an invalid security.protocol";
+  } catch (const ConfigError& e) {
+    EXPECT_THAT(e.problems(),
+                ElementsAre("/kafka/properties/security.protocol: the value from environment "
+                            "variable 'KAFKA_SASL_PASSWORD' is not valid for librdkafka property "
+                            "'security.protocol'"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("kafka-pw-from-env")));
+  }
+}
+
+TEST(LoadConfigTest, AnEmptySecretNameIsReportedOnce) {
+  for (const char* source : {R"({"env": ""})", R"({"file": ""})"}) {
+    EXPECT_THAT(Problems(Edited({{"/providers/whippy/apiKey", source}})),
+                ElementsAre(StartsWith("/providers/whippy/apiKey: property 'apiKey' must be "
+                                       "exactly one of")))
+        << source;
+  }
+}
+
+TEST(LoadConfigTest, AKeyFromAFileFollowsTheFile) {
+  TempFile key("rotating", "first-key\n");
+  const std::string source = R"({"file": ")" + key.path() + R"("})";
+  const Config config =
+      LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
+  const std::shared_ptr<const SecretSource> api_key = ApiKeySource(config.providers.at("replify"));
+  EXPECT_EQ(api_key->Get(), "first-key");
+  { std::ofstream(key.path(), std::ios::binary | std::ios::trunc) << "second-key-longer\n"; }
+  api_key->Invalidate();
+  EXPECT_EQ(api_key->Get(), "second-key-longer");
+  // An environment key is fixed.
+  EXPECT_FALSE(ApiKeySource(config.providers.at("whippy"))->FromFile());
+  EXPECT_EQ(ApiKeySource(config.providers.at("whippy"))->Get(), kTestKey);
 }
 
 TEST(LoadConfigTest, LimitsAreRangeChecked) {

@@ -200,6 +200,40 @@ TEST(CheckConfigCommandTest, BrokenConfigExitsTwoNamingEveryPath) {
   EXPECT_EQ(ok_rc, 0) << ok_output;
 }
 
+TEST(CheckConfigCommandTest, DashReadsTheConfigFromStandardInput) {
+  const std::string command = std::string(CRMSYNC_BINARY_DIR) + "/crmsync check-config - < ";
+  const auto [ok_rc, ok_output] =
+      RunCommand(command + CRMSYNC_SOURCE_DIR + "/examples/crmsync.json");
+  EXPECT_EQ(ok_rc, 0) << ok_output;
+  EXPECT_THAT(ok_output, HasSubstr("-: ok"));
+  const auto [rc, output] = RunCommand(command + CRMSYNC_SOURCE_DIR +
+                                       "/tests/mapping/testdata/broken/duplicate-key.json");
+  EXPECT_EQ(rc, 2) << output;
+  EXPECT_THAT(output, HasSubstr("/providers/replify/maxBatch: duplicate key 'maxBatch'"));
+}
+
+TEST(CheckConfigCommandTest, MissingKeyFileIsAnErrorOnlyWithSecrets) {
+  std::ifstream in(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string config = text.str();
+  const std::string env = R"({"env": "REPLIFY_API_KEY"})";
+  const size_t at = config.find(env);
+  ASSERT_NE(at, std::string::npos);
+  config.replace(at, env.size(), R"({"file": "/nonexistent/crmsync/replify-key"})");
+  const std::string path = testing::TempDir() + "crmsync-check-missing-file.json";
+  std::ofstream(path) << config;
+
+  const std::string command = std::string(CRMSYNC_BINARY_DIR) + "/crmsync check-config ";
+  const auto [rc, output] = RunCommand(command + path);
+  EXPECT_EQ(rc, 0) << output;
+  const auto [strict_rc, strict_output] = RunCommand(command + "--with-secrets " + path);
+  EXPECT_EQ(strict_rc, 2) << strict_output;
+  EXPECT_THAT(strict_output, HasSubstr("/providers/replify/apiKey: cannot read API key file "
+                                       "'/nonexistent/crmsync/replify-key'"));
+  std::remove(path.c_str());
+}
+
 TEST(DryRunCommandTest, ReadsStdinAndPrintsJsonLines) {
   const auto [rc, output] = RunCommand(
       std::string(CRMSYNC_BINARY_DIR) + "/crmsync dry-run --config " + CRMSYNC_SOURCE_DIR +

@@ -1,6 +1,7 @@
 #include "worker/http_engine.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -373,6 +374,62 @@ TEST(HttpEngine, SlowServerTimesOut) {
   EXPECT_FALSE(response.transport_error.empty());
   EXPECT_EQ(response.status, 0);
   EXPECT_LT(elapsed, 5s);
+}
+
+TEST(HttpEngine, OversizedBodyWithContentLengthIsATransportFailure) {
+  LoopbackServer server;
+  server.Server().Get("/big", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(4096, 'x'), "text/plain");
+  });
+  server.Server().Get("/fits", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string(1024, 'y'), "text/plain");
+  });
+  server.Start();
+  HttpEngine::Options options;
+  options.max_response_bytes = 1024;
+  HttpEngine engine(options);
+
+  const HttpResponse big = RoundTrip(engine, Get(server.Url("/big")));
+  EXPECT_EQ(big.transport, Transport::kBroken);
+  EXPECT_EQ(big.status, 0);
+  EXPECT_TRUE(big.body.empty());
+  EXPECT_THAT(big.transport_error, testing::HasSubstr("response body exceeds 1024 bytes"));
+
+  // A body of exactly the limit is kept whole.
+  const HttpResponse fits = RoundTrip(engine, Get(server.Url("/fits")));
+  EXPECT_EQ(fits.transport, Transport::kOk);
+  EXPECT_EQ(fits.status, 200);
+  EXPECT_EQ(fits.body, std::string(1024, 'y'));
+}
+
+TEST(HttpEngine, OversizedChunkedBodyIsCutOffWhileReading) {
+  // No Content-Length: the limit must hold while the body streams in, never
+  // buffering more than it.
+  LoopbackServer server;
+  server.Server().Get("/stream", [](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/plain", [](size_t offset, httplib::DataSink& sink) {
+      if (offset >= (size_t{64} << 20)) {
+        sink.done();
+        return true;
+      }
+      const std::string chunk(64 * 1024, 'z');
+      return sink.write(chunk.data(), chunk.size());
+    });
+  });
+  server.Start();
+  HttpEngine::Options options;
+  options.max_response_bytes = 256 * 1024;
+  HttpEngine engine(options);
+
+  const HttpResponse response = RoundTrip(engine, Get(server.Url("/stream")), 10s);
+  EXPECT_EQ(response.transport, Transport::kBroken);
+  EXPECT_EQ(response.status, 0);
+  EXPECT_TRUE(response.body.empty());
+  EXPECT_THAT(response.transport_error, testing::HasSubstr("response body exceeds 262144 bytes"));
+}
+
+TEST(HttpEngine, DefaultBodyLimitIsFourMebibytes) {
+  EXPECT_EQ(HttpEngine::Options{}.max_response_bytes, size_t{4} << 20);
 }
 
 TEST(HttpEngine, ClosedPortIsConnectFailed) {

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 
 namespace crmsync::kafka {
 namespace {
@@ -12,7 +13,13 @@ void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& valu
   char errstr[512];
   if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
       RD_KAFKA_CONF_OK) {
-    throw std::runtime_error("producer: kafka property '" + name + "': " + errstr);
+    // librdkafka quotes the value, which may be a secret (sasl.password).
+    std::string error = errstr;
+    for (size_t at = value.empty() ? std::string::npos : error.find(value); at != std::string::npos;
+         at = error.find(value, at + 5)) {
+      error.replace(at, value.size(), "*****");
+    }
+    throw std::runtime_error("producer: kafka property '" + name + "': " + error);
   }
 }
 

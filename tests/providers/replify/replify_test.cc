@@ -4,8 +4,13 @@
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -377,6 +382,38 @@ TEST(ReplifyProvider, AuthenticationFailureRetriesWithoutLeakingKey) {
                                       ") — check the API key");
     EXPECT_EQ(outcomes[0].http_status, status);
   }
+}
+
+TEST(ReplifyProvider, RequestsAfterAKeyRotationCarryTheNewKey) {
+  // The key file is mounted as Kubernetes does: key -> ..data/key, and a
+  // rotation swaps the ..data symlink to a new directory.
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("crmsync-replify-key-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "..v1");
+  fs::create_directories(dir / "..v2");
+  std::ofstream(dir / "..v1" / "key") << "key-before-rotation\n";
+  fs::create_directory_symlink("..v1", dir / "..data");
+  fs::create_symlink("..data/key", dir / "key");
+
+  mapping::ProviderConfig config = Config();
+  config.api_key = "key-before-rotation";
+  config.api_key_source = std::make_shared<mapping::SecretSource>(
+      (dir / "key").string(), config.api_key, std::chrono::hours(1));
+  const ReplifyProvider provider(config);
+  Fixture f({Person("ava@example.com", "15551234567")});
+  EXPECT_EQ(Header(provider.BuildRequest(f.batch), "x-api-key"), "key-before-rotation");
+
+  std::ofstream(dir / "..v2" / "key") << "key-after-rotation\n";
+  fs::create_directory_symlink("..v2", dir / "..data_tmp");
+  fs::rename(dir / "..data_tmp", dir / "..data");
+  // Within the check interval the old key is still used...
+  EXPECT_EQ(Header(provider.BuildRequest(f.batch), "x-api-key"), "key-before-rotation");
+  // ...but a 401 makes the next request look at the file.
+  provider.Classify(f.batch, Response(401, "{}"));
+  EXPECT_EQ(Header(provider.BuildRequest(f.batch), "x-api-key"), "key-after-rotation");
+  fs::remove_all(dir);
 }
 
 TEST(ReplifyProvider, TransientStatusesRetryAfterProvidersDelay) {
