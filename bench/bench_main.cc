@@ -58,6 +58,9 @@ struct Scenario {
   // Events produced per second while the worker runs (0: as fast as
   // possible); a steady load below the ceiling measures latency, not backlog.
   double produce_rate = 0;
+  // Also run bench/python_worker.py (the simple script a user would write)
+  // on the same topic and simulator, as a fresh group.
+  bool python_baseline = false;
 };
 
 constexpr char kList[] = "bench-list";
@@ -77,7 +80,41 @@ struct Result {
   double operations = 0;
   std::optional<double> ceiling;
   std::string ceiling_note;
+  // The Python baseline on the same topic, when run.
+  std::optional<double> python_active_seconds;
+  std::optional<double> python_cpu_us_per_event;
 };
+
+// Runs the Python baseline worker to the end of the topic; its active
+// seconds (first message to done) and CPU per event.
+std::optional<std::pair<double, double>> RunPythonBaseline(const std::string& bootstrap,
+                                                           const std::string& topic,
+                                                           const std::string& url, size_t events) {
+  const std::string script = std::string(CRMSYNC_SOURCE_DIR) + "/bench/python_worker.py";
+  const std::string report =
+      (std::filesystem::temp_directory_path() / ("crmsync-bench-python-" + topic)).string();
+  const std::string group = "bench-python-" + topic;
+  const std::string count = std::to_string(events);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("REPLIFY_API_KEY", kKey, 1);
+    // Debian's interpreter, which has python3-confluent-kafka and python3-requests.
+    execl("/usr/bin/python3", "python3", script.c_str(), "--bootstrap", bootstrap.c_str(),
+          "--topic", topic.c_str(), "--group", group.c_str(), "--url", url.c_str(), "--events",
+          count.c_str(), "--report", report.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  rusage usage{};
+  wait4(pid, &status, 0, &usage);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+  double active = 0;
+  std::ifstream(report) >> active;
+  std::filesystem::remove(report);
+  const double cpu_us = usage.ru_utime.tv_sec * 1e6 + usage.ru_utime.tv_usec +
+                        usage.ru_stime.tv_sec * 1e6 + usage.ru_stime.tv_usec;
+  return std::pair(active, cpu_us / static_cast<double>(events));
+}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -402,6 +439,18 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
     result.ceiling = CeilingConsumer(broker.BootstrapServers(), topic, events.size());
     result.ceiling_note = "do-nothing librdkafka consumer";
   }
+  if (s.python_baseline) {
+    simulator.Reset();
+    if (auto python = RunPythonBaseline(
+            broker.BootstrapServers(), topic,
+            simulator.BaseUrl("replify") + "/campaigns/" + kCampaign + "/contacts",
+            events.size())) {
+      result.python_active_seconds = python->first;
+      result.python_cpu_us_per_event = python->second;
+    } else {
+      std::printf(" (python baseline failed)");
+    }
+  }
   std::printf(" %.1f s\n", result.seconds);
   std::filesystem::remove(config_path);
   return result;
@@ -458,9 +507,33 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
       w.Key("ceiling");
       w.String(r.ceiling_note);
     }
+    if (r.python_active_seconds) {
+      const double python_eps = r.scenario.events / *r.python_active_seconds;
+      w.Key("python_baseline");
+      w.StartObject();
+      w.Key("events_per_s");
+      w.Double(python_eps);
+      w.Key("cpu_us_per_event");
+      w.Double(*r.python_cpu_us_per_event);
+      w.Key("throughput_ratio");  // crmsync / python
+      w.Double(eps / python_eps);
+      w.Key("cpu_ratio");  // crmsync / python
+      w.Double(r.worker_cpu_us_per_event / *r.python_cpu_us_per_event);
+      w.EndObject();
+    }
     w.EndObject();
   }
   w.EndArray();
+  for (const Result& r : results) {
+    if (!r.python_active_seconds) continue;
+    const double eps = r.scenario.events / r.active_seconds;
+    const double python_eps = r.scenario.events / *r.python_active_seconds;
+    std::printf(
+        "%-16s python baseline: %.0f events/s, %.1f cpu us/ev; crmsync %.2fx its throughput at "
+        "%.2fx its cpu per event\n",
+        r.scenario.name.c_str(), python_eps, *r.python_cpu_us_per_event, eps / python_eps,
+        r.worker_cpu_us_per_event / *r.python_cpu_us_per_event);
+  }
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
   std::ofstream(out_path) << buffer.GetString() << "\n";
   std::printf("\nwrote %s\n", out_path.c_str());
@@ -483,10 +556,10 @@ int main(int argc, char** argv) {
 
   const size_t scale = quick ? 10 : 1;
   std::vector<Scenario> scenarios = {
-      {"zero-latency", 1'000'000 / scale, 100'000 / scale, 0, false},
+      {"zero-latency", 1'000'000 / scale, 100'000 / scale, 0, false, 500, 16, 0, 0, true},
       // Four requests of 500 in flight: a ceiling of 20,000 events/s that
       // the latency, not this machine's two cores, sets.
-      {"latency-100ms", 200'000 / scale, 50'000 / scale, 100, true, 500, 4},
+      {"latency-100ms", 200'000 / scale, 50'000 / scale, 100, true, 500, 4, 0, 0, true},
       {"hot-keys", 100'000 / scale, 100, 0, true},
       {"backlog", 1'000'000 / scale, 100'000 / scale, 0, true},
       // Documented limits sixty times faster: Whippy 10 list writes and

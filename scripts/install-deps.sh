@@ -17,6 +17,7 @@ packages=(
   libclang-rt-14-dev      # libFuzzer and sanitizer runtimes for scripts/fuzz.sh (clang 14)
   # chart checks (tests/helm): without helm, scripts/render-chart renders the
   # chart with Go's text/template and sprig, as helm does
+  python3-confluent-kafka python3-requests   # the benchmark's Python baseline worker
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
   golang-github-xeipuuv-gojsonschema-dev   # values.schema.json validation, as helm 3
 )

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""The worker a user would write instead of crmsync: confluent-kafka + requests.
+
+Polls up to 500 messages, maps canonical CRM events to Replify operations,
+sends one bulk request per run of messages with the same action, and commits
+synchronously after each poll. Used by the benchmark as the baseline; it runs
+until the group has consumed `--events` messages.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import requests
+from confluent_kafka import Consumer
+
+ACTIONS = {
+    "contact.created": "upsert",
+    "contact.updated": "upsert",
+    "contact.status_changed": "updateOnly",
+    "contact.deleted": "remove",
+}
+
+
+def to_contact(event):
+    contact = event.get("contact") or {}
+    out = {}
+    for field in ("firstName", "lastName", "email", "phone"):
+        if contact.get(field):
+            out[field] = contact[field]
+    if event.get("status"):
+        out["status"] = event["status"]
+    if contact.get("properties"):
+        out["contactMetadata"] = {k: str(v) for k, v in contact["properties"].items()}
+    out["externalIdKey"] = event["externalIdKey"]
+    out["externalIdValue"] = event["externalIdValue"]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--group", required=True)
+    parser.add_argument("--url", required=True, help="Replify campaign contacts URL")
+    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--report", help="file for the seconds from first message to done")
+    args = parser.parse_args()
+
+    session = requests.Session()
+    headers = {"x-api-key": os.environ["REPLIFY_API_KEY"], "Content-Type": "application/json"}
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe([args.topic])
+    consumed = 0
+    first = None
+
+    def send(action, contacts):
+        while True:
+            response = session.post(args.url, json={"contacts": contacts, "action": action},
+                                    headers=headers, timeout=30)
+            if response.status_code < 500 and response.status_code != 429:
+                return
+    while consumed < args.events:
+        messages = consumer.consume(num_messages=500, timeout=1.0)
+        if not messages:
+            continue
+        if first is None:
+            first = time.monotonic()
+        run_action, run = None, []
+        for message in messages:
+            if message.error():
+                continue
+            consumed += 1
+            try:
+                event = json.loads(message.value())
+                action = ACTIONS[event["kind"]]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if action != run_action and run:
+                send(run_action, run)
+                run = []
+            run_action = action
+            run.append(to_contact(event))
+        if run:
+            send(run_action, run)
+        consumer.commit(asynchronous=False)
+    active = time.monotonic() - first
+    consumer.close()
+    if args.report:
+        with open(args.report, "w") as report:
+            report.write(f"{active}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
