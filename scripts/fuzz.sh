@@ -34,6 +34,7 @@ clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRIN
   -I"$root" -I"$build/schemas/crmsync_schemas_gen" \
   "$root/fuzz/decode_map_fuzzer.cc" \
   "$build/mapping/libcrmsync_mapping.a" "$build/schemas/libcrmsync_schemas.a" \
+  $(pkg-config --libs rdkafka) \
   -o "$build/decode_map_fuzzer"
 
 # Seeds: every golden payload, prefixed with each control byte's format.

@@ -460,30 +460,17 @@ func kafkaCredentialLiterals(config obj) error {
 	return joinErrs(bad)
 }
 
-// The config with each {"env"} Kafka property replaced by the dummy value,
-// for a crmsync that does not resolve references in kafka.properties yet.
-func withKafkaReferencesResolved(config obj) obj {
-	data, _ := json.Marshal(config)
-	var copied obj
-	_ = json.Unmarshal(data, &copied)
-	if properties, ok := get(copied, "kafka", "properties").(obj); ok {
-		for k, v := range properties {
-			if str(v, "env") != "" {
-				properties[k] = "dummy-key-for-check"
-			}
-		}
-	}
-	return copied
-}
-
+// check-config with every secret the config references (API keys and
+// {"env"} Kafka properties) set to a dummy value.
 func checkConfig(bin string, config obj, secretEnv map[string]bool) error {
-	err := runCheckConfig(bin, config, secretEnv)
-	if err != nil && len(kafkaPropertyEnvs(config)) > 0 &&
-		regexp.MustCompile(`/kafka/properties/[^:]+: property .* got object`).MatchString(err.Error()) {
-		// Older loaders take literals only; the references are checked above.
-		return runCheckConfig(bin, withKafkaReferencesResolved(config), secretEnv)
+	env := map[string]bool{}
+	for name := range secretEnv {
+		env[name] = true
 	}
-	return err
+	for _, name := range kafkaPropertyEnvs(config) {
+		env[name] = true
+	}
+	return runCheckConfig(bin, config, env)
 }
 
 func runCheckConfig(bin string, config obj, secretEnv map[string]bool) error {
