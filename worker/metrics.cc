@@ -173,6 +173,10 @@ struct Metrics::Impl {
         rebalances(Counter(*registry, "crmsync_rebalances_total",
                            "Consumer group rebalance callbacks: assigned, revoked, lost."),
                    {"kind"}),
+        offset_resets(Counter(*registry, "crmsync_offset_resets_total",
+                              "Positions reset because the offset to fetch from was no longer "
+                              "on the broker (retention overtook the group): events skipped."),
+                      {"topic"}),
         committed(Gauge(*registry, "crmsync_committed_offset",
                         "Last offset stored for commit, per partition."),
                   {"topic", "partition"}),
@@ -199,6 +203,7 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Gauge> circuit_state;
   CachedFamily<prometheus::Gauge> rate_limit_tokens;
   CachedFamily<prometheus::Counter> rebalances;
+  CachedFamily<prometheus::Counter> offset_resets;
   CachedFamily<prometheus::Gauge> committed;
   CachedFamily<prometheus::Gauge> lag;
   prometheus::Gauge& pending;
@@ -295,6 +300,8 @@ void Metrics::EventDeadLettered(std::string_view reason) {
 }
 
 void Metrics::Rebalance(std::string_view kind) { impl_->rebalances.Get({kind}).Increment(); }
+
+void Metrics::OffsetReset(std::string_view topic) { impl_->offset_resets.Get({topic}).Increment(); }
 
 void Metrics::SetCommitted(std::string_view topic, int32_t partition, int64_t offset) {
   impl_->committed.Get({topic, std::to_string(partition)}).Set(static_cast<double>(offset));

@@ -30,7 +30,7 @@
 //   delivery_latency_seconds{provider}      operations_pending
 //   circuit_state{provider}                 rate_limit_tokens{provider}
 //   rebalances_total{kind}                  committed_offset{topic,partition}
-//   consumer_lag{topic,partition}
+//   consumer_lag{topic,partition}           offset_resets_total{topic}
 #pragma once
 
 #include <chrono>
@@ -69,6 +69,9 @@ class Metrics {
   void EventDeadLettered(std::string_view reason);
   // A rebalance callback; `kind` is "assigned", "revoked" or "lost".
   void Rebalance(std::string_view kind);
+  // The consumer reset a partition's position of `topic` because the offset
+  // to fetch from was gone (e.g. deleted by retention while the group lagged).
+  void OffsetReset(std::string_view topic);
   // The offset last stored for commit for a partition.
   void SetCommitted(std::string_view topic, int32_t partition, int64_t offset);
   // High watermark minus the committed position of a partition.

@@ -39,6 +39,12 @@ struct ConsumerOptions {
   std::vector<std::string> topics;
   // User passthrough properties, applied first; forced settings override them.
   std::map<std::string, std::string> properties;
+  // Called when librdkafka resets a partition's position because the offset
+  // it was to fetch from is gone (retention deleted it, the topic was
+  // recreated): messages were skipped or will be replayed. Runs on a
+  // librdkafka thread; the consumer has already logged a warning.
+  std::function<void(const TopicPartition& tp, const std::string& detail)> on_offset_reset =
+      nullptr;
 };
 
 class Consumer {
@@ -92,8 +98,11 @@ class Consumer {
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
 
+  static void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+
   KafkaPtr handle_;
   RebalanceListener* listener_;
+  std::function<void(const TopicPartition&, const std::string&)> on_offset_reset_;
   bool closed_ = false;
   bool broker_reachable_ = false;
 };
