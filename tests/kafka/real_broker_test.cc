@@ -137,6 +137,21 @@ std::vector<BatchHeader> ReadBatches(const std::string& segment) {
   return batches;
 }
 
+// Per partition: committed/log end, for failure messages.
+std::string LagText(const std::string& bootstrap, const std::string& group,
+                    const std::string& topic) {
+  std::string text;
+  try {
+    for (const auto& p : kafka::QueryGroupLag(bootstrap, group, topic)) {
+      text += " p" + std::to_string(p.partition) + "=" + std::to_string(p.committed) + "/" +
+              std::to_string(p.log_end);
+    }
+  } catch (const std::exception& e) {
+    text = e.what();
+  }
+  return text;
+}
+
 class RealKafkaTest : public KafkaBrokerTest {
  protected:
   WorkerProcess Start(const std::string& config_path, const std::string& name, const char* key_env,
@@ -385,7 +400,8 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
   EXPECT_EQ(HeldByLog(a->Log()), a_held) << a->Log();
 
   simulator->SetKnobs(sim::Knobs{});
-  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120))) << "A:\n"
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)))
+      << LagText(Bootstrap(), group_, topic_) << "\nA:\n"
                                                                        << a->Log() << "\nB:\n"
                                                                        << b.Log();
   const std::string b_after = b.Log().substr(b_before.size());
