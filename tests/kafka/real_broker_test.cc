@@ -199,7 +199,7 @@ TEST_F(RealKafkaTest, FanoutSurvivesKillNineAndRestarts) {
   const std::string config_path = WriteFile(group_, FanoutConfigJson(settings));
 
   std::mt19937 random(20261202);
-  std::uniform_int_distribution<int> run_ms(500, 2500);
+  std::uniform_int_distribution<int> run_ms(1500, 4000);
   int64_t committed = 0;
   int progressed = 0;
   constexpr int kKills = 5;
@@ -402,8 +402,8 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
   simulator->SetKnobs(sim::Knobs{});
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)))
       << LagText(Bootstrap(), group_, topic_) << "\nA:\n"
-                                                                       << a->Log() << "\nB:\n"
-                                                                       << b.Log();
+      << a->Log() << "\nB:\n"
+      << b.Log();
   const std::string b_after = b.Log().substr(b_before.size());
   EXPECT_EQ(CountLines(b_after, "assigned [0-9]+ partition|revoked [0-9]+ partition|lost"), 0)
       << "B was rebalanced:\n"

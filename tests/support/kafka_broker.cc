@@ -1,7 +1,6 @@
 #include "tests/support/kafka_broker.h"
 
 #include <fcntl.h>
-#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -14,6 +13,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "worker/kafka/admin.h"
 
 namespace crmsync::testing {
 namespace {
@@ -48,10 +49,6 @@ std::string CurrentTestName() {
   return std::string(info->test_suite_name()) + "-" + info->name();
 }
 
-struct KafkaDeleter {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-
 }  // namespace
 
 KafkaBroker::KafkaBroker() {
@@ -59,8 +56,8 @@ KafkaBroker::KafkaBroker() {
   if (mkdtemp(tmpl) == nullptr) throw std::runtime_error("kafka broker: mkdtemp failed");
   dir_ = tmpl;
   // The first start may resolve the jars with Maven (once per machine).
-  const std::string prepare = "bash '" + Script() + "' prepare '" + dir_ + "' >'" + dir_ +
-                              "/prepare.log' 2>&1";
+  const std::string prepare =
+      "bash '" + Script() + "' prepare '" + dir_ + "' >'" + dir_ + "/prepare.log' 2>&1";
   if (std::system(prepare.c_str()) != 0) {
     throw std::runtime_error("kafka broker: prepare failed:\n" + ReadFile(dir_ + "/prepare.log"));
   }
@@ -144,63 +141,7 @@ std::string KafkaBroker::Log() const { return ReadFile(dir_ + "/broker.log"); }
 
 void KafkaBroker::CreateTopic(const std::string& topic, int partitions,
                               const std::map<std::string, std::string>& configs) {
-  char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_.c_str(), errstr, sizeof(errstr));
-  std::unique_ptr<rd_kafka_t, KafkaDeleter> rk(
-      rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("create topic: ") + errstr);
-  }
-  rd_kafka_NewTopic_t* new_topic =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, 1, errstr, sizeof(errstr));
-  if (new_topic == nullptr) throw std::runtime_error(std::string("create topic: ") + errstr);
-  for (const auto& [name, value] : configs) {
-    rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
-  }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-  rd_kafka_CreateTopics(rk.get(), &new_topic, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, 30000);
-  std::string error;
-  if (event == nullptr) {
-    error = "no answer within 30 s";
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    error = rd_kafka_event_error_string(event);
-  } else {
-    size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
-    if (count != 1) {
-      error = "no result";
-    } else if (rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      error = rd_kafka_topic_result_error_string(results[0]);
-    }
-  }
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(new_topic);
-  if (!error.empty()) throw std::runtime_error("create topic " + topic + ": " + error);
-
-  // Every partition has a leader before the test produces or consumes.
-  const auto deadline = Clock::now() + seconds(30);
-  while (Clock::now() < deadline) {
-    rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* metadata = nullptr;
-    bool ready = false;
-    if (rd_kafka_metadata(rk.get(), 0, handle, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-      ready = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-              metadata->topics[0].partition_cnt == partitions;
-      for (int i = 0; ready && i < metadata->topics[0].partition_cnt; ++i) {
-        ready = metadata->topics[0].partitions[i].leader >= 0;
-      }
-      rd_kafka_metadata_destroy(metadata);
-    }
-    rd_kafka_topic_destroy(handle);
-    if (ready) return;
-    std::this_thread::sleep_for(milliseconds(100));
-  }
-  throw std::runtime_error("create topic " + topic + ": partitions without a leader after 30 s");
+  kafka::CreateTopic(bootstrap_, topic, partitions, configs);
 }
 
 namespace {
