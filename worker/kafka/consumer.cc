@@ -66,7 +66,11 @@ TopicPartitionListPtr MakeOffsetList(
 void Consumer::OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
   if (level <= 4 && std::strcmp(facility, "OFFSET") == 0 &&
       std::strstr(message, "]: offset reset") != nullptr) {
-    const std::string_view text(message);
+    std::string_view text(message);
+    // librdkafka prefixes the thread: "[thrd:main]: <topic> [<partition>]: ...".
+    if (text.rfind("[thrd:", 0) == 0 && text.find("]: ") != std::string_view::npos) {
+      text.remove_prefix(text.find("]: ") + 3);
+    }
     const size_t open = text.find(" [");
     const size_t close = text.find("]:", open);
     TopicPartition tp;
