@@ -36,7 +36,7 @@ die() {
 classpath() {
   if [ -s "$classpath_file" ] && [ "$classpath_file" -nt "$pom" ]; then
     local ok=1 jar
-    IFS=: read -ra jars <"$classpath_file"
+    IFS=: read -ra jars <"$classpath_file" || true
     for jar in "${jars[@]}"; do [ -f "$jar" ] || ok=0; done
     if [ "$ok" = 1 ]; then
       cat "$classpath_file"
