@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build demo test test-unit test-integration bench bench-quick format clean
+.PHONY: all deps configure build demo demo-kafka test test-kafka test-unit test-integration bench bench-quick format clean
 
 all: build
 
@@ -20,6 +20,17 @@ build: deps configure
 
 demo: build
 	./$(BUILD)/crmsync demo
+
+# The same demo against a real Apache Kafka broker (KRaft, one node) that
+# scripts/kafka-broker.sh starts for it and stops afterwards.
+KAFKA_DEMO_DIR ?= $(BUILD)/kafka-demo
+demo-kafka: build
+	@rm -rf $(KAFKA_DEMO_DIR); bash scripts/kafka-broker.sh start $(KAFKA_DEMO_DIR) >/dev/null
+	@./$(BUILD)/crmsync demo --bootstrap "$$(cat $(KAFKA_DEMO_DIR)/bootstrap)"; \
+	  status=$$?; bash scripts/kafka-broker.sh stop $(KAFKA_DEMO_DIR); exit $$status
+
+test-kafka: build
+	cd $(BUILD) && ctest -L kafka --output-on-failure
 
 test: build
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 600

@@ -15,22 +15,48 @@ packages=(
   libcpp-httplib-dev      # provider simulator's HTTP server
   libgtest-dev libgmock-dev
   libclang-rt-14-dev      # libFuzzer and sanitizer runtimes for scripts/fuzz.sh (clang 14)
-  # chart checks (tests/helm): without helm, scripts/render-chart renders the
-  # chart with Go's text/template and sprig, as helm does
+  # chart checks (tests/helm): Go builds helm (below) and tests/helm/chartcheck
+  golang-go golang-gopkg-yaml.v3-dev
+  # the kafka test tier (tests/kafka): Apache Kafka's jars, resolved by Maven
+  # from tests/kafka/broker/pom.xml, run on Java 17
+  default-jdk-headless maven python3
   python3-confluent-kafka python3-requests   # the benchmark's Python baseline worker
-  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
-  golang-github-xeipuuv-gojsonschema-dev   # values.schema.json validation, as helm 3
 )
+
+# helm, built from its Go module at a pinned version into a cache outside the
+# work tree (once; a few minutes on two cores). tests/helm/chart_test.sh uses it.
+helm_version=v3.22.0
+install_helm() {
+  local dir="${CRMSYNC_CACHE:-$HOME/.cache/crmsync}/helm-$helm_version"
+  [ -x "$dir/helm" ] && return 0
+  local go_bin
+  go_bin=$(command -v go || echo /usr/local/go/bin/go)
+  [ -x "$go_bin" ] || go_bin=/usr/lib/go/bin/go
+  echo "building helm $helm_version into $dir (once)"
+  mkdir -p "$dir"
+  local attempt
+  for attempt in 1 2 3; do
+    if GOBIN="$dir" GOFLAGS=-mod=mod "$go_bin" install "helm.sh/helm/v3/cmd/helm@$helm_version"; then
+      return 0
+    fi
+    echo "helm build failed (try $attempt)" >&2
+    sleep $((attempt * 5))
+  done
+  return 1
+}
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "installing: ${missing[*]}"
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+install_helm
+# The broker's jars into ~/.m2 (once; later runs find the cached classpath).
+bash "$(dirname "$0")/kafka-broker.sh" classpath >/dev/null

@@ -129,8 +129,21 @@ int RunDemo(const DemoOptions& options) {
   const bool tty = isatty(STDOUT_FILENO) != 0;
   const auto started = std::chrono::steady_clock::now();
 
-  kafka::TestBroker broker;
-  broker.CreateTopic(kTopic, options.partitions);
+  // The embedded mock cluster, or a real cluster given by --bootstrap (a
+  // topic of its own per run, so that runs do not see each other's events).
+  std::unique_ptr<kafka::TestBroker> embedded;
+  std::string bootstrap = options.bootstrap;
+  std::string topic = kTopic;
+  if (bootstrap.empty()) {
+    embedded = std::make_unique<kafka::TestBroker>();
+    bootstrap = embedded->BootstrapServers();
+    embedded->CreateTopic(topic, options.partitions);
+  } else {
+    topic += "." + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::system_clock::now().time_since_epoch())
+                                      .count());
+    kafka::CreateTopic(bootstrap, topic, options.partitions);
+  }
 
   sim::Simulator::Options sim_options;
   sim_options.api_keys = {
@@ -142,8 +155,8 @@ int RunDemo(const DemoOptions& options) {
 
   mapping::Config config =
       mapping::LoadConfigFromString(schemas::EmbeddedFile("examples/crmsync.json"), &DemoEnv);
-  config.kafka.bootstrap_servers = broker.BootstrapServers();
-  config.kafka.topics = {kTopic};
+  config.kafka.bootstrap_servers = bootstrap;
+  config.kafka.topics = {topic};
   for (auto& [name, provider] : config.providers) {
     provider.base_url = simulator.BaseUrl(name);
     std::vector<mapping::RateLimit> limits =
@@ -158,8 +171,9 @@ int RunDemo(const DemoOptions& options) {
   config.worker.commit_interval = std::chrono::milliseconds(200);
 
   std::printf("crmsync demo\n");
-  std::printf("  Kafka (librdkafka mock cluster): %s, topic %s with %d partitions\n",
-              broker.BootstrapServers().c_str(), kTopic, options.partitions);
+  std::printf("  Kafka (%s): %s, topic %s with %d partitions\n",
+              embedded ? "librdkafka mock cluster" : "external cluster", bootstrap.c_str(),
+              topic.c_str(), options.partitions);
   std::printf(
       "  provider simulator: http://127.0.0.1:%d (latency %d ms; documented rate limits "
       "run %.0fx faster)\n",
@@ -171,8 +185,8 @@ int RunDemo(const DemoOptions& options) {
   sample.malformed_every = 997;  // a few poison messages: skipped with a reason
   const auto events = GenerateSampleEvents(sample);
   {
-    kafka::Producer producer(broker.BootstrapServers());
-    for (const auto& event : events) producer.Produce(kTopic, event.key, event.payload);
+    kafka::Producer producer(bootstrap);
+    for (const auto& event : events) producer.Produce(topic, event.key, event.payload);
     producer.Flush();
   }
   const size_t malformed =
@@ -196,8 +210,7 @@ int RunDemo(const DemoOptions& options) {
     if (now - last_lag_query >= std::chrono::milliseconds(500)) {
       last_lag_query = now;
       try {
-        lag = kafka::TotalLag(
-            kafka::QueryGroupLag(broker.BootstrapServers(), config.kafka.group_id, kTopic));
+        lag = kafka::TotalLag(kafka::QueryGroupLag(bootstrap, config.kafka.group_id, topic));
       } catch (const std::exception& e) {
         spdlog::debug("lag query: {}", e.what());
       }

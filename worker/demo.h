@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+#include <string>
 
 namespace crmsync::worker {
 
@@ -15,6 +17,9 @@ struct DemoOptions {
   int partitions = 8;
   int latency_ms = 20;  // simulated provider latency
   bool verbose = false;
+  // A real Kafka cluster to run against instead of the embedded mock
+  // (`make demo-kafka` starts one); the demo creates a fresh topic there.
+  std::string bootstrap;
 };
 
 int RunDemo(const DemoOptions& options);

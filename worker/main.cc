@@ -144,6 +144,8 @@ int main(int argc, char** argv) {
   demo->add_option("--latency-ms", demo_options.latency_ms, "simulated provider latency")
       ->capture_default_str();
   demo->add_flag("--verbose", demo_options.verbose, "show the worker's log");
+  demo->add_option("--bootstrap", demo_options.bootstrap,
+                   "a real Kafka cluster (host:port,...) instead of the embedded mock");
 
   CLI11_PARSE(app, argc, argv);
   crmsync::worker::SetupLogging(

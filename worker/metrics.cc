@@ -264,6 +264,10 @@ struct Metrics::Impl {
         rebalances(Counter(*registry, "crmsync_rebalances_total",
                            "Consumer group rebalance callbacks: assigned, revoked, lost."),
                    {"kind"}),
+        offset_resets(Counter(*registry, "crmsync_offset_resets_total",
+                              "Positions reset because the offset to fetch from was no longer "
+                              "on the broker (retention overtook the group): events skipped."),
+                      {"topic"}),
         committed(Gauge(*registry, "crmsync_committed_offset",
                         "Last offset stored for commit, per partition."),
                   {"topic", "partition"}),
@@ -296,6 +300,7 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Gauge> circuit_state;
   CachedFamily<prometheus::Gauge> rate_limit_tokens;
   CachedFamily<prometheus::Counter> rebalances;
+  CachedFamily<prometheus::Counter> offset_resets;
   CachedFamily<prometheus::Gauge> committed;
   CachedFamily<prometheus::Gauge> lag;
   prometheus::Gauge& pending;
@@ -377,7 +382,10 @@ Metrics::~Metrics() {
 
 void Metrics::Initialize(const mapping::Config& config) {
   Impl& impl = *impl_;
-  for (const std::string& topic : config.kafka.topics) impl.events_consumed.Get({topic});
+  for (const std::string& topic : config.kafka.topics) {
+    impl.events_consumed.Get({topic});
+    impl.offset_resets.Get({topic});
+  }
 
   std::set<std::string> formats;
   for (const std::string& topic : config.kafka.topics) {
@@ -438,6 +446,8 @@ void Metrics::EventDeadLettered(std::string_view reason) {
 }
 
 void Metrics::Rebalance(std::string_view kind) { impl_->rebalances.Get({kind}).Increment(); }
+
+void Metrics::OffsetReset(std::string_view topic) { impl_->offset_resets.Get({topic}).Increment(); }
 
 void Metrics::SetCommitted(std::string_view topic, int32_t partition, int64_t offset) {
   impl_->committed.Get({topic, std::to_string(partition)}).Set(static_cast<double>(offset));

@@ -31,7 +31,7 @@
 //   circuit_state{provider}                 rate_limit_tokens{provider}
 //   rebalances_total{kind}                  committed_offset{topic,partition}
 //   consumer_lag{topic,partition}       build_info{version,librdkafka} (1)
-//   provider_auth_failures_total{provider}
+//   provider_auth_failures_total{provider}  offset_resets_total{topic}
 // and, read from /proc/self at each scrape, process_cpu_seconds_total,
 // process_resident_memory_bytes, process_virtual_memory_bytes,
 // process_open_fds, process_max_fds and process_start_time_seconds.
@@ -97,6 +97,9 @@ class Metrics {
   void EventDeadLettered(std::string_view reason);
   // A rebalance callback; `kind` is "assigned", "revoked" or "lost".
   void Rebalance(std::string_view kind);
+  // The consumer reset a partition's position of `topic` because the offset
+  // to fetch from was gone (e.g. deleted by retention while the group lagged).
+  void OffsetReset(std::string_view topic);
   // The offset last stored for commit for a partition.
   void SetCommitted(std::string_view topic, int32_t partition, int64_t offset);
   // High watermark minus the committed position of a partition.

@@ -528,6 +528,9 @@ int Worker::Run(const std::atomic<bool>& stop) {
   if (!config_.kafka.group_instance_id.empty()) {
     options.properties["group.instance.id"] = config_.kafka.group_instance_id;
   }
+  options.on_offset_reset = [this](const kafka::TopicPartition& tp, const std::string&) {
+    metrics_.OffsetReset(tp.topic);
+  };
   consumer_ = std::make_unique<kafka::Consumer>(options, this);
   spdlog::info("consuming {} as group '{}'", fmt::join(config_.kafka.topics, ","),
                config_.kafka.group_id);

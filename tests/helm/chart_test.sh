@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Chart checks (CTest label `chart`): renders helm/crmsync with `helm template`
-# when helm is installed, otherwise with scripts/render-chart (Go text/template
-# + sprig, the engine helm uses), then checks the output with
-# tests/helm/chartcheck, including `crmsync check-config` on the rendered
-# config. Negative cases must fail to render with a clear message.
+# Chart checks (CTest label `chart`): `helm lint --strict` and `helm template`
+# of helm/crmsync with real helm (the pinned build scripts/install-deps.sh
+# makes from the Go module, or $CRMSYNC_HELM, or helm on PATH), then checks
+# the output with tests/helm/chartcheck, including `crmsync check-config` on
+# the rendered config. Negative cases must fail to render with a clear message.
 #
 # Usage: tests/helm/chart_test.sh CRMSYNC_BINARY WORK_DIR
 set -euo pipefail
@@ -34,16 +34,18 @@ go_build() { # out dir
 
 go_build "$work/chartcheck" "$here/chartcheck"
 
-if command -v helm >/dev/null; then
-  renderer="helm $(helm version --short 2>/dev/null)"
-  render() { helm template crmsync "$chart" --namespace crm \
-    --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 "$@"; }
-else
-  go_build "$work/render-chart" "$src/scripts/render-chart"
-  renderer="scripts/render-chart"
-  render() { "$work/render-chart" --name crmsync --namespace crm \
-    --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 "$@" "$chart"; }
+helm_version=$(sed -n 's/^helm_version=//p' "$src/scripts/install-deps.sh")
+helm=${CRMSYNC_HELM:-${CRMSYNC_CACHE:-$HOME/.cache/crmsync}/helm-$helm_version/helm}
+if [ ! -x "$helm" ]; then
+  helm=$(command -v helm || true)
 fi
+if [ -z "$helm" ]; then
+  echo "helm is not installed: run scripts/install-deps.sh" >&2
+  exit 1
+fi
+renderer="helm $("$helm" version --short 2>/dev/null) ($helm)"
+render() { "$helm" template crmsync "$chart" --namespace crm \
+  --api-versions monitoring.coreos.com/v1 --api-versions keda.sh/v1alpha1 "$@"; }
 echo "rendering with $renderer"
 
 status=0
@@ -85,6 +87,26 @@ expect_failure() {
     bad "$name: failed without the expected message /$pattern/: $(cat "$work/$name.err")"
   fi
 }
+
+# helm lint --strict: the chart with each values file that must render.
+lint() { # NAME RENDERARGS...
+  local name=$1
+  shift
+  if "$helm" lint --strict "$chart" "$@" >"$work/lint-$name.log" 2>&1; then
+    ok "lint $name"
+  else
+    bad "lint $name: $(cat "$work/lint-$name.log")"
+  fi
+}
+lint defaults
+lint keda -f "$here/values-keda.yaml"
+lint hpa -f "$here/values-hpa.yaml"
+# and fails on values the schema refuses
+if "$helm" lint --strict "$chart" -f "$here/values-bad-schema.yaml" >"$work/lint-bad.log" 2>&1; then
+  bad "lint bad-schema: passed although the values break the schema"
+else
+  ok "lint bad-schema: refused"
+fi
 
 check_case defaults 8 \
   --topics 1 --expect ConfigMap --expect Deployment --expect Service \

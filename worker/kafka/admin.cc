@@ -113,4 +113,65 @@ int64_t TotalLag(const std::vector<PartitionLag>& lags) {
   return total;
 }
 
+void CreateTopic(const std::string& bootstrap_servers, const std::string& topic, int partitions,
+                 const std::map<std::string, std::string>& configs, int replication_factor,
+                 std::chrono::milliseconds timeout) {
+  char errstr[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_servers.c_str(), errstr, sizeof(errstr));
+  KafkaPtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("create topic: ") + errstr);
+  }
+  rd_kafka_NewTopic_t* new_topic =
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof(errstr));
+  if (new_topic == nullptr) throw std::runtime_error(std::string("create topic: ") + errstr);
+  for (const auto& [name, value] : configs) {
+    rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
+  }
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
+  rd_kafka_CreateTopics(rk.get(), &new_topic, 1, nullptr, queue);
+  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+  std::string error;
+  if (event == nullptr) {
+    error = "no answer in time";
+  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = rd_kafka_event_error_string(event);
+  } else {
+    size_t count = 0;
+    const rd_kafka_topic_result_t** results =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    if (count != 1) {
+      error = "no result";
+    } else if (rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      error = rd_kafka_topic_result_error_string(results[0]);
+    }
+  }
+  if (event != nullptr) rd_kafka_event_destroy(event);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy(new_topic);
+  if (!error.empty()) throw std::runtime_error("create topic " + topic + ": " + error);
+
+  // Every partition has a leader before the test produces or consumes.
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* metadata = nullptr;
+    bool ready = false;
+    if (rd_kafka_metadata(rk.get(), 0, handle, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      ready = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              metadata->topics[0].partition_cnt == partitions;
+      for (int i = 0; ready && i < metadata->topics[0].partition_cnt; ++i) {
+        ready = metadata->topics[0].partitions[i].leader >= 0;
+      }
+      rd_kafka_metadata_destroy(metadata);
+    }
+    rd_kafka_topic_destroy(handle);
+    if (ready) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  throw std::runtime_error("create topic " + topic + ": partitions without a leader in time");
+}
+
 }  // namespace crmsync::kafka

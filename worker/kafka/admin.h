@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,13 @@ struct PartitionLag {
 std::vector<PartitionLag> QueryGroupLag(
     const std::string& bootstrap_servers, const std::string& group_id, const std::string& topic,
     std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Creates a topic (replication factor 1 unless `replication_factor` says
+// otherwise) with per-topic configs, and waits until every partition has a
+// leader. Throws std::runtime_error on failure, also when it exists.
+void CreateTopic(const std::string& bootstrap_servers, const std::string& topic, int partitions,
+                 const std::map<std::string, std::string>& configs = {}, int replication_factor = 1,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // Sum of Lag() over all partitions of the topic.
 int64_t TotalLag(const std::vector<PartitionLag>& lags);

@@ -64,8 +64,42 @@ TopicPartitionListPtr MakeOffsetList(
   return list;
 }
 
+// librdkafka 2.0.2 resets a position it cannot fetch from (OFFSET_OUT_OF_RANGE
+// after retention, a recreated topic) in rd_kafka_offset_reset(), which logs
+// "<topic> [<partition>]: offset reset (at offset ...) to ...: <reason>" with
+// facility OFFSET at LOG_WARNING; resets without an error (no committed
+// offset yet) are only debug-logged. That warning is the only signal: no
+// error event reaches the application unless auto.offset.reset=error.
+void Consumer::OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  if (level <= 4 && std::strcmp(facility, "OFFSET") == 0 &&
+      std::strstr(message, "]: offset reset") != nullptr) {
+    std::string_view text(message);
+    // librdkafka prefixes the thread: "[thrd:main]: <topic> [<partition>]: ...".
+    if (text.rfind("[thrd:", 0) == 0 && text.find("]: ") != std::string_view::npos) {
+      text.remove_prefix(text.find("]: ") + 3);
+    }
+    const size_t open = text.find(" [");
+    const size_t close = text.find("]:", open);
+    TopicPartition tp;
+    if (open != std::string_view::npos && close != std::string_view::npos) {
+      tp.topic = std::string(text.substr(0, open));
+      tp.partition = static_cast<int32_t>(
+          std::strtol(std::string(text.substr(open + 2, close - open - 2)).c_str(), nullptr, 10));
+    }
+    spdlog::warn(
+        "OFFSET RESET on {}: the position to fetch from is no longer on the broker (retention "
+        "deleted it, or the topic was recreated); messages were skipped or will be replayed. "
+        "librdkafka: {}",
+        tp.ToString(), message);
+    auto* self = static_cast<Consumer*>(rd_kafka_opaque(rk));
+    if (self != nullptr && self->on_offset_reset_) self->on_offset_reset_(tp, message);
+    return;
+  }
+  LogFromKafka(rk, level, facility, message);
+}
+
 Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
-    : listener_(listener) {
+    : listener_(listener), on_offset_reset_(options.on_offset_reset) {
   ConfPtr conf(rd_kafka_conf_new());
   // Defaults a user may override.
   Set(conf.get(), "auto.offset.reset", "earliest");
@@ -96,7 +130,7 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   rd_kafka_conf_set_offset_commit_cb(conf.get(), &Consumer::OnCommit);
   rd_kafka_conf_set_error_cb(conf.get(), &Consumer::OnError);
   rd_kafka_conf_set_stats_cb(conf.get(), &Consumer::OnStatistics);
-  rd_kafka_conf_set_log_cb(conf.get(), &LogFromKafka);
+  rd_kafka_conf_set_log_cb(conf.get(), &Consumer::OnLog);
 
   char errstr[512];
   // rd_kafka_new takes ownership of the conf only on success.

@@ -41,6 +41,12 @@ struct ConsumerOptions {
   std::map<std::string, std::string> properties;
   // How often librdkafka commits the offsets stored with StoreOffsets().
   std::chrono::milliseconds commit_interval{1000};
+  // Called when librdkafka resets a partition's position because the offset
+  // it was to fetch from is gone (retention deleted it, the topic was
+  // recreated): messages were skipped or will be replayed. Runs on a
+  // librdkafka thread; the consumer has already logged a warning.
+  std::function<void(const TopicPartition& tp, const std::string& detail)> on_offset_reset =
+      nullptr;
 };
 
 class Consumer {
@@ -107,8 +113,11 @@ class Consumer {
   static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
 
+  static void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+
   KafkaPtr handle_;
   RebalanceListener* listener_;
+  std::function<void(const TopicPartition&, const std::string&)> on_offset_reset_;
   bool closed_ = false;
   bool abandoned_ = false;  // Close() gave up waiting
   bool broker_reachable_ = false;

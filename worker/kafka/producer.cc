@@ -48,6 +48,11 @@ Producer::Producer(const std::string& bootstrap_servers,
   // keeps bulk test data under the mock broker's per-partition size cap.
   Set(conf.get(), "linger.ms", "5");
   Set(conf.get(), "compression.type", "lz4");
+  // Durable writes (the dead-letter topic is the only copy of what it holds):
+  // every in-sync replica has a record before it counts as delivered, and
+  // retries neither duplicate nor reorder records.
+  Set(conf.get(), "acks", "all");
+  Set(conf.get(), "enable.idempotence", "true");
   for (const auto& [name, value] : properties) Set(conf.get(), name, value);
   Set(conf.get(), "bootstrap.servers", bootstrap_servers);
   rd_kafka_conf_set_opaque(conf.get(), this);
