@@ -151,19 +151,6 @@ std::string LagText(const std::string& bootstrap, const std::string& group,
   return text;
 }
 
-// On the real broker a member that keeps some partitions through an
-// incremental (cooperative) revoke stops advancing their committed offsets:
-// the worker delivers every operation, but its stored offsets stay where they
-// were at the revoke, so the group never reaches the log end (and replays
-// after a restart). Tests that need a member to survive a cooperative revoke
-// and then finish run only with CRMSYNC_KAFKA_KNOWN_BUGS=1 until the worker
-// is fixed.
-#define SKIP_UNLESS_KNOWN_BUGS_RUN()                                                      \
-  if (std::getenv("CRMSYNC_KAFKA_KNOWN_BUGS") == nullptr) {                               \
-    GTEST_SKIP() << "known bug: offsets of partitions kept through a cooperative revoke " \
-                    "stop advancing (set CRMSYNC_KAFKA_KNOWN_BUGS=1 to run)";             \
-  }
-
 class RealKafkaTest : public KafkaBrokerTest {
  protected:
   WorkerProcess Start(const std::string& config_path, const std::string& name, const char* key_env,
@@ -364,10 +351,10 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
   constexpr int kPartitions = 8;
   topic_ = MakeTopic(kPartitions);
   group_ = MakeGroup();
-  const auto events = MakeEvents(16000, 3000, 73);
+  const auto events = MakeEvents(40000, 3000, 73);
   ProduceEvents(Bootstrap(), topic_, events);
   sim::Knobs slow;
-  slow.latency = milliseconds(40);
+  slow.latency = milliseconds(300);
   simulator->SetKnobs(slow);
 
   auto config_for = [&](const std::string& id) {
@@ -425,9 +412,7 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
       << b_after;
 
   // Then B is restarted the same way (a rolling restart of the group): it
-  // takes its own partitions back, again without a rebalance of A. (This
-  // also finishes B's partitions, whose offsets stopped advancing after the
-  // cooperative revoke when A first joined: see SKIP_UNLESS_KNOWN_BUGS_RUN.)
+  // takes its own partitions back, again without a rebalance of A.
   const int b_held = HeldByLog(b.Log());
   const std::string a_before = a->Log();
   b.Kill9();
@@ -456,18 +441,17 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
 // revokes (drained, committed) versus losses (session expiry or a fenced
 // generation).
 TEST_F(RealKafkaTest, ThreeCooperativeMembersWithChurnLoseNothing) {
-  SKIP_UNLESS_KNOWN_BUGS_RUN();
   constexpr int kPartitions = 12;
   sim::Simulator::Options options;
   options.api_keys = {{"replify", kStreamApiKey}};
   options.threads = 64;
-  options.knobs.latency = milliseconds(15);
+  options.knobs.latency = milliseconds(300);
   options.knobs.rate_limit_time_scale = 60;  // Replify's documented limits, 60x faster
   auto simulator = std::make_unique<sim::Simulator>(options);
   simulator->Start();
   topic_ = MakeTopic(kPartitions);
   group_ = MakeGroup();
-  const auto events = MakeEvents(30000, 4000, 79);
+  const auto events = MakeEvents(60000, 4000, 79);
   ProduceEvents(Bootstrap(), topic_, events);
   const std::string config_path = WriteStreamConfig(Stream(*simulator), group_);
 
