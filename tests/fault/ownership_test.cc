@@ -73,7 +73,7 @@ class OwnershipTest : public BrokerTest {
   std::string group_;
 };
 
-// The scenario: member A holds a contact's upsert waiting for its
+// Member A holds a contact's upsert waiting for its
 // request budget; B takes the partition, replays the upsert and then a
 // removal. A must never send its stale upsert afterwards — the contact
 // would stay in the campaign for good.
