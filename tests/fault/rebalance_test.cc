@@ -243,8 +243,8 @@ TEST_F(RebalanceTest, MembersJoiningAndLeavingMidStreamLoseNothing) {
   const uint64_t b_losses = count(b_log, std::regex("partition\\(s\\) lost"));
   const uint64_t revokes = a_revokes + b_revokes + c.Stats().revokes;
   const uint64_t losses = a_losses + b_losses + c.Stats().losses;
-  std::cout << "rebalances: " << revokes << " revoke(s), " << losses << " loss(es) (A "
-            << a_revokes << "/" << a_losses << ", B " << b_revokes << "/" << b_losses << ", C "
+  std::cout << "rebalances: " << revokes << " revoke(s), " << losses << " loss(es) (A " << a_revokes
+            << "/" << a_losses << ", B " << b_revokes << "/" << b_losses << ", C "
             << c.Stats().revokes << "/" << c.Stats().losses << ")" << std::endl;
   EXPECT_GE(revokes, 2u);
   EXPECT_EQ(losses, 0u) << "rebalances arrived as lost assignments";

@@ -417,9 +417,7 @@ TEST_F(ObservabilityTest, MemberWithoutPartitionsIsReadyToo) {
   RunningWorker second(config);
   // Either of them may get it.
   ASSERT_TRUE(WaitFor(
-      [&] {
-        return first.Stats().assigned_partitions + second.Stats().assigned_partitions > 0;
-      },
+      [&] { return first.Stats().assigned_partitions + second.Stats().assigned_partitions > 0; },
       seconds(60)));
   EXPECT_TRUE(WaitFor(
       [&] {
