@@ -61,6 +61,21 @@ int64_t WallMillis(Clock::time_point t) {
       std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - t));
 }
 
+// "topic/0, topic/3" for log lines, at most a dozen named.
+std::string Named(const std::vector<kafka::TopicPartition>& partitions) {
+  std::string out;
+  size_t shown = 0;
+  for (const auto& tp : partitions) {
+    if (shown == 12) {
+      out += ", ... " + std::to_string(partitions.size() - shown) + " more";
+      break;
+    }
+    if (shown++ > 0) out += ", ";
+    out += tp.ToString();
+  }
+  return out;
+}
+
 constexpr size_t kMaxMessagesPerPoll = 1000;
 constexpr std::chrono::milliseconds kIdlePoll{100};
 constexpr std::chrono::milliseconds kBusyPoll{5};
@@ -499,7 +514,7 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   metrics_.Rebalance("assigned");
   // Joined, even when the group gave this member no partition.
   if (!stopping_) metrics_.SetGroupJoined(true);
-  spdlog::info("assigned {} partition(s)", partitions.size());
+  spdlog::info("assigned {} partition(s): {}", partitions.size(), Named(partitions));
 }
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -507,9 +522,9 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
   ++(lost ? stats_.losses : stats_.revokes);
   if (lost) {
     spdlog::warn(
-        "{} partition(s) lost; their unfinished work is withdrawn and will be replayed "
+        "{} partition(s) lost ({}); their unfinished work is withdrawn and will be replayed "
         "by the new owner",
-        partitions.size());
+        partitions.size(), Named(partitions));
   } else if (stopping_) {
     // The shutdown drain has run (or is running): leaving withdraws.
     StoreCommittable();
@@ -518,7 +533,7 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
     CommitNow();
   }
   Disown(partitions);
-  spdlog::info("revoked {} partition(s)", partitions.size());
+  spdlog::info("revoked {} partition(s): {}", partitions.size(), Named(partitions));
 }
 
 int Worker::Run(const std::atomic<bool>& stop) {
