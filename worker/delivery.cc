@@ -185,7 +185,7 @@ void Delivery::SendWithinBudget(uint64_t batch_id, ActiveExchange& active, Clock
           }
           completions_cv_.notify_one();
         });
-    active.in_flight.insert(id);
+    active.in_flight.emplace(index, id);
   }
   active.unsent.erase(active.unsent.begin(), active.unsent.begin() + static_cast<ptrdiff_t>(n));
   if (active.unsent.empty()) {
@@ -205,7 +205,12 @@ void Delivery::WithdrawExchange(uint64_t batch_id, ActiveExchange& active) {
     Finish(batch_id, active, WithdrawnOutcomes(active.items));
     return;
   }
-  if (engine_) engine_->Cancel({active.in_flight.begin(), active.in_flight.end()});
+  if (engine_) {
+    std::vector<uint64_t> ids;
+    ids.reserve(active.in_flight.size());
+    for (const auto& [index, id] : active.in_flight) ids.push_back(id);
+    engine_->Cancel(ids);
+  }
 }
 
 std::vector<DeliveredBatch> Delivery::Pump(Clock::time_point now) {
@@ -218,9 +223,7 @@ std::vector<DeliveredBatch> Delivery::Pump(Clock::time_point now) {
     auto it = exchanges_.find(completion.batch_id);
     if (it == exchanges_.end()) continue;
     ActiveExchange& active = it->second;
-    // Requests of one round answer in any order; which engine id this was
-    // does not matter, only how many are still out.
-    if (!active.in_flight.empty()) active.in_flight.erase(active.in_flight.begin());
+    active.in_flight.erase(completion.index);
     budgets_.at(active.provider).Complete(now);
     const bool cancelled = active.withdrawn &&
                            completion.response.transport == providers::Transport::kBroken &&
@@ -262,6 +265,10 @@ std::vector<DeliveredBatch> Delivery::Pump(Clock::time_point now) {
       SendWithinBudget(id, active->second, now);
     }
   }
+  return TakeFinished();
+}
+
+std::vector<DeliveredBatch> Delivery::TakeFinished() {
   std::vector<DeliveredBatch> finished;
   finished.swap(finished_);
   return finished;

@@ -70,6 +70,9 @@ class Delivery {
   // Applies the answers that arrived and sends what the budgets allow.
   // Returns the batches that finished since the last call.
   std::vector<DeliveredBatch> Pump(Clock::time_point now);
+  // Only the batches that finished without waiting for an answer (refused
+  // locally by the provider module, or withdrawn) since the last call.
+  std::vector<DeliveredBatch> TakeFinished();
   // Providers whose circuit changed state since the last call.
   std::vector<std::string> TakeCircuitChanges();
 
@@ -112,8 +115,10 @@ class Delivery {
     // Requests of the current round waiting for the provider's budget, with
     // their index in the round.
     std::vector<std::pair<size_t, providers::HttpRequest>> unsent;
-    std::set<uint64_t> in_flight;  // engine ids of requests sent and unanswered
-    bool answered = false;         // some request of this exchange was answered
+    // Requests of the current round sent and unanswered: index in the round
+    // -> engine id (rounds never overlap, so the index is unique).
+    std::map<size_t, uint64_t> in_flight;
+    bool answered = false;  // some request of this exchange was answered
     bool withdrawn = false;
   };
 

@@ -319,7 +319,7 @@ void Worker::Pump(bool flush_all) {
     delivery_.Start(out, now);
   }
   // A batch may end without a request (refused locally): apply it now.
-  for (const DeliveredBatch& delivered : delivery_.Pump(now)) Finish(delivered, now);
+  for (const DeliveredBatch& delivered : delivery_.TakeFinished()) Finish(delivered, now);
   for (const std::string& provider : delivery_.TakeCircuitChanges()) {
     OnCircuitChange(provider, now);
   }
