@@ -174,8 +174,11 @@ TEST_F(RebalanceTest, MembersJoiningAndLeavingMidStreamLoseNothing) {
   };
   const auto started = std::chrono::steady_clock::now();
   auto expect_mid_stream = [&](const char* change) {
+    // The stream is topped up at every look while a change is awaited, so
+    // the group had work during the change unless the generated events ran
+    // out; the backlog right now is only printed (members may finish the
+    // last top-up in the moment between the change and this look).
     const int64_t backlog = stream.Backlog();
-    EXPECT_GT(backlog, 0) << change << " after the stream was done";
     EXPECT_FALSE(stream.Exhausted()) << change << " only after all " << stream.ProducedCount()
                                      << " generated events were produced: the stream ran dry";
     std::cout << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() -
