@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build demo demo-kafka test test-kafka test-unit test-integration bench bench-quick format clean
+.PHONY: all deps configure build demo demo-kafka test test-kafka test-unit test-integration bench bench-quick callgrind format clean
 
 all: build
 
@@ -47,6 +47,10 @@ bench: build
 
 bench-quick: build
 	./$(BUILD)/crmsync-bench --quick --out $(BUILD)/bench/results.json
+
+# Instructions per event for each pipeline stage (valgrind's callgrind).
+callgrind: build
+	bash scripts/callgrind-stages.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.h' '*.cc')
