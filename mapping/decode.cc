@@ -225,8 +225,6 @@ void Fill(const rapidjson::Value& doc, CrmEvent& event) {
     for (const rapidjson::Value& field : changed->GetArray()) {
       if (field.IsString()) event.changed_fields.emplace(StringOf(field));
     }
-  } else {
-    event.changed_fields = FieldsCarried(event);
   }
   if (const rapidjson::Value* merged = Find(doc, "mergedIds");
       merged != nullptr && merged->IsArray()) {
@@ -236,17 +234,14 @@ void Fill(const rapidjson::Value& doc, CrmEvent& event) {
   }
 }
 
-DecodeResult DecodeCanonicalDocument(const rapidjson::Value& doc, std::string_view key) {
-  if (auto violation = EventSchema().FirstViolation(doc)) {
-    return DecodeError{"schema violation: " + violation->message, violation->path, ""};
-  }
-
-  CrmEvent event;
+// What the schema cannot say, on a schema-valid event (either path).
+DecodeResult CheckCanonical(CrmEvent event, std::string_view kind_text, bool has_changed_fields,
+                            std::string_view key) {
   event.source_format = InputFormat::kCanonical;
-  Fill(doc, event);
-  const std::optional<EventKind> kind = ParseEventKind(OptionalString(doc, "kind").value_or(""));
+  const std::optional<EventKind> kind = ParseEventKind(kind_text);
   if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind", ""};
   event.kind = *kind;
+  if (!has_changed_fields) event.changed_fields = FieldsCarried(event);
 
   const std::optional<int64_t> occurred_at_ms = ParseRfc3339(event.occurred_at);
   if (!occurred_at_ms) {
@@ -270,6 +265,25 @@ DecodeResult DecodeCanonicalDocument(const rapidjson::Value& doc, std::string_vi
   }
   if (auto mismatch = internal::CheckKey(key, event, "")) return *std::move(mismatch);
   return event;
+}
+
+DecodeResult DecodeCanonicalDocument(const rapidjson::Value& doc, std::string_view key) {
+  if (auto violation = EventSchema().FirstViolation(doc)) {
+    return DecodeError{"schema violation: " + violation->message, violation->path, ""};
+  }
+  CrmEvent event;
+  Fill(doc, event);
+  const rapidjson::Value* changed = Find(doc, "changedFields");
+  return CheckCanonical(std::move(event), OptionalString(doc, "kind").value_or(""),
+                        changed != nullptr && changed->IsArray(), key);
+}
+
+// The fast path when it can decide, else the DOM and the schema.
+DecodeResult DecodeCanonicalPayload(std::string_view payload, std::string_view key) {
+  if (std::optional<internal::CanonicalFields> fast = internal::ReadCanonicalFast(payload)) {
+    return CheckCanonical(std::move(fast->event), fast->kind, fast->has_changed_fields, key);
+  }
+  return internal::DecodeCanonicalWithSchema(payload, key);
 }
 
 }  // namespace
@@ -363,29 +377,41 @@ std::string DecodeError::ToString() const {
 }
 
 DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
+  return DecodeCanonicalPayload(payload, key);
+}
+
+namespace internal {
+
+DecodeResult DecodeCanonicalWithSchema(std::string_view payload, std::string_view key) {
   char inline_dom[kInlineDomBytes];
   rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
   rapidjson::Document doc(&allocator);
-  if (auto error = internal::ParsePayload(payload, doc, "")) return *std::move(error);
+  if (auto error = ParsePayload(payload, doc, "")) return *std::move(error);
   return DecodeCanonicalDocument(doc, key);
 }
+
+}  // namespace internal
+
+namespace {
+
+bool Contains(std::string_view text, std::string_view needle) {
+  return ::memmem(text.data(), text.size(), needle.data(), needle.size()) != nullptr;
+}
+
+}  // namespace
 
 InputFormat DetectFormat(std::string_view payload) {
   size_t i = 0;
   while (i < payload.size() && std::isspace(static_cast<unsigned char>(payload[i]))) ++i;
   if (i < payload.size() && payload[i] == '[') return InputFormat::kHubSpot;
-  // Cheap textual probes first; the decoders check the structure properly.
-  if (payload.find("\"ChangeEventHeader\"") != std::string_view::npos) {
-    return InputFormat::kSalesforce;
-  }
-  if (payload.find("\"subscriptionType\"") != std::string_view::npos &&
-      payload.find("\"externalIdKey\"") == std::string_view::npos) {
-    return InputFormat::kHubSpot;
-  }
-  if (payload.find("\"op\"") != std::string_view::npos &&
-      (payload.find("\"after\"") != std::string_view::npos ||
-       payload.find("\"before\"") != std::string_view::npos) &&
-      payload.find("\"externalIdKey\"") == std::string_view::npos) {
+  // Cheap textual probes (glibc's memmem); the decoders check the structure
+  // properly. A canonical event names externalIdKey near its start, which
+  // rules out the HubSpot and Debezium probes at once.
+  if (Contains(payload, "\"ChangeEventHeader\"")) return InputFormat::kSalesforce;
+  if (Contains(payload, "\"externalIdKey\"")) return InputFormat::kCanonical;
+  if (Contains(payload, "\"subscriptionType\"")) return InputFormat::kHubSpot;
+  if (Contains(payload, "\"op\"") &&
+      (Contains(payload, "\"after\"") || Contains(payload, "\"before\""))) {
     return InputFormat::kDebezium;
   }
   return InputFormat::kCanonical;
@@ -407,6 +433,15 @@ DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std
   }
   out.format = format == InputFormat::kAuto ? DetectFormat(payload) : format;
   const std::string name(InputFormatName(out.format));
+  if (out.format == InputFormat::kCanonical) {
+    DecodeResult event = DecodeCanonicalPayload(payload, key);
+    if (auto* bad = std::get_if<DecodeError>(&event)) {
+      bad->format = name;
+      return *std::move(bad);
+    }
+    out.events.push_back(std::get<CrmEvent>(std::move(event)));
+    return out;
+  }
 
   char inline_dom[kInlineDomBytes];
   rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));

@@ -25,6 +25,22 @@ const rapidjson::Value* Find(const rapidjson::Value& object, const char* name);
 // A string, number or boolean as text; nullopt for null, objects and arrays.
 std::optional<std::string> ScalarText(const rapidjson::Value& value);
 
+// The canonical fast path (decode_canonical.cc): the event's fields read in
+// one SAX pass, if the payload certainly satisfies event.schema.json;
+// nullopt when it may not (the DOM path then decides, with its message).
+// `event.kind` and the changed fields a producer left out are not set: see
+// `kind` and `has_changed_fields`.
+struct CanonicalFields {
+  CrmEvent event;
+  std::string kind;
+  bool has_changed_fields = false;
+};
+std::optional<CanonicalFields> ReadCanonicalFast(std::string_view payload);
+
+// The canonical event of `payload` through the DOM and the JSON Schema only
+// (what the fast path falls back to), for tests comparing the two paths.
+DecodeResult DecodeCanonicalWithSchema(std::string_view payload, std::string_view key);
+
 // Checks the Kafka key against an event's identity ("" key: not checked).
 std::optional<DecodeError> CheckKey(std::string_view key, const CrmEvent& event,
                                     std::string_view format);
