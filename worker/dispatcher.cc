@@ -242,8 +242,8 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
     while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
       const Item& oldest = lane.lines.at(queue.ready.begin()->second).waiting.front();
-      const bool due =
-          flush_all || queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
+      const bool due = flush_all || limits.send_when_idle ||
+                       queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
       const size_t allowed = may_send ? may_send(queue.provider) : limits.max_batch;
       if (allowed == 0) break;
@@ -262,12 +262,17 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       ++provider_in_flight;
       OutgoingBatch& sent =
           out.emplace_back(OutgoingBatch{id, queue.provider, &stored.batch, {}, stored.probe});
+      // A batch's items come from a few partitions: a linear look-up beats
+      // copying every origin's partition and sorting the copies.
       for (const Item& item : stored.items) {
-        for (const MessageRef& origin : item.origins) sent.partitions.push_back(origin.tp);
+        for (const MessageRef& origin : item.origins) {
+          if (std::find(sent.partitions.begin(), sent.partitions.end(), origin.tp) ==
+              sent.partitions.end()) {
+            sent.partitions.push_back(origin.tp);
+          }
+        }
       }
       std::sort(sent.partitions.begin(), sent.partitions.end());
-      sent.partitions.erase(std::unique(sent.partitions.begin(), sent.partitions.end()),
-                            sent.partitions.end());
     }
   }
   return out;

@@ -5,8 +5,9 @@
 // order; one queue per (provider, target, routing, options) — what may share
 // a request — holds the contacts whose next operation is ready for it. A
 // batch carries one action and at most one operation per contact, up to the
-// provider's batch size; it is formed when the queue holds a full batch or its
-// oldest ready operation has waited `linger`.
+// provider's batch size; it is formed when the queue holds a full batch, its
+// oldest ready operation has waited `linger`, or (send_when_idle) a request
+// slot of the provider is idle.
 //
 // Per-contact order: a contact's operations on a target leave its line one at
 // a time, whatever request options they carry; while one is in flight or
@@ -90,6 +91,10 @@ struct ProviderLimits {
   int max_in_flight = 4;
   std::chrono::milliseconds coalesce_window{0};  // hot contacts; 0 disables
   std::optional<RetryPolicy> retry;              // overrides the dispatcher's
+  // A request slot left idle takes what is ready at once, whatever `linger`
+  // says: a partial batch now rather than a fuller one later. For providers
+  // without a request budget, where a small batch costs no rate limit.
+  bool send_when_idle = false;
 };
 
 // One operation's final result (delivered or deliberately rejected).

@@ -24,8 +24,13 @@ RetryPolicy PolicyFrom(const mapping::RetryConfig& retry) {
 std::map<std::string, ProviderLimits> LimitsFrom(const mapping::Config& config) {
   std::map<std::string, ProviderLimits> limits;
   for (const auto& [name, provider] : config.providers) {
-    limits[name] = ProviderLimits{provider.max_batch, provider.linger, provider.max_in_flight,
-                                  provider.coalesce_window, PolicyFrom(provider.retry)};
+    ProviderLimits& limit = limits[name];
+    limit = ProviderLimits{provider.max_batch, provider.linger, provider.max_in_flight,
+                           provider.coalesce_window, PolicyFrom(provider.retry)};
+    // Without a request budget a partial batch costs nothing: idle request
+    // slots take what is ready instead of waiting out the linger.
+    limit.send_when_idle =
+        provider.rate_limits.value_or(providers::DocumentedRateLimits(name)).empty();
   }
   return limits;
 }

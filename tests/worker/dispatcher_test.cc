@@ -58,6 +58,28 @@ TEST(DispatcherTest, WaitsForLingerUntilBatchIsFull) {
   EXPECT_EQ(Contacts(ready[0]), std::vector<std::string>{"a"});
 }
 
+TEST(DispatcherTest, IdleRequestSlotsTakePartialBatchesAtOnceWhenSendingWhenIdle) {
+  ProviderLimits limits{3, milliseconds(50), 2, {}, std::nullopt};
+  limits.send_when_idle = true;
+  Dispatcher d({{"replify", limits}}, RetryPolicy{});
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  auto first = d.TakeReady(kT0);
+  ASSERT_EQ(first.size(), 1u) << "a partial batch goes into an idle slot without lingering";
+  EXPECT_EQ(Contacts(first[0]), std::vector<std::string>{"a"});
+  d.Enqueue(Op("b"), Ref(1), kT0);
+  auto second = d.TakeReady(kT0);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(Contacts(second[0]), std::vector<std::string>{"b"});
+  // Both slots busy: what arrives now waits and fills up.
+  for (int i = 0; i < 4; ++i) d.Enqueue(Op("c" + std::to_string(i)), Ref(2 + i), kT0);
+  auto full = d.TakeReady(kT0);
+  EXPECT_TRUE(full.empty());
+  d.OnResult(first[0].id, All(OutcomeKind::kDone, 1), kT0 + milliseconds(5), Always);
+  auto next = d.TakeReady(kT0 + milliseconds(5));
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(Contacts(next[0]), (std::vector<std::string>{"c0", "c1", "c2"}));
+}
+
 TEST(DispatcherTest, FullBatchGoesAtOnceAndSplitsAtMaxBatch) {
   Dispatcher d = Make(3, 4);
   for (int i = 0; i < 7; ++i) d.Enqueue(Op("c" + std::to_string(i)), Ref(i), kT0);
