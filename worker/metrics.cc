@@ -429,12 +429,12 @@ void Metrics::Initialize(const mapping::Config& config) {
   }
 }
 
-void Metrics::EventConsumed(std::string_view topic) {
-  impl_->events_consumed.Get({topic}).Increment();
+void Metrics::EventConsumed(std::string_view topic, uint64_t n) {
+  impl_->events_consumed.Get({topic}).Increment(static_cast<double>(n));
 }
 
-void Metrics::EventDecoded(std::string_view format) {
-  impl_->events_decoded.Get({format}).Increment();
+void Metrics::EventDecoded(std::string_view format, uint64_t n) {
+  impl_->events_decoded.Get({format}).Increment(static_cast<double>(n));
 }
 
 void Metrics::EventSkipped(std::string_view reason) {
@@ -486,8 +486,10 @@ void Metrics::HttpInFlight(std::string_view provider, int delta) {
   impl_->http_in_flight.Get({provider}).Increment(static_cast<double>(delta));
 }
 
-void Metrics::DeliveryLatency(std::string_view provider, double seconds) {
-  impl_->delivery_latency.Get({provider}).Observe(seconds);
+void Metrics::DeliveryLatency(std::string_view provider, const std::vector<double>& seconds) {
+  if (seconds.empty()) return;
+  prometheus::Histogram& histogram = impl_->delivery_latency.Get({provider});
+  for (double value : seconds) histogram.Observe(value);
 }
 
 void Metrics::BatchSent(std::string_view provider, size_t size) {

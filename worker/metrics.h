@@ -48,6 +48,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace prometheus {
 class Registry;
@@ -83,11 +84,11 @@ class Metrics {
   void Initialize(const mapping::Config& config);
 
   // --- Kafka side ---
-  // A message was read from `topic`.
-  void EventConsumed(std::string_view topic);
-  // A message was decoded into events of `format` ("canonical", "hubspot",
-  // "salesforce", "debezium").
-  void EventDecoded(std::string_view format);
+  // `n` messages were read from `topic`.
+  void EventConsumed(std::string_view topic, uint64_t n = 1);
+  // `n` messages were decoded into events of `format` ("canonical",
+  // "hubspot", "salesforce", "debezium").
+  void EventDecoded(std::string_view format, uint64_t n = 1);
   // A message produced no operation; `reason` is "malformed", "unmatched" or
   // "oversized".
   void EventSkipped(std::string_view reason);
@@ -122,8 +123,9 @@ class Metrics {
   void HttpRequest(std::string_view provider, std::string_view code, double seconds);
   // A request to `provider` went on the wire (+1) or finished (-1).
   void HttpInFlight(std::string_view provider, int delta);
-  // An operation was acknowledged `seconds` after its event's Kafka timestamp.
-  void DeliveryLatency(std::string_view provider, double seconds);
+  // Operations were acknowledged these many seconds after their events'
+  // Kafka timestamps (one label look-up for all of them).
+  void DeliveryLatency(std::string_view provider, const std::vector<double>& seconds);
   // A batch of `size` operations was sent to `provider`.
   void BatchSent(std::string_view provider, size_t size);
   // Operations queued or in flight.

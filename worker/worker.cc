@@ -126,7 +126,16 @@ bool Worker::IsCurrent(const MessageRef& ref) const {
 void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now) {
   kafka::TopicPartition tp{std::string(message.topic), message.partition};
   ++stats_.consumed;
-  metrics_.EventConsumed(tp.topic);
+  if (consumed_tally_.empty() || consumed_tally_.back().first != message.topic) {
+    auto it = std::find_if(consumed_tally_.begin(), consumed_tally_.end(),
+                           [&](const auto& entry) { return entry.first == message.topic; });
+    if (it == consumed_tally_.end()) {
+      consumed_tally_.emplace_back(std::string(message.topic), 0);
+    } else {
+      std::iter_swap(it, consumed_tally_.end() - 1);
+    }
+  }
+  ++consumed_tally_.back().second;
   // While stopping, or for a partition no longer ours, a message is left
   // for whoever consumes it next (it was never added, so never committed).
   if (stopping_ || !tracker_.IsAssigned(tp)) return;
@@ -147,7 +156,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   } else {
     processed = ProcessMessage(message, config_.rules);
   }
-  if (processed.format) metrics_.EventDecoded(mapping::InputFormatName(*processed.format));
+  if (processed.format) ++decoded_tally_.at(static_cast<size_t>(*processed.format));
   switch (processed.fate) {
     case MessageFate::kMalformed:
       // Logged without the payload, and with contact data masked.
@@ -206,6 +215,12 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
     spdlog::debug("{}: {} item(s) will be retried", provider, retried);
   }
   auto keep_retrying = [this](const MessageRef& ref) { return IsCurrent(ref); };
+  // One batch's deliveries share provider and action: counted once.
+  uint64_t delivered_ops = 0;
+  std::vector<double> latencies;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
   for (const Finished& finished :
        dispatcher_.OnResult(delivered.id, delivered.outcomes, now, keep_retrying)) {
     if (finished.kind == providers::OutcomeKind::kReject) {
@@ -248,13 +263,9 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
       }
     } else {
       ++stats_.delivered;
-      metrics_.Operation(finished.provider, mapping::ActionName(finished.action), "delivered", 1);
+      ++delivered_ops;
       if (finished.origin.timestamp_ms >= 0) {
-        const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count();
-        metrics_.DeliveryLatency(finished.provider,
-                                 static_cast<double>(now_ms - finished.origin.timestamp_ms) / 1000);
+        latencies.push_back(static_cast<double>(now_ms - finished.origin.timestamp_ms) / 1000);
       }
     }
     // A result for an earlier assignment of the partition must not count
@@ -262,6 +273,23 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
     if (!IsCurrent(finished.origin)) continue;
     Release(finished.origin);
     tracker_.Complete(finished.origin.tp, finished.origin.offset);
+  }
+  if (delivered_ops > 0) {
+    metrics_.Operation(provider, mapping::ActionName(action), "delivered", delivered_ops);
+  }
+  metrics_.DeliveryLatency(provider, latencies);
+}
+
+void Worker::FlushTallies() {
+  for (auto& [topic, n] : consumed_tally_) {
+    if (n > 0) metrics_.EventConsumed(topic, n);
+    n = 0;
+  }
+  for (size_t i = 0; i < decoded_tally_.size(); ++i) {
+    if (decoded_tally_[i] == 0) continue;
+    metrics_.EventDecoded(mapping::InputFormatName(static_cast<mapping::InputFormat>(i)),
+                          decoded_tally_[i]);
+    decoded_tally_[i] = 0;
   }
 }
 
@@ -358,6 +386,7 @@ void Worker::Drain(const std::vector<kafka::TopicPartition>& partitions, Clock::
       consumer_->Poll(
           std::chrono::milliseconds(0), kMaxMessagesPerPoll,
           [this](const kafka::Message& message) { HandleMessage(message, Clock::now()); });
+      FlushTallies();
     }
     WaitForCompletions(std::min(deadline, Clock::now() + kIdlePoll));
     Pump(/*flush_all=*/true);
@@ -569,6 +598,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
     consumer_->Poll(timeout, kMaxMessagesPerPoll, [this](const kafka::Message& message) {
       HandleMessage(message, Clock::now());
     });
+    FlushTallies();
     Pump(/*flush_all=*/false);
     UpdatePauses(Clock::now());
     if (const auto now = Clock::now(); now >= next_store) {

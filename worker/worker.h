@@ -20,6 +20,7 @@
 // mapping::ConfigError); Run() does not throw for per-message problems.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -119,10 +120,17 @@ class Worker : public kafka::RebalanceListener {
   void DeadLetter(const MessageRef& origin, std::string_view key, std::string_view value,
                   std::vector<std::pair<std::string, std::string>> headers, const char* kind);
   void Release(const MessageRef& origin);
+  // Adds the per-message counts gathered since the last call to the metrics
+  // (after each poll: one label look-up per poll, not per message).
+  void FlushTallies();
 
   mapping::Config config_;
   Metrics& metrics_;
   WorkerStats stats_;
+  // Messages consumed per topic and decoded per input format since the last
+  // FlushTallies().
+  std::vector<std::pair<std::string, uint64_t>> consumed_tally_;
+  std::array<uint64_t, 8> decoded_tally_{};
   Dispatcher dispatcher_;
   Delivery delivery_;
   std::unique_ptr<DeadLetterWriter> dead_letters_;  // when kafka.deadLetterTopic is set

@@ -115,7 +115,7 @@ TEST(Metrics, EveryFamilyIsServedWithItsLabels) {
   metrics.HttpInFlight("whippy", 1);
   metrics.HttpInFlight("whippy", 1);
   metrics.HttpInFlight("whippy", -1);
-  metrics.DeliveryLatency("whippy", 0.3);
+  metrics.DeliveryLatency("whippy", {0.3});
   metrics.SetCircuitState("whippy", 2);
   metrics.SetRateLimitTokens("whippy", 7);
   metrics.SetRateLimitTokens("replify", std::numeric_limits<double>::infinity());
