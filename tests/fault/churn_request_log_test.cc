@@ -2,11 +2,12 @@
 // rate-limited provider (Whippy: 10 list writes a minute, run in scaled
 // time) and a multi-round one (Reply.io: a member's first exchange for a
 // contact looks its id up, creates it if need be, then enrolls or removes;
-// a new owner of a partition starts with none of its contacts' ids). Every worker has API keys of
-// its own, so the simulator's request log says which member sent each request; with each member's
-// ownership history (its OwnershipObserver) the test proves that no member sent a request for a
-// partition's work after it had given the partition up, and that every contact ends in the state of
-// its last event.
+// a new owner of a partition knows none of its contacts' ids). Every worker
+// has API keys of its own, so the simulator's request log says which member
+// sent each request; with each member's ownership history (its
+// OwnershipObserver) the test proves that no member sent a request for a
+// partition's work after it had given the partition up, and that every
+// contact ends in the state of its last event.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <spdlog/sinks/base_sink.h>
@@ -565,15 +566,16 @@ TEST_F(ChurnRequestLogTest, NoRequestForARevokedPartitionStartsAfterItsRevoke) {
 
   // The claim: a request of member M carrying a contact of partition P
   // arrived while M owned P. Both clocks are this process's steady clock.
-  // No tolerance is needed: a request arrives after it was sent, and a
-  // period ends only after the revoke's drain, commit and withdrawal. A
-  // request sent before the end either was answered before it (the drain
-  // waits for the partition's exchanges) or was aborted at the drain
-  // deadline, which it had been given as its timeout, after starting at
-  // least 50 ms before it; the simulator has a thread per connection, so it
-  // reads a request as it comes, long before the commit that follows the
-  // deadline is done. A loss would have no such margin (its withdrawal
-  // cancels requests the HTTP engine may be about to write); none is
+  // No tolerance is needed. A request arrives (the simulator has read its
+  // headers) after it was sent, and a period ends only after the revoke's
+  // drain, commit and withdrawal. A request sent before the end was either
+  // answered before it (the drain waits until the partition's messages are
+  // done) or cut off at the drain deadline, which it had as its timeout,
+  // having started at least 50 ms before it; the simulator has a thread per
+  // connection, so it reads a request as it comes, long before the commit
+  // that follows the deadline is done. A shutdown's period ends after the
+  // HTTP engine has stopped. A loss would have no such margin (its
+  // withdrawal cancels requests the engine may be about to write); none is
   // expected below.
   size_t checked = 0, stale = 0, unattributed = 0;
   std::map<std::string, std::map<std::string, size_t>> per_member;  // label -> provider -> n
