@@ -135,6 +135,7 @@ struct Simulator::Impl final : SimHost {
   std::vector<std::unique_ptr<ProviderSim>> sims;
   std::map<std::string, uint64_t> in_flight;  // provider -> requests in the server
   std::deque<RequestRecord> request_log;
+  size_t request_log_bytes = 0;  // of their bodies
   uint64_t request_seq = 0;
   const std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 
@@ -308,8 +309,11 @@ std::optional<std::string> Simulator::Impl::KeyLabel(const std::string& provider
 
 void Simulator::Impl::LogLocked(RequestRecord record) {
   record.seq = ++request_seq;
+  request_log_bytes += record.body.size();
   request_log.push_back(std::move(record));
-  while (request_log.size() > options.request_log_limit) {
+  while (!request_log.empty() && (request_log.size() > options.request_log_limit ||
+                                  request_log_bytes > options.request_log_max_bytes)) {
+    request_log_bytes -= request_log.front().body.size();
     request_log.pop_front();
     ++counters.request_log_dropped;
   }
@@ -332,6 +336,7 @@ void Simulator::Impl::ResetLocked() {
   for (auto& sim : sims) sim->ResetLocked();
   counters = Counters{};
   request_log.clear();
+  request_log_bytes = 0;
   // Requests being served still leave: the in-flight counts stay.
   // Reseeded so that a reset run injects the same failures as a fresh one.
   rng.seed(options.seed);

@@ -25,7 +25,8 @@
 // be accepted (Options::labelled_api_keys), so that a test giving each
 // client its own key can tell which client sent what. The log keeps the
 // newest Options::request_log_limit records (Counters::request_log_dropped
-// counts the ones it let go); Reset() clears it.
+// counts the ones it let go), holding at most Options::request_log_max_bytes
+// of bodies; Reset() clears it.
 //
 // Thread-safe: handlers run on the server's worker threads; all state is
 // behind one mutex. Start() throws std::runtime_error if it cannot listen.
@@ -141,6 +142,8 @@ class Simulator {
     std::map<std::string, std::map<std::string, std::string>> labelled_api_keys;
     // Records the request log keeps (the newest); 0 turns the log off.
     size_t request_log_limit = 10000;
+    // And the most body bytes its records hold together (big batches).
+    size_t request_log_max_bytes = size_t{64} << 20;
     Knobs knobs;
     int threads = 16;   // server worker threads (bounds concurrent requests)
     uint64_t seed = 1;  // for failure injection

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/simulator.h"
@@ -137,6 +138,21 @@ TEST_F(RequestLogTest, KeepsTheNewestRecordsAndCountsTheRest) {
   EXPECT_EQ(log.front().seq, 3u);
   EXPECT_EQ(log.back().seq, 5u);
   EXPECT_EQ(sim_->GetCounters().request_log_dropped, 2u);
+}
+
+TEST_F(RequestLogTest, KeepsTheNewestBodiesWithinItsByteBound) {
+  sim::Simulator::Options options;
+  options.labelled_api_keys = {{"whippy", {{kKeyA, "member-a"}}}};
+  options.knobs.enforce_rate_limits = false;
+  options.request_log_max_bytes = 2 * std::string_view(kAdd).size();
+  sim_ = std::make_unique<sim::Simulator>(options);
+  sim_->Start();
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", sim_->Port());
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(PutList(kKeyA), 200);
+  const std::vector<sim::RequestRecord> log = sim_->RequestLog();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.front().seq, 2u);
+  EXPECT_EQ(sim_->GetCounters().request_log_dropped, 1u);
 }
 
 TEST_F(RequestLogTest, ResetClearsTheLog) {
