@@ -6,6 +6,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -41,6 +42,9 @@ struct CurrentRequest {
   std::string provider;  // "" when it is no provider's (control endpoints)
   std::chrono::milliseconds hang{0};
   bool drop = false;
+  // For the request log.
+  std::chrono::steady_clock::time_point arrived{};
+  std::string key_label;  // set by AdmitLocked once the key is accepted
 };
 thread_local CurrentRequest t_current;
 
@@ -114,6 +118,10 @@ struct Simulator::Impl final : SimHost {
   std::string ProviderOf(const std::string& path) const;
   std::string StateJsonLocked() const;
   std::string KnobsJsonLocked() const;
+  std::string RequestLogJsonLocked() const;
+  // The label of `api_key` among the provider's accepted keys, or nullopt.
+  std::optional<std::string> KeyLabel(const std::string& provider, std::string_view api_key) const;
+  void LogLocked(RequestRecord record);
   SimReply UpdateKnobs(const std::string& body);
   void ResetLocked();
 
@@ -126,6 +134,10 @@ struct Simulator::Impl final : SimHost {
   ReplifyState replify;
   std::vector<std::unique_ptr<ProviderSim>> sims;
   std::map<std::string, uint64_t> in_flight;  // provider -> requests in the server
+  std::deque<RequestRecord> request_log;
+  size_t request_log_bytes = 0;  // of their bodies
+  uint64_t request_seq = 0;
+  const std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 
   httplib::Server server;
   std::thread thread;
@@ -165,7 +177,9 @@ void Simulator::Impl::Route() {
   for (auto& sim : sims) sim->Register(server, *this);
 
   server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
-    t_current = CurrentRequest{ProviderOf(req.path)};
+    t_current = CurrentRequest{};
+    t_current.provider = ProviderOf(req.path);
+    t_current.arrived = std::chrono::steady_clock::now();
     if (!t_current.provider.empty()) {
       std::lock_guard lock(mutex);
       uint64_t& now = ++in_flight[t_current.provider];
@@ -176,21 +190,41 @@ void Simulator::Impl::Route() {
   });
   // Runs once the response is complete and before it is written (also for
   // requests that never reached pre-routing: their t_current is empty).
-  server.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
-    const CurrentRequest current = std::exchange(t_current, CurrentRequest{});
+  server.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    CurrentRequest current = std::exchange(t_current, CurrentRequest{});
     if (current.provider.empty()) return;
     // A hung request holds its connection and a server thread, as a
     // provider's stuck backend would.
     if (current.hang.count() > 0) std::this_thread::sleep_for(current.hang);
+    RequestRecord record;
+    if (options.request_log_limit > 0) {
+      record.arrived = current.arrived;
+      record.responded = std::chrono::steady_clock::now();
+      record.provider = current.provider;
+      record.method = req.method;
+      record.path = req.path;
+      for (const auto& [name, value] : req.params) {
+        if (!record.query.empty()) record.query += '&';
+        record.query += name + "=" + value;
+      }
+      record.status = res.status;
+      record.key_label = std::move(current.key_label);
+      record.body = req.body;
+    }
     if (current.drop) DropMidResponse(res);
     std::lock_guard lock(mutex);
     uint64_t& now = in_flight[current.provider];
     if (now > 0) --now;
+    if (options.request_log_limit > 0) LogLocked(std::move(record));
   });
 
   server.Get("/_sim/state", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard lock(mutex);
     res.set_content(StateJsonLocked(), kJson);
+  });
+  server.Get("/_sim/requests", [this](const httplib::Request&, httplib::Response& res) {
+    std::lock_guard lock(mutex);
+    res.set_content(RequestLogJsonLocked(), kJson);
   });
   server.Post("/_sim/knobs", [this](const httplib::Request& req, httplib::Response& res) {
     Send(res, UpdateKnobs(req.body));
@@ -224,11 +258,12 @@ void Simulator::Impl::Route() {
 std::optional<Refusal> Simulator::Impl::AdmitLocked(std::string_view provider,
                                                     std::string_view api_key) {
   ++counters.requests;
-  const auto expected = options.api_keys.find(std::string(provider));
-  if (expected == options.api_keys.end() || api_key.empty() || api_key != expected->second) {
+  std::optional<std::string> label = KeyLabel(std::string(provider), api_key);
+  if (!label) {
     ++counters.unauthorized;
     return Refusal::kUnauthorized;
   }
+  t_current.key_label = std::move(*label);
   if (knobs.fail_all) {
     ++counters.injected_failures;
     return Refusal::kInjected503;
@@ -256,6 +291,34 @@ std::optional<Refusal> Simulator::Impl::AdmitLocked(std::string_view provider,
   return std::nullopt;
 }
 
+std::optional<std::string> Simulator::Impl::KeyLabel(const std::string& provider,
+                                                     std::string_view api_key) const {
+  if (api_key.empty()) return std::nullopt;
+  if (const auto key = options.api_keys.find(provider);
+      key != options.api_keys.end() && api_key == key->second) {
+    return kDefaultKeyLabel;
+  }
+  if (const auto keys = options.labelled_api_keys.find(provider);
+      keys != options.labelled_api_keys.end()) {
+    if (const auto key = keys->second.find(std::string(api_key)); key != keys->second.end()) {
+      return key->second;
+    }
+  }
+  return std::nullopt;
+}
+
+void Simulator::Impl::LogLocked(RequestRecord record) {
+  record.seq = ++request_seq;
+  request_log_bytes += record.body.size();
+  request_log.push_back(std::move(record));
+  while (!request_log.empty() && (request_log.size() > options.request_log_limit ||
+                                  request_log_bytes > options.request_log_max_bytes)) {
+    request_log_bytes -= request_log.front().body.size();
+    request_log.pop_front();
+    ++counters.request_log_dropped;
+  }
+}
+
 std::string Simulator::Impl::ProviderOf(const std::string& path) const {
   const auto under = [&](std::string_view prefix) {
     return path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
@@ -272,6 +335,8 @@ void Simulator::Impl::ResetLocked() {
   replify.Clear();
   for (auto& sim : sims) sim->ResetLocked();
   counters = Counters{};
+  request_log.clear();
+  request_log_bytes = 0;
   // Requests being served still leave: the in-flight counts stay.
   // Reseeded so that a reset run injects the same failures as a fresh one.
   rng.seed(options.seed);
@@ -351,6 +416,8 @@ std::string Simulator::Impl::StateJsonLocked() const {
   writer.Uint64(counters.injected_resets);
   writer.Key("throttled");
   writer.Uint64(counters.throttled);
+  writer.Key("requestLogDropped");
+  writer.Uint64(counters.request_log_dropped);
   writer.Key("maxConcurrent");
   writer.StartObject();
   for (const auto& [provider, most] : counters.max_concurrent) {
@@ -362,6 +429,50 @@ std::string Simulator::Impl::StateJsonLocked() const {
   writer.Key("knobs");
   const std::string knobs_json = KnobsJsonLocked();
   writer.RawValue(knobs_json.data(), knobs_json.size(), rapidjson::kObjectType);
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string Simulator::Impl::RequestLogJsonLocked() const {
+  const auto micros = [this](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(t - created).count();
+  };
+  const auto string = [](rapidjson::Writer<rapidjson::StringBuffer>& writer,
+                         const std::string& text) {
+    writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  };
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("requests");
+  writer.StartArray();
+  for (const RequestRecord& record : request_log) {
+    writer.StartObject();
+    writer.Key("seq");
+    writer.Uint64(record.seq);
+    writer.Key("arrivedUs");
+    writer.Int64(micros(record.arrived));
+    writer.Key("respondedUs");
+    writer.Int64(micros(record.responded));
+    writer.Key("provider");
+    string(writer, record.provider);
+    writer.Key("method");
+    string(writer, record.method);
+    writer.Key("path");
+    string(writer, record.path);
+    writer.Key("query");
+    string(writer, record.query);
+    writer.Key("status");
+    writer.Int(record.status);
+    writer.Key("keyLabel");
+    string(writer, record.key_label);
+    writer.Key("body");
+    string(writer, record.body);
+    writer.EndObject();
+  }
+  writer.EndArray();
+  writer.Key("dropped");
+  writer.Uint64(counters.request_log_dropped);
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -493,6 +604,11 @@ Counters Simulator::GetCounters() const {
 std::string Simulator::StateJson() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->StateJsonLocked();
+}
+
+std::vector<RequestRecord> Simulator::RequestLog() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->request_log.begin(), impl_->request_log.end()};
 }
 
 void Simulator::Reset() {

@@ -12,19 +12,35 @@
 //                      "resetRate", "throttleBurst", "throttleRetryAfterSeconds",
 //                      "normalizeIdentities"}
 //                      (any subset; see Knobs)
-//   POST /_sim/reset   forget all state and counters
+//   POST /_sim/reset   forget all state, counters and the request log
+//   GET  /_sim/requests the request log as JSON {"requests": [...], "dropped"}:
+//                      per request "seq", "arrivedUs" and "respondedUs"
+//                      (microseconds since the simulator was constructed),
+//                      "provider", "method", "path", "query", "status",
+//                      "keyLabel" and "body" (see RequestRecord)
+//
+// Request log: every provider request (a path under a provider's prefix),
+// admitted or refused, is recorded once its response is complete, with the
+// label of the API key that authenticated it. Several keys per provider may
+// be accepted (Options::labelled_api_keys), so that a test giving each
+// client its own key can tell which client sent what. The log keeps the
+// newest Options::request_log_limit records (Counters::request_log_dropped
+// counts the ones it let go), holding at most Options::request_log_max_bytes
+// of bodies; Reset() clears it.
 //
 // Thread-safe: handlers run on the server's worker threads; all state is
 // behind one mutex. Start() throws std::runtime_error if it cannot listen.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace crmsync::sim {
 
@@ -84,6 +100,32 @@ struct Counters {
   // Per provider name: the most of its requests in the server at once
   // (from routing to the written response, latency and hangs included).
   std::map<std::string, uint64_t> max_concurrent;
+  uint64_t request_log_dropped = 0;  // oldest records let go (request_log_limit)
+};
+
+// The label of the key in Options::api_keys, in RequestRecord::key_label.
+inline constexpr char kDefaultKeyLabel[] = "default";
+
+// One provider request as the simulator saw it.
+struct RequestRecord {
+  uint64_t seq = 0;  // 1, 2, ... in the order the responses completed
+  // When the server had read the request line and headers (before the
+  // latency knob, the key check and the provider's handling): the client
+  // had sent the request by then.
+  std::chrono::steady_clock::time_point arrived;
+  // When the response was complete and about to be written (after latency
+  // and an injected hang).
+  std::chrono::steady_clock::time_point responded;
+  std::string provider;  // "replify", "whippy", ...
+  std::string method;    // "POST", "PUT", ...
+  std::string path;      // without the query
+  std::string query;     // "a=1&b=2" as parsed (decoded), "" for none
+  int status = 0;        // HTTP status answered (also for a dropped connection)
+  // The label of the API key that authenticated it (kDefaultKeyLabel for
+  // Options::api_keys' key); "" when no accepted key was presented or the
+  // request was refused before its key was checked (e.g. Whippy's 405).
+  std::string key_label;
+  std::string body;  // as received: the identities the request carries
 };
 
 class ProviderSim;
@@ -95,6 +137,13 @@ class Simulator {
     int port = 0;  // 0: any free port
     // Accepted API key per provider name ("replify", ...).
     std::map<std::string, std::string> api_keys = {{"replify", "sim-replify-key"}};
+    // Further accepted keys: provider name -> (API key -> label). The label
+    // names the key's holder in the request log; keys are per provider.
+    std::map<std::string, std::map<std::string, std::string>> labelled_api_keys;
+    // Records the request log keeps (the newest); 0 turns the log off.
+    size_t request_log_limit = 10000;
+    // And the most body bytes its records hold together (big batches).
+    size_t request_log_max_bytes = size_t{64} << 20;
     Knobs knobs;
     int threads = 16;   // server worker threads (bounds concurrent requests)
     uint64_t seed = 1;  // for failure injection
@@ -125,6 +174,9 @@ class Simulator {
   ProviderSim* Provider(std::string_view name) const;
   // The same as GET /_sim/state.
   std::string StateJson() const;
+  // The request log, oldest first (see the header comment).
+  std::vector<RequestRecord> RequestLog() const;
+  // Forgets all state, counters and the request log.
   void Reset();
 
  private:

@@ -549,6 +549,9 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   // Joined, even when the group gave this member no partition.
   if (!stopping_) metrics_.SetGroupJoined(true);
   spdlog::info("assigned {} partition(s): {}", partitions.size(), Named(partitions));
+  if (observer_) {
+    observer_(OwnershipChange{OwnershipChange::Kind::kAssigned, partitions, Clock::now()});
+  }
 }
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -568,6 +571,10 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
   }
   Disown(partitions);
   spdlog::info("revoked {} partition(s): {}", partitions.size(), Named(partitions));
+  if (observer_) {
+    observer_(OwnershipChange{lost ? OwnershipChange::Kind::kLost : OwnershipChange::Kind::kRevoked,
+                              partitions, Clock::now()});
+  }
 }
 
 int Worker::Run(const std::atomic<bool>& stop) {

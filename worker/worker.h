@@ -24,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +65,18 @@ struct WorkerStats {
   std::atomic<uint64_t> losses{0};                    // rebalances that found partitions lost
 };
 
+// A change of this member's partition ownership, for an OwnershipObserver.
+struct OwnershipChange {
+  enum class Kind { kAssigned, kRevoked, kLost };
+  Kind kind = Kind::kAssigned;
+  std::vector<kafka::TopicPartition> partitions;
+  // Assigned: before any message of the partitions is taken. Revoked or
+  // lost: once their work is drained (revoke only), committed and withdrawn;
+  // no request carrying their work starts after this moment.
+  Clock::time_point at;
+};
+using OwnershipObserver = std::function<void(const OwnershipChange&)>;
+
 class Worker : public kafka::RebalanceListener {
  public:
   Worker(mapping::Config config, Metrics& metrics);
@@ -75,6 +88,10 @@ class Worker : public kafka::RebalanceListener {
   int Run(const std::atomic<bool>& stop);
 
   const WorkerStats& Stats() const { return stats_; }
+  // Called on the loop thread at the end of every rebalance callback (the
+  // revoke of a shutdown included), e.g. to keep a history of ownership for
+  // diagnostics or tests. Set it before Run().
+  void SetOwnershipObserver(OwnershipObserver observer) { observer_ = std::move(observer); }
 
   // kafka::RebalanceListener (called from inside Run's polling).
   void OnAssigned(const std::vector<kafka::TopicPartition>& partitions) override;
@@ -160,6 +177,7 @@ class Worker : public kafka::RebalanceListener {
   std::set<kafka::TopicPartition> paused_set_;  // what the consumer has paused
   bool backpressure_ = false;
   bool stopping_ = false;  // the shutdown drain has begun
+  OwnershipObserver observer_;
 
   std::unique_ptr<kafka::Consumer> consumer_;
 };
