@@ -5,7 +5,9 @@
 // Input layout: byte 0 chooses the topic format (bits 0-2: auto, canonical,
 // hubspot, salesforce, debezium), whether a Kafka key precedes the value
 // (bit 3: key, '\n', value) and whether the message is a tombstone (bit 4);
-// the rest is the message.
+// the rest is the message. Every value is also decoded as a canonical event
+// twice, by the fast path and by the DOM path with the JSON Schema, which
+// must agree.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -14,6 +16,7 @@
 #include "crmsync_schemas.h"
 #include "mapping/config.h"
 #include "mapping/decode.h"
+#include "mapping/decode_internal.h"
 #include "mapping/rules.h"
 
 namespace {
@@ -44,6 +47,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (newline != std::string_view::npos) {
       key = rest.substr(0, newline);
       rest.remove_prefix(newline + 1);
+    }
+  }
+  {
+    const DecodeResult fast_first = DecodeCanonical(rest, key);
+    const DecodeResult schema_only = internal::DecodeCanonicalWithSchema(rest, key);
+    if (fast_first.index() != schema_only.index()) __builtin_trap();
+    if (const auto* event = std::get_if<CrmEvent>(&fast_first)) {
+      if (!(*event == std::get<CrmEvent>(schema_only))) __builtin_trap();
+    } else {
+      const auto& a = std::get<DecodeError>(fast_first);
+      const auto& b = std::get<DecodeError>(schema_only);
+      if (a.reason != b.reason || a.json_path != b.json_path) __builtin_trap();
     }
   }
   const Config& config = FuzzConfig();

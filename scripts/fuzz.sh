@@ -30,7 +30,7 @@ cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   || { cat "$build.configure.log"; exit 1; }
 cmake --build "$build" -j"$jobs" --target crmsync_mapping crmsync_schemas > "$build.build.log" 2>&1 \
   || { cat "$build.build.log"; exit 1; }
-clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRING=1 \
+clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRING=1 -DRAPIDJSON_SSE2=1 \
   -I"$root" -I"$build/schemas/crmsync_schemas_gen" \
   "$root/fuzz/decode_map_fuzzer.cc" \
   "$build/mapping/libcrmsync_mapping.a" "$build/schemas/libcrmsync_schemas.a" \
