@@ -21,161 +21,18 @@
 
 #include "crmsync_schemas.h"
 #include "mapping/json_schema.h"
+#include "mapping/provider_spec.h"
 
 namespace crmsync::mapping {
 namespace {
 
 using rapidjson::Value;
 
-bool IsUuid(std::string_view text) {
-  if (text.size() != 36) return false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-enum class TargetKind {
-  kUuid,     // Replify campaignId
-  kString,   // Whippy listId: any non-empty id
-  kInteger,  // Reply.io sequenceId
-  kFixed,    // CampaignLark: the workspace's contacts, no id
-};
-
-enum class OptionType { kBool, kInteger, kIntegerArray, kDateTime, kOptInTo };
-
-struct OptionSpec {
-  std::string_view name;
-  OptionType type;
-};
-
-// What "stopOutreach" means for a provider unless its config says otherwise
-// (the documented way each provider stops outreach).
-struct StopDefault {
-  Action action;
-  std::optional<std::string> status;
-  std::optional<std::string> default_status;
-  std::string options_json;
-};
-
-// The providers crmsync can deliver to, in one place: the provider registry
-// (providers/registry.cc) mirrors this list, and config.schema.json has one
-// object per entry under "providers".
-struct KnownProvider {
-  std::string_view name;
-  std::string_view default_base_url;
-  // The action field naming the provider resource an operation targets.
-  std::string_view target_field;
-  TargetKind target_kind;
-  std::vector<Action> actions;
-  std::vector<OptionSpec> options;
-  ContactRequirement requires_contact;
-  // Whether the event's own status ("completed", ...) is meaningful to the
-  // provider; CampaignLark only accepts its five statuses, so it gets a
-  // status only from a constant or a statusMap.
-  bool pass_event_status;
-  // Whether the event's properties become Contact::metadata by default:
-  // CampaignLark rejects unknown merge tags and Whippy maps properties onto
-  // its custom object, so copying every CRM property there would fail.
-  bool metadata_from_properties;
-  StopDefault stop;
-  size_t default_max_batch;
-};
-
-const std::vector<KnownProvider>& KnownProviders() {
-  static const std::vector<KnownProvider> kProviders = {
-      {"replify",
-       "https://api.heylibby.com/api/v1",
-       "campaignId",
-       TargetKind::kUuid,
-       {Action::kUpsert, Action::kUpdateOnly, Action::kRemove},
-       {},
-       ContactRequirement::kEmailOrPhone,
-       true,
-       true,
-       // updateOnly so that stopping outreach never adds the contact; the
-       // event's completed/disqualified status is sent.
-       {Action::kUpdateOnly, std::nullopt, "completed", ""},
-       100},
-      {"whippy",
-       "https://api.whippy.co/v1",
-       "listId",
-       TargetKind::kString,
-       {Action::kAdd, Action::kRemove, Action::kOverwrite},
-       {{"opt_in_to", OptionType::kOptInTo}, {"opt_in_to_all_channels", OptionType::kBool}},
-       ContactRequirement::kPhone,
-       false,
-       false,
-       {Action::kRemove, std::nullopt, std::nullopt, ""},
-       // Whippy allows 10 list writes a minute: only big batches keep up.
-       4000},
-      {"campaignlark",
-       "https://api.campaignlark.com/v1",
-       "",
-       TargetKind::kFixed,
-       {Action::kUpsert},
-       {{"partialUpdate", OptionType::kBool}, {"tags", OptionType::kIntegerArray}},
-       ContactRequirement::kEmail,
-       false,
-       false,
-       // A partial update, so that unsubscribing keeps the contact's data.
-       {Action::kUpsert, "UNSUBSCRIBED", std::nullopt, R"({"partialUpdate":true})"},
-       100},
-      {"replyio",
-       "https://api.reply.io",
-       "sequenceId",
-       TargetKind::kInteger,
-       {Action::kEnroll, Action::kUnenroll},
-       {{"removeFromExisting", OptionType::kBool},
-        {"startStepId", OptionType::kInteger},
-        {"ignoreStepDelay", OptionType::kBool},
-        {"startFrom", OptionType::kDateTime}},
-       ContactRequirement::kEmail,
-       false,
-       false,
-       {Action::kUnenroll, std::nullopt, std::nullopt, ""},
-       100},
-  };
-  return kProviders;
-}
-
-constexpr std::string_view kCampaignLarkStatuses[] = {"SUBSCRIBED", "UNSUBSCRIBED", "UNCONFIRMED",
-                                                      "CLEANED", "COMPLAINED"};
 constexpr std::string_view kContactFieldNames[] = {"email", "firstName", "lastName", "phone"};
 constexpr char kStopOutreach[] = "stopOutreach";
 constexpr std::string_view kConditionOps[] = {"equals",  "notEquals", "in",
                                               "notIn",   "exists",    "changed",
                                               "becomes", "contains",  "notContains"};
-
-const KnownProvider* FindKnownProvider(std::string_view name) {
-  for (const KnownProvider& known : KnownProviders()) {
-    if (known.name == name) return &known;
-  }
-  return nullptr;
-}
-
-std::string KnownProviderNames() {
-  std::string names;
-  for (const KnownProvider& known : KnownProviders()) {
-    if (!names.empty()) names += ", ";
-    names += known.name;
-  }
-  return names;
-}
-
-std::string ActionNames(const KnownProvider& known, bool with_stop) {
-  std::string names;
-  for (Action action : known.actions) {
-    if (!names.empty()) names += ", ";
-    names += ActionName(action);
-  }
-  return with_stop ? names + ", " + kStopOutreach : names;
-}
 
 std::string Serialize(const Value& value) {
   rapidjson::StringBuffer buffer;
@@ -227,7 +84,8 @@ std::string WithoutFinalPeriod(std::string text) {
 // already reported the violation). Semantic problems are added as found.
 class Builder {
  public:
-  Builder(EnvLookup env, std::vector<std::string>& problems) : env_(env), problems_(problems) {}
+  Builder(const ProviderCatalog& catalog, EnvLookup env, std::vector<std::string>& problems)
+      : catalog_(catalog), env_(env), problems_(problems), sink_(problems) {}
 
   Config Build(const Value& root) {
     Config config;
@@ -456,15 +314,16 @@ class Builder {
     if (providers == nullptr || !providers->IsObject()) return;
     for (const auto& member : providers->GetObject()) {
       const std::string name = Text(member.name);
-      const KnownProvider* known = FindKnownProvider(name);
+      const ProviderSpec* spec = catalog_.Find(name);
       // Unknown names are already reported by the schema (additionalProperties).
-      if (known == nullptr || !member.value.IsObject()) continue;
+      if (spec == nullptr || !member.value.IsObject()) continue;
+      const ProviderTraits& known = spec->Traits();
       const std::string path = "/providers/" + EscapePointerToken(name);
       const Value* object = &member.value;
       ProviderConfig provider;
       provider.name = name;
-      provider.base_url = known->default_base_url;
-      provider.max_batch = known->default_max_batch;
+      provider.base_url = known.default_base_url;
+      provider.max_batch = known.default_max_batch;
       ReadString(object, "baseUrl", provider.base_url);
       ReadInt(object, "maxBatch", provider.max_batch);
       ReadMillis(object, "lingerMs", provider.linger);
@@ -486,31 +345,31 @@ class Builder {
       ReadBool(object, "allowInsecureHttp", provider.allow_insecure_http);
       CheckBaseUrl(path + "/baseUrl", provider.base_url, provider.allow_insecure_http);
       ResolveApiKey(path + "/apiKey", Member(object, "apiKey"), provider);
-      ReadStopOutreach(path + "/stopOutreach", Member(object, "stopOutreach"), *known);
+      ReadStopOutreach(path + "/stopOutreach", Member(object, "stopOutreach"), *spec);
       out[name] = std::move(provider);
     }
   }
 
   // The provider's "stopOutreach" override, kept for ReadAction.
-  void ReadStopOutreach(const std::string& path, const Value* object, const KnownProvider& known) {
-    StopDefault stop = known.stop;
+  void ReadStopOutreach(const std::string& path, const Value* object, const ProviderSpec& spec) {
+    StopOutreachDefault stop = spec.Traits().stop_outreach;
     if (object != nullptr && object->IsObject()) {
       if (const Value* name = Member(object, "action"); name != nullptr && name->IsString()) {
         if (std::optional<Action> action =
-                CheckAction(path + "/action", Text(*name), known, false)) {
+                CheckAction(path + "/action", Text(*name), spec, false)) {
           stop.action = *action;
         }
       }
       if (const Value* status = Member(object, "status"); status != nullptr && status->IsString()) {
         stop.status = Text(*status);
         stop.default_status.reset();
-        CheckStatus(path + "/status", *stop.status, known);
+        spec.CheckStatus(path + "/status", *stop.status, sink_);
       }
       if (const Value* options = Member(object, "options"); options != nullptr) {
-        stop.options_json = CheckOptions(path + "/options", *options, known);
+        stop.options_json = CheckOptions(path + "/options", *options, spec);
       }
     }
-    stop_outreach_[std::string(known.name)] = std::move(stop);
+    stop_outreach_[std::string(spec.Traits().name)] = std::move(stop);
   }
 
   // A URL's host: between "scheme://" (and any userinfo) and the port or path.
@@ -655,93 +514,38 @@ class Builder {
   // The action named `name` if the provider supports it (stopOutreach only
   // where `allow_stop`), else a problem at `path`.
   std::optional<Action> CheckAction(const std::string& path, const std::string& name,
-                                    const KnownProvider& known, bool allow_stop) {
+                                    const ProviderSpec& spec, bool allow_stop) {
     if (allow_stop && name == kStopOutreach) return std::nullopt;
     const std::optional<Action> action = ParseAction(name);
     // A name that is no action at all is already reported by the schema.
     if (!action && allow_stop) return std::nullopt;
-    if (!action ||
-        std::find(known.actions.begin(), known.actions.end(), *action) == known.actions.end()) {
-      Problem(path, "'" + name + "' is not an action of provider '" + std::string(known.name) +
-                        "' (allowed: " + ActionNames(known, allow_stop) + ")");
+    if (!action || !spec.Supports(*action)) {
+      Problem(path, "'" + name + "' is not an action of provider '" +
+                        std::string(spec.Traits().name) +
+                        "' (allowed: " + spec.ActionNames(allow_stop) + ")");
       return std::nullopt;
     }
     return action;
   }
 
-  void CheckStatus(const std::string& path, const std::string& status, const KnownProvider& known) {
-    if (known.name != "campaignlark") return;
-    if (std::find(std::begin(kCampaignLarkStatuses), std::end(kCampaignLarkStatuses), status) ==
-        std::end(kCampaignLarkStatuses)) {
-      Problem(path, "'" + status +
-                        "' is not a CampaignLark status (SUBSCRIBED, UNSUBSCRIBED, UNCONFIRMED, "
-                        "CLEANED, COMPLAINED)");
-    }
-  }
-
-  // Checks a request-options object against the provider's option list and
-  // returns its JSON text ("" for an empty object).
+  // Checks a request-options object through the provider's spec and returns
+  // its JSON text ("" for an empty object).
   std::string CheckOptions(const std::string& path, const Value& options,
-                           const KnownProvider& known) {
+                           const ProviderSpec& spec) {
     if (!options.IsObject()) return "";
-    for (const auto& option : options.GetObject()) {
-      const std::string name = Text(option.name);
-      const std::string option_path = path + "/" + EscapePointerToken(name);
-      auto spec = std::find_if(known.options.begin(), known.options.end(),
-                               [&](const OptionSpec& s) { return s.name == name; });
-      if (spec == known.options.end()) {
-        std::string allowed;
-        for (const OptionSpec& s : known.options) {
-          allowed += (allowed.empty() ? "" : ", ") + std::string(s.name);
-        }
-        Problem(option_path, "'" + name + "' is not an option of provider '" +
-                                 std::string(known.name) +
-                                 "' (allowed: " + (allowed.empty() ? "none" : allowed) + ")");
-        continue;
-      }
-      CheckOptionValue(option_path, option.value, spec->type);
-    }
+    spec.ParseOptions(path, options, sink_);
     return options.ObjectEmpty() ? "" : Serialize(options);
   }
 
-  void CheckOptionValue(const std::string& path, const Value& value, OptionType type) {
-    switch (type) {
-      case OptionType::kBool:
-        if (!value.IsBool()) Problem(path, "must be true or false");
-        return;
-      case OptionType::kInteger:
-        if (!value.IsInt64() || value.GetInt64() < 1) Problem(path, "must be a positive integer");
-        return;
-      case OptionType::kIntegerArray:
-        if (!value.IsArray() ||
-            !std::all_of(value.Begin(), value.End(), [](const Value& v) { return v.IsInt64(); })) {
-          Problem(path, "must be an array of integer tag ids");
-        }
-        return;
-      case OptionType::kDateTime:
-        if (!value.IsString() || !ParseRfc3339(Text(value))) {
-          Problem(path, "must be an RFC 3339 date-time, e.g. 2026-11-23T12:00:00Z");
-        }
-        return;
-      case OptionType::kOptInTo:
-        // Whippy: 1..1000 channels, each {"id": "<channel id>"} or
-        // {"phone": "<channel phone>"}.
-        if (!value.IsArray() || value.Empty() || value.Size() > 1000) {
-          Problem(path, "must be an array of 1..1000 channels");
-          return;
-        }
-        for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-          const Value& channel = value[i];
-          const bool ok = channel.IsObject() && channel.MemberCount() == 1 &&
-                          ((channel.HasMember("id") && channel["id"].IsString()) ||
-                           (channel.HasMember("phone") && channel["phone"].IsString()));
-          if (!ok) {
-            Problem(path + "/" + std::to_string(i),
-                    "must be {\"id\": \"<channel id>\"} or {\"phone\": \"<channel phone>\"}");
-          }
-        }
-        return;
-    }
+  // Options text as the provider's spec parses it; the text was checked
+  // where it was written.
+  static std::shared_ptr<const ProviderOptions> ParsedOptions(const std::string& json,
+                                                              const ProviderSpec& spec) {
+    rapidjson::Document doc;
+    doc.Parse(json.empty() ? "{}" : json.c_str());
+    std::vector<std::string> reported_already;
+    ConfigProblems ignored(reported_already);
+    return spec.ParseOptions("", doc, ignored);
   }
 
   std::optional<Condition> ReadCondition(const std::string& path, const Value& object) {
@@ -868,22 +672,23 @@ class Builder {
     }
   }
 
-  void ReadTarget(const std::string& path, const Value& object, const KnownProvider& known,
+  void ReadTarget(const std::string& path, const Value& object, const ProviderSpec& spec,
                   RuleAction& action) {
+    const ProviderTraits& known = spec.Traits();
     // A target field of another provider is a likely copy-paste slip.
-    for (const KnownProvider& other : KnownProviders()) {
-      if (other.target_field.empty() || other.target_field == known.target_field) continue;
-      if (object.HasMember(std::string(other.target_field))) {
-        Problem(path + "/" + std::string(other.target_field),
-                std::string(other.target_field) + " is not used by provider '" +
-                    std::string(known.name) + "'" +
+    for (const ProviderSpec* other_spec : catalog_.Specs()) {
+      const std::string_view other = other_spec->Traits().target_field;
+      if (other.empty() || other == known.target_field) continue;
+      if (object.HasMember(std::string(other))) {
+        Problem(path + "/" + std::string(other),
+                std::string(other) + " is not used by provider '" + std::string(known.name) + "'" +
                     (known.target_field.empty()
                          ? std::string(" (it has no target id)")
                          : " (it takes " + std::string(known.target_field) + ")"));
       }
     }
     if (known.target_kind == TargetKind::kFixed) {
-      action.target = "contacts";
+      action.target = known.fixed_target;
       return;
     }
     const std::string field(known.target_field);
@@ -894,16 +699,11 @@ class Builder {
       return;
     }
     switch (known.target_kind) {
-      case TargetKind::kUuid:
-        if (!target->IsString()) return;
-        action.target = Text(*target);
-        if (!IsUuid(action.target)) {
-          Problem(target_path, "'" + action.target + "' is not a UUID (8-4-4-4-12 hex digits)");
-        }
-        return;
       case TargetKind::kString:
         // Type and emptiness are the schema's to report.
-        if (target->IsString()) action.target = Text(*target);
+        if (!target->IsString()) return;
+        action.target = Text(*target);
+        if (!action.target.empty()) spec.CheckTarget(target_path, action.target, sink_);
         return;
       case TargetKind::kInteger:
         // Type and range are the schema's to report.
@@ -922,49 +722,52 @@ class Builder {
     RuleAction action;
     ReadString(&object, "provider", action.provider);
     if (action.provider.empty()) return action;
-    const KnownProvider* known = FindKnownProvider(action.provider);
-    if (known == nullptr) {
+    const ProviderSpec* spec = catalog_.Find(action.provider);
+    if (spec == nullptr) {
       Problem(path + "/provider",
-              "unknown provider '" + action.provider + "' (known: " + KnownProviderNames() + ")");
+              "unknown provider '" + action.provider + "' (known: " + catalog_.Names() + ")");
       return action;
     }
+    const ProviderTraits& known = spec->Traits();
     if (providers.find(action.provider) == providers.end()) {
       Problem(path + "/provider",
               "provider '" + action.provider + "' is not configured under /providers");
     }
-    action.requires_contact = known->requires_contact;
-    action.pass_event_status = known->pass_event_status;
-    action.metadata_from_properties = known->metadata_from_properties;
-    action.action = known->actions.front();
-    ReadTarget(path, object, *known, action);
+    action.requires_contact = known.requires_contact;
+    action.pass_event_status = known.pass_event_status;
+    action.metadata_from_properties = known.metadata_from_properties;
+    action.action = known.actions.front();
+    ReadTarget(path, object, *spec, action);
 
     std::string explicit_options;
     if (const Value* options = Member(&object, "options"); options != nullptr) {
-      explicit_options = CheckOptions(path + "/options", *options, *known);
+      explicit_options = CheckOptions(path + "/options", *options, *spec);
     }
     action.options_json = explicit_options;
     if (const Value* name = Member(&object, "action"); name != nullptr && name->IsString()) {
       if (Text(*name) == kStopOutreach) {
         auto stop = stop_outreach_.find(action.provider);
-        const StopDefault& resolved = stop == stop_outreach_.end() ? known->stop : stop->second;
+        const StopOutreachDefault& resolved =
+            stop == stop_outreach_.end() ? known.stop_outreach : stop->second;
         action.stop_outreach = true;
         action.action = resolved.action;
         action.status = resolved.status;
         action.default_status = resolved.default_status;
         action.options_json = MergeOptions(resolved.options_json, explicit_options);
-      } else if (auto parsed = CheckAction(path + "/action", Text(*name), *known, true)) {
+      } else if (auto parsed = CheckAction(path + "/action", Text(*name), *spec, true)) {
         action.action = *parsed;
       }
     }
+    action.options = ParsedOptions(action.options_json, *spec);
     if (const Value* status = Member(&object, "status"); status != nullptr && status->IsString()) {
       action.status = Text(*status);
-      CheckStatus(path + "/status", *action.status, *known);
+      spec->CheckStatus(path + "/status", *action.status, sink_);
     }
     if (const Value* map = Member(&object, "statusMap"); map != nullptr && map->IsObject()) {
       for (const auto& entry : map->GetObject()) {
         if (!entry.value.IsString()) continue;
-        CheckStatus(path + "/statusMap/" + EscapePointerToken(Text(entry.name)), Text(entry.value),
-                    *known);
+        spec->CheckStatus(path + "/statusMap/" + EscapePointerToken(Text(entry.name)),
+                          Text(entry.value), sink_);
         action.status_map[Text(entry.name)] = Text(entry.value);
       }
     }
@@ -973,9 +776,14 @@ class Builder {
     ReadOptionalString(&object, "externalIdValue", routing_value);
     if (routing_key && routing_value) {
       action.routing = Routing{*routing_key, *routing_value};
-      if (known->name != "replify") {
-        Problem(path + "/externalIdKey", "request-root routing is a Replify feature; provider '" +
-                                             action.provider + "' has none");
+      if (!known.request_routing) {
+        std::string with_routing;
+        for (const ProviderSpec* other : catalog_.Specs()) {
+          if (!other->Traits().request_routing) continue;
+          with_routing += (with_routing.empty() ? "" : ", ") + std::string(other->Traits().name);
+        }
+        Problem(path + "/externalIdKey", "request-root routing is a feature of " + with_routing +
+                                             "; provider '" + action.provider + "' has none");
       }
     }
     ReadBool(&object, "sendExternalId", action.send_external_id);
@@ -1126,11 +934,13 @@ class Builder {
     }
   }
 
+  const ProviderCatalog& catalog_;
   EnvLookup env_;
   std::optional<bool> lenient_;
   std::vector<std::string>& problems_;
+  ConfigProblems sink_;
   // Each configured provider's resolved "stopOutreach", by name.
-  std::map<std::string, StopDefault> stop_outreach_;
+  std::map<std::string, StopOutreachDefault> stop_outreach_;
 };
 
 // SAX pass reporting every member name repeated within one object, at the
@@ -1223,7 +1033,7 @@ std::optional<std::string> ProcessEnv(std::string_view name) {
   return std::string(value);
 }
 
-Config LoadConfigFromString(std::string_view json, EnvLookup env) {
+Config LoadConfigFromString(const ProviderCatalog& catalog, std::string_view json, EnvLookup env) {
   rapidjson::Document doc;
   doc.Parse<rapidjson::kParseDefaultFlags>(json.data(), json.size());
   if (doc.HasParseError()) {
@@ -1241,24 +1051,24 @@ Config LoadConfigFromString(std::string_view json, EnvLookup env) {
   for (const SchemaViolation& violation : ConfigSchema().AllViolations(doc)) {
     problems.push_back((violation.path.empty() ? "/" : violation.path) + ": " + violation.message);
   }
-  Builder builder(env != nullptr ? env : &ProcessEnv, problems);
+  Builder builder(catalog, env != nullptr ? env : &ProcessEnv, problems);
   Config config = builder.Build(doc);
   if (!problems.empty()) throw ConfigError(std::move(problems));
   return config;
 }
 
-Config LoadConfigFromFile(const std::string& path, EnvLookup env) {
+Config LoadConfigFromFile(const ProviderCatalog& catalog, const std::string& path, EnvLookup env) {
   std::string text;
   std::string error;
   if (path == "-") {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (std::cin.bad()) throw ConfigError({"/: cannot read the config from standard input"});
-    return LoadConfigFromString(text, env);
+    return LoadConfigFromString(catalog, text, env);
   }
   if (!ReadFile(path, text, error)) {
     throw ConfigError({"/: cannot read config file '" + path + "': " + error});
   }
-  return LoadConfigFromString(text, env);
+  return LoadConfigFromString(catalog, text, env);
 }
 
 }  // namespace crmsync::mapping

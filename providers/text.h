@@ -34,6 +34,15 @@ std::string PhoneDigits(std::string_view phone);
 // "+15551234567" for "555-123-4567") and at least 7 digits remain.
 bool SamePhoneDigits(std::string_view a, std::string_view b);
 
+// Whether `text` is a UUID in its 8-4-4-4-12 hex-digit form (any case).
+bool IsUuid(std::string_view text);
+
+// `text` with ASCII upper-case letters folded to lower case.
+std::string AsciiLower(std::string_view text);
+
+// `text` without leading and trailing spaces and tabs.
+std::string_view TrimBlanks(std::string_view text);
+
 // Replaces every occurrence of `secret` (an API key) with "[redacted]", should
 // a provider or transport message echo it.
 std::string MaskSecret(std::string text, std::string_view secret);

@@ -10,9 +10,8 @@
 //   "firstNameTag" (default "first_name"), "lastNameTag" (default
 //   "last_name"), "phoneTag" (default "": not sent): the merge tags that
 //   Contact::first_name / last_name / phone are written to; "" disables one.
-// Batch options (Batch::options_json, all optional):
-//   "partialUpdate" (bool, default true), "tags" ([int]: added to every
-//   contact).
+// Batch options: CampaignLarkOptions (campaignlark_spec.h), parsed when the
+// config was loaded.
 //
 // Immutable after construction; BuildRequest and Classify are pure and safe to
 // call from any thread, an Exchange is driven by one thread. Holds the API key,
@@ -29,16 +28,10 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "providers/campaignlark/campaignlark_spec.h"
 #include "providers/provider.h"
 
 namespace crmsync::providers::campaignlark {
-
-// Request-level choices of one batch, from Batch::options_json.
-struct BatchOptions {
-  // Merge into the existing contact (true) or replace it (false).
-  bool partial_update = true;
-  std::vector<int64_t> tags;  // added to every contact of the batch
-};
 
 class CampaignLarkProvider final : public Provider {
  public:
@@ -51,17 +44,14 @@ class CampaignLarkProvider final : public Provider {
   std::string_view Name() const override { return kName; }
   size_t MaxBatch() const override { return max_batch_; }
   // One request per item, all in the first and only round. Items that cannot
-  // be sent (unsupported action, no email, bad options) are rejected without
-  // a request.
+  // be sent (unsupported action, no email) are rejected without a request.
   std::unique_ptr<Exchange> Start(const Batch& batch) override;
 
   // Only kUpsert: CampaignLark's upsert is the one write a sync needs.
   bool Supports(mapping::Action action) const;
-  // The batch's options, or a reason why they are unusable.
-  static std::variant<BatchOptions, std::string> ParseOptions(std::string_view options_json);
   // The request for one contact, or the reject Outcome when it cannot be sent.
   std::variant<HttpRequest, Outcome> BuildRequest(const mapping::Contact& contact,
-                                                  const BatchOptions& options) const;
+                                                  const CampaignLarkOptions& options) const;
   // The Outcome of one contact's request.
   Outcome Classify(const HttpResponse& response) const;
 

@@ -1,19 +1,16 @@
 #include "providers/replify/replify.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
+#include "providers/http_outcome.h"
+#include "providers/json.h"
+#include "providers/replify/replify_spec.h"
 #include "providers/text.h"
 
 namespace crmsync::providers::replify {
 namespace {
-
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Replify's own wire names. They happen to equal mapping::ActionName today,
 // but they are this provider's contract (other providers name actions
@@ -37,27 +34,9 @@ std::string_view ActionWireName(mapping::Action action) {
 
 }  // namespace
 
-bool ReplifyProvider::Supports(mapping::Action action) const {
-  switch (action) {
-    case mapping::Action::kUpsert:
-    case mapping::Action::kUpdateOnly:
-    case mapping::Action::kRemove:
-      return true;
-    case mapping::Action::kAdd:
-    case mapping::Action::kOverwrite:
-    case mapping::Action::kEnroll:
-    case mapping::Action::kUnenroll:
-      return false;
-  }
-  return false;
-}
+bool ReplifyProvider::Supports(mapping::Action action) const { return Spec().Supports(action); }
 
 namespace {
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
 
 void WriteOptional(JsonWriter& writer, std::string_view key,
                    const std::optional<std::string>& value) {
@@ -82,16 +61,6 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   writer.EndObject();
 }
 
-// A non-empty string member, else nullopt. Replify reports absent fields as
-// missing, null or "" alike, and an empty identity never identifies anyone.
-std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
-  const auto it = object.FindMember(name);
-  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
-  }
-  return std::string_view(it->value.GetString(), it->value.GetStringLength());
-}
-
 std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
   if (!value || value->empty()) return std::nullopt;
   return std::string_view(*value);
@@ -110,11 +79,6 @@ std::optional<std::string_view> ErrorText(const rapidjson::Value& object) {
     return StringMember(error->value, "message");
   }
   return std::nullopt;
-}
-
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  if (!response.retry_after) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
 }
 
 // Matches per-item result entries back to batch items. Replify's results
@@ -240,33 +204,11 @@ HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
 
 std::vector<Outcome> ReplifyProvider::Classify(const Batch& batch,
                                                const HttpResponse& response) const {
-  Outcome failure;
-  failure.kind = OutcomeKind::kRetry;
-  failure.http_status = static_cast<int>(response.status);
-  // Every transport failure is retried: the request may or may not have been
-  // applied, and a replay of an idempotent state-set is harmless. A
-  // configuration error is retried too (never lose data); it persists until
-  // someone fixes the config, which the circuit breaker and metrics surface.
-  switch (response.transport) {
-    case Transport::kOk:
-      if (response.status >= 200 && response.status < 300) return ClassifyAccepted(batch, response);
-      return AllItems(batch, ClassifyHttpError(response));
-    case Transport::kTimeout:
-      failure.reason = "replify: request timed out: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kConnectFailed:
-      failure.reason = "replify: connection failed: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kBroken:
-      failure.reason = "replify: connection broken: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kConfigError:
-      failure.reason =
-          "replify: request not sent (configuration): " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
+  if (response.transport != Transport::kOk) {
+    return AllItems(batch, TransportFailure(kName, response, api_key_->Get()));
   }
-  failure.reason = "replify: unknown transport result";
-  return AllItems(batch, failure);
+  if (IsSuccess(response)) return ClassifyAccepted(batch, response);
+  return AllItems(batch, ClassifyHttpError(response));
 }
 
 std::vector<Outcome> ReplifyProvider::AllItems(const Batch& batch, Outcome outcome) const {
@@ -352,7 +294,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
     // loses data, and the circuit breaker stops the hammering.
     outcome.kind = OutcomeKind::kRetry;
     outcome.reason = "replify: authentication failed (HTTP " + status + ") — check the API key";
-  } else if (code == 408 || code == 425 || code == 429 || (code >= 500 && code < 600)) {
+  } else if (IsTransientStatus(code)) {
     outcome.kind = OutcomeKind::kRetry;
     outcome.reason = "replify: HTTP " + status + detail;
     outcome.retry_after = RetryAfter(response);

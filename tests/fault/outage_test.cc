@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
@@ -112,7 +113,8 @@ TEST_F(OutageTest, CircuitOpensOthersFlowAndItRecoversWithoutARestart) {
 
   worker::Metrics metrics;
   worker::Worker worker(
-      mapping::LoadConfigFromString(RoutedByTopic(FanoutConfigJson(settings), whippy_topic, topic),
+      mapping::LoadConfigFromString(providers::Catalog(),
+                                    RoutedByTopic(FanoutConfigJson(settings), whippy_topic, topic),
                                     &TestEnv),
       metrics);
   std::atomic<bool> stop{false};

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
@@ -111,8 +112,9 @@ TEST_F(PoisonTest, EveryBadMessageIsDeadLetteredAndEveryGoodOneDelivered) {
       FanoutConfigFor(Bootstrap(), topic_, group_, *simulator_, dead_letter_topic_);
   settings.budget_time_scale = 0;
   worker::Metrics metrics;
-  worker::Worker worker(mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv),
-                        metrics);
+  worker::Worker worker(
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings), &TestEnv),
+      metrics);
   std::atomic<bool> stop{false};
   std::thread runner([&] { worker.Run(stop); });
   const bool done =

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
@@ -80,7 +81,8 @@ TEST_F(ProviderFaultsTest, FiveHundredsTimeoutsResetsAndThrottlingLoseNothing) {
   settings.worker = R"({"commitIntervalMs": 100,
     "retry": {"initialBackoffMs": 20, "maxBackoffMs": 500, "maxAttempts": 0},
     "metrics": {"listen": "127.0.0.1:0"}})";
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings), &TestEnv);
 
   sim::Knobs knobs = simulator_->GetKnobs();
   knobs.failure_rate = 0.1;

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "sim/whippy_sim.h"
 #include "tests/support/broker_fixture.h"
@@ -55,7 +56,8 @@ class FanoutTest : public BrokerTest {
   mapping::Config Config(bool budgets) { return Load(Settings(budgets)); }
 
   static mapping::Config Load(const FanoutConfig& settings) {
-    return mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv);
+    return mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings),
+                                         &TestEnv);
   }
 
   std::vector<worker::SampleEvent> Produce(size_t events, size_t contacts, uint64_t seed) {

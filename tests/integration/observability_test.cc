@@ -165,7 +165,8 @@ TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
   knobs.throttle_burst = 4;
   simulator_->SetKnobs(knobs);
 
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(Settings()), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(Settings()), &TestEnv);
   worker::Metrics metrics(config.worker.metrics_listen);
   const int port = metrics.Port();
   ASSERT_GT(port, 0);
@@ -319,7 +320,8 @@ TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
 // exist later are absent: per owned partition (lag, committed offset) and per
 // HTTP status code.
 TEST_F(ObservabilityTest, FreshWorkerScrapeHasTheDashboardSeriesAtZero) {
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(Settings()), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(Settings()), &TestEnv);
   worker::Metrics metrics(config.worker.metrics_listen);
   ASSERT_GT(metrics.Port(), 0);
   // What the Worker constructor does too.
@@ -388,7 +390,7 @@ TEST_F(ObservabilityTest, FreshWorkerScrapeHasTheDashboardSeriesAtZero) {
 class RunningWorker {
  public:
   explicit RunningWorker(const std::string& config_json)
-      : config_(mapping::LoadConfigFromString(config_json, &TestEnv)),
+      : config_(mapping::LoadConfigFromString(providers::Catalog(), config_json, &TestEnv)),
         metrics_(config_.worker.metrics_listen),
         worker_(config_, metrics_),
         runner_([this] { worker_.Run(stop_); }) {}

@@ -13,6 +13,7 @@
 #include "mapping/config.h"
 #include "providers/whippy/whippy.h"
 #include "sim/simulator.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::sim {
 namespace {
@@ -432,20 +433,8 @@ class WhippyRoundTrip : public WhippySimTest {
                                           std::vector<mapping::Contact> contacts,
                                           const std::string& options = "",
                                           const std::string& list = kList) {
-    std::vector<mapping::Operation> ops(contacts.size());
-    providers::Batch batch;
-    batch.target = list;
-    batch.action = action;
-    batch.options_json = options;
-    for (size_t i = 0; i < contacts.size(); ++i) {
-      ops[i].provider = "whippy";
-      ops[i].target = list;
-      ops[i].action = action;
-      ops[i].options_json = options;
-      ops[i].contact = std::move(contacts[i]);
-      batch.items.push_back(&ops[i]);
-    }
-    const auto exchange = provider.Start(batch);
+    testing::BatchFixture fixture("whippy", list, std::move(contacts), action, options);
+    const auto exchange = provider.Start(fixture.batch);
     for (auto round = exchange->NextRound(); !round.empty(); round = exchange->NextRound()) {
       for (size_t i = 0; i < round.size(); ++i) exchange->OnResponse(i, Transmit(round[i]));
     }
