@@ -62,6 +62,11 @@ bool SamePhoneDigits(std::string_view a, std::string_view b) {
   return b.size() >= kMinNumber && a.size() - b.size() <= kMaxCountryCode && a.ends_with(b);
 }
 
+std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
+  if (!value || value->empty()) return std::nullopt;
+  return std::string_view(*value);
+}
+
 bool IsUuid(std::string_view text) {
   if (text.size() != 36) return false;
   for (size_t i = 0; i < text.size(); ++i) {

@@ -20,8 +20,7 @@ constexpr std::string_view kEmailMergeTag = "email_address";
 // {"error": {"message": "..."}}; a proxy or gateway in front of it may answer
 // {"message"} or {"error": "..."}, which are read too.
 std::optional<std::string> ErrorText(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  const rapidjson::Document doc = ParseJson(body);
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
   const auto error = doc.FindMember("error");
   if (error != doc.MemberEnd() && error->value.IsObject()) {
@@ -120,8 +119,7 @@ CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config
   if (config.settings_json.empty()) return;
 
   const std::string path = "/providers/" + config.name;
-  rapidjson::Document settings;
-  settings.Parse(config.settings_json.data(), config.settings_json.size());
+  const rapidjson::Document settings = ParseJson(config.settings_json);
   if (settings.HasParseError() || !settings.IsObject()) {
     throw mapping::ConfigError({path + ": provider settings must be a JSON object"});
   }

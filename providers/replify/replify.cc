@@ -50,20 +50,10 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   WriteOptional(writer, "email", contact.email);
   WriteOptional(writer, "phone", contact.phone);
   WriteOptional(writer, "status", contact.status);
-  if (!contact.metadata.empty()) {
-    writer.Key("contactMetadata");
-    writer.StartObject();
-    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
-    writer.EndObject();
-  }
+  if (!contact.metadata.empty()) WriteStringMap(writer, "contactMetadata", contact.metadata);
   WriteOptional(writer, "externalIdKey", contact.external_id_key);
   WriteOptional(writer, "externalIdValue", contact.external_id_value);
   writer.EndObject();
-}
-
-std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
-  if (!value || value->empty()) return std::nullopt;
-  return std::string_view(*value);
 }
 
 // The human text of an error body or error entry. The shape is undocumented,
@@ -225,8 +215,7 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
   // A 2xx means Replify accepted and processed the request; the per-item
   // detail is advisory. If it cannot be read, every item counts as done:
   // retrying would only re-apply a request that was already applied.
-  rapidjson::Document body;
-  body.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document body = ParseJson(response.body);
   if (body.HasParseError() || !body.IsObject()) return outcomes;
 
   ItemMatcher matcher(batch);
@@ -280,8 +269,7 @@ Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
   outcome.http_status = static_cast<int>(response.status);
   const std::string status = std::to_string(response.status);
 
-  rapidjson::Document body;
-  body.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document body = ParseJson(response.body);
   const std::optional<std::string_view> text =
       body.HasParseError() ? std::nullopt : ErrorText(body);
   const std::string detail = text ? ": " + TruncateReason(Scrub(std::string(*text))) : "";

@@ -37,8 +37,7 @@ std::optional<int64_t> IdValue(const rapidjson::Value& value) {
 // "<code>: <detail or title>[ (<first field error>)]". Empty when the body is
 // not a problem document (401 has none).
 std::string ProblemText(const HttpResponse& response) {
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError() || !doc.IsObject()) return "";
   std::string text;
   if (const auto code = StringMember(doc, "code")) text = std::string(*code);
@@ -70,8 +69,7 @@ std::string ProblemText(const HttpResponse& response) {
 }
 
 std::optional<std::string> ProblemCode(const HttpResponse& response) {
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError()) return std::nullopt;
   const auto code = StringMember(doc, "code");
   return code ? std::optional<std::string>(*code) : std::nullopt;
@@ -87,8 +85,7 @@ ReplyIoSettings ParseSettings(std::string_view settings_json, std::string_view p
   ReplyIoSettings settings;
   if (TrimBlanks(settings_json).empty()) return settings;
   const std::string path = "/providers/" + std::string(provider_name);
-  rapidjson::Document doc;
-  doc.Parse(settings_json.data(), settings_json.size());
+  const rapidjson::Document doc = ParseJson(settings_json);
   if (doc.HasParseError() || !doc.IsObject()) {
     throw mapping::ConfigError({path + ": must be a JSON object"});
   }
@@ -422,8 +419,7 @@ void ReplyIoExchange::OnLookup(const Sent& sent, const HttpResponse& response) {
     FinishAll(group, Failure(RequestKind::kLookup, response));
     return;
   }
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   const auto items =
       doc.HasParseError() || !doc.IsObject() ? doc.MemberEnd() : doc.FindMember("items");
   if (doc.HasParseError() || !doc.IsObject() || items == doc.MemberEnd() ||
@@ -484,8 +480,7 @@ void ReplyIoExchange::OnImport(const Sent& sent, const HttpResponse& response) {
     for (const auto& group : sent.groups) FinishAll(group, Failure(RequestKind::kImport, response));
     return;
   }
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   const rapidjson::Value* results = nullptr;
   if (!doc.HasParseError() && doc.IsObject()) {
     const auto it = doc.FindMember("items");
@@ -543,8 +538,7 @@ void ReplyIoExchange::OnWrite(const Sent& sent, const HttpResponse& response) {
   FinishAll(all, Make(OutcomeKind::kDone, "", response.status));
   if (batch_.action != mapping::Action::kEnroll) return;
 
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError() || !doc.IsObject()) return;
   const auto not_processed = doc.FindMember("notProcessed");
   if (not_processed == doc.MemberEnd() || !not_processed->value.IsObject()) return;

@@ -26,11 +26,6 @@ size_t Utf8Length(std::string_view text) {
   }));
 }
 
-std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
-  if (!value || value->empty()) return std::nullopt;
-  return std::string_view(*value);
-}
-
 std::optional<std::string_view> Field(const mapping::Contact& contact, const std::string& name) {
   const auto it = contact.fields.find(name);
   if (it == contact.fields.end() || it->second.empty()) return std::nullopt;
@@ -141,12 +136,7 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   }
   if (birth_date_open) writer.EndObject();
 
-  if (!contact.metadata.empty()) {
-    writer.Key("properties");
-    writer.StartObject();
-    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
-    writer.EndObject();
-  }
+  if (!contact.metadata.empty()) WriteStringMap(writer, "properties", contact.metadata);
   writer.EndObject();
 }
 
@@ -361,8 +351,7 @@ class WhippyExchange final : public Exchange {
     done.http_status = static_cast<int>(response.status);
     RequestResult result{std::nullopt, std::vector<Outcome>(chunk.size(), done)};
 
-    rapidjson::Document body;
-    body.Parse(response.body.data(), response.body.size());
+    const rapidjson::Document body = ParseJson(response.body);
     if (body.HasParseError() || !body.IsObject()) return result;
     const rapidjson::Value* errors = ArrayMember(body, "errors");
     if (errors == nullptr) {
@@ -443,8 +432,7 @@ class WhippyExchange final : public Exchange {
     outcome.http_status = static_cast<int>(response.status);
     const std::string status = std::to_string(response.status);
 
-    rapidjson::Document body;
-    body.Parse(response.body.data(), response.body.size());
+    const rapidjson::Document body = ParseJson(response.body);
     const std::optional<std::string> text = ErrorText(body);
     const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
 
@@ -492,8 +480,7 @@ class WhippyExchange final : public Exchange {
 std::string ListMethodSetting(const mapping::ProviderConfig& config) {
   const std::string path = "/providers/" + config.name + "/listMethod";
   if (config.settings_json.empty()) return "PUT";
-  rapidjson::Document settings;
-  settings.Parse(config.settings_json.data(), config.settings_json.size());
+  const rapidjson::Document settings = ParseJson(config.settings_json);
   if (settings.HasParseError() || !settings.IsObject()) {
     throw mapping::ConfigError({"/providers/" + config.name + ": settings must be a JSON object"});
   }

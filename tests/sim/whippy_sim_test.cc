@@ -477,7 +477,7 @@ TEST_F(WhippyRoundTrip, AddOutcomesMatchSimulatorState) {
   no_phone.email = "nophone@example.com";
 
   const auto outcomes = Deliver(provider, mapping::Action::kAdd, {ava, no_phone, Person("2")},
-                                std::string(R"({"opt_in_to":[")") + kChannel + R"("]})");
+                                std::string(R"({"opt_in_to":[{"id":")") + kChannel + R"("}]})");
   ASSERT_EQ(outcomes.size(), 3u);
   EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kDone);
   EXPECT_EQ(outcomes[0].http_status, 200);
