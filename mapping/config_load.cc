@@ -40,25 +40,6 @@ std::string Join(const std::vector<std::string>& lines) {
   return out;
 }
 
-// Whole file into `out`; on failure `error` says why (strerror).
-bool ReadFile(const std::string& path, std::string& out, std::string& error) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-  if (!file) {
-    error = std::strerror(errno);
-    return false;
-  }
-  out.clear();
-  char buffer[8192];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) out.append(buffer, n);
-  if (std::ferror(file.get())) {
-    error = std::strerror(errno);
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string ConfigReader::Serialize(const rapidjson::Value& value) {
@@ -90,9 +71,7 @@ void ConfigReader::Problem(const std::string& path, const std::string& message) 
 }
 
 const rapidjson::Value* ConfigReader::Member(const rapidjson::Value* object, const char* name) {
-  if (object == nullptr || !object->IsObject()) return nullptr;
-  auto it = object->FindMember(name);
-  return it == object->MemberEnd() ? nullptr : &it->value;
+  return FindMember(object, name);
 }
 
 std::string ConfigReader::Text(const rapidjson::Value& value) {
@@ -296,7 +275,7 @@ Config LoadConfigFromFile(const ProviderCatalog& catalog, const std::string& pat
     if (std::cin.bad()) throw ConfigError({"/: cannot read the config from standard input"});
     return LoadConfigFromString(catalog, text, env);
   }
-  if (!ReadFile(path, text, error)) {
+  if (!ReadWholeFile(path, text, error)) {
     throw ConfigError({"/: cannot read config file '" + path + "': " + error});
   }
   return LoadConfigFromString(catalog, text, env);

@@ -54,4 +54,10 @@ Outcome MakeOutcome(OutcomeKind kind, std::string reason, long http_status) {
   return outcome;
 }
 
+Outcome RetryLater(std::string reason, const HttpResponse& response) {
+  Outcome outcome = MakeOutcome(OutcomeKind::kRetry, std::move(reason), response.status);
+  outcome.retry_after = RetryAfter(response);
+  return outcome;
+}
+
 }  // namespace crmsync::providers

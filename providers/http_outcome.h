@@ -36,4 +36,7 @@ Outcome TransportFailure(std::string_view label, const HttpResponse& response,
 // A retry or reject Outcome with its reason and HTTP status.
 Outcome MakeOutcome(OutcomeKind kind, std::string reason, long http_status = 0);
 
+// A retry of an HTTP answer: its status, and its Retry-After if it had one.
+Outcome RetryLater(std::string reason, const HttpResponse& response);
+
 }  // namespace crmsync::providers

@@ -36,11 +36,8 @@ Outcome Reject(std::string reason, int http_status = 0) {
   return MakeOutcome(OutcomeKind::kReject, std::move(reason), http_status);
 }
 
-Outcome Retry(std::string reason, int http_status,
-              std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
-  Outcome outcome = MakeOutcome(OutcomeKind::kRetry, std::move(reason), http_status);
-  outcome.retry_after = retry_after;
-  return outcome;
+Outcome Retry(std::string reason, int http_status) {
+  return MakeOutcome(OutcomeKind::kRetry, std::move(reason), http_status);
 }
 
 // A merge-tag setting: absent keeps the default, "" disables it.
@@ -262,12 +259,12 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
         status);
   }
   if (IsTransientStatus(status)) {
-    return Retry("campaignlark: HTTP " + code + detail, status, RetryAfter(response));
+    return RetryLater("campaignlark: HTTP " + code + detail, response);
   }
   if (status >= 400 && status < 500) return Reject("campaignlark: HTTP " + code + detail, status);
   // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing says
   // the contact is bad, so keep it.
-  return Retry("campaignlark: unexpected HTTP " + code + detail, status, RetryAfter(response));
+  return RetryLater("campaignlark: unexpected HTTP " + code + detail, response);
 }
 
 std::string CampaignLarkProvider::Scrub(std::string text) const {

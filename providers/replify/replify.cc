@@ -265,41 +265,32 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
 }
 
 Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
-  Outcome outcome;
-  outcome.http_status = static_cast<int>(response.status);
-  const std::string status = std::to_string(response.status);
-
+  const long code = response.status;
+  const std::string status = std::to_string(code);
   const rapidjson::Document body = ParseJson(response.body);
   const std::optional<std::string_view> text =
       body.HasParseError() ? std::nullopt : ErrorText(body);
   const std::string detail = text ? ": " + TruncateReason(Scrub(std::string(*text))) : "";
 
-  const long code = response.status;
   if (code == 401 || code == 403) {
     // A rotated key file is looked at again before the next request.
     api_key_->Invalidate();
     // A configuration problem, not a property of the items: retrying never
     // loses data, and the circuit breaker stops the hammering.
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: authentication failed (HTTP " + status + ") — check the API key";
-  } else if (IsTransientStatus(code)) {
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: HTTP " + status + detail;
-    outcome.retry_after = RetryAfter(response);
-  } else if (code == 404) {
-    outcome.kind = OutcomeKind::kReject;
-    outcome.reason = "replify: campaign not found (HTTP 404)";
-  } else if (code >= 400 && code < 500) {
-    outcome.kind = OutcomeKind::kReject;
-    outcome.reason = "replify: HTTP " + status + detail;
-  } else {
-    // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
-    // says the items are bad, so keep them.
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: unexpected HTTP " + status + detail;
-    outcome.retry_after = RetryAfter(response);
+    return MakeOutcome(OutcomeKind::kRetry,
+                       "replify: authentication failed (HTTP " + status + ") — check the API key",
+                       code);
   }
-  return outcome;
+  if (IsTransientStatus(code)) return RetryLater("replify: HTTP " + status + detail, response);
+  if (code == 404) {
+    return MakeOutcome(OutcomeKind::kReject, "replify: campaign not found (HTTP 404)", code);
+  }
+  if (code >= 400 && code < 500) {
+    return MakeOutcome(OutcomeKind::kReject, "replify: HTTP " + status + detail, code);
+  }
+  // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing says
+  // the items are bad, so keep them.
+  return RetryLater("replify: unexpected HTTP " + status + detail, response);
 }
 
 std::string ReplifyProvider::Scrub(std::string text) const {

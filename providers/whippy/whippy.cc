@@ -428,44 +428,40 @@ class WhippyExchange final : public Exchange {
   }
 
   Outcome HttpError(const HttpResponse& response) const {
-    Outcome outcome;
-    outcome.http_status = static_cast<int>(response.status);
-    const std::string status = std::to_string(response.status);
-
-    const rapidjson::Document body = ParseJson(response.body);
-    const std::optional<std::string> text = ErrorText(body);
-    const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
-
     const long code = response.status;
+    const std::string status = std::to_string(code);
+    const std::optional<std::string> text = ErrorText(ParseJson(response.body));
+    const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
+    const std::string with_detail = detail.empty() ? "" : ": " + detail;
+
     if (code == 401 || code == 403) {
       provider_.InvalidateApiKey();
       // A configuration problem, not a property of the contacts: retrying
       // never loses data, and the circuit breaker stops the hammering.
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: authentication failed (HTTP " + status + ") — check the API key";
-    } else if (code == 404 || code == 405) {
+      return MakeOutcome(OutcomeKind::kRetry,
+                         "whippy: authentication failed (HTTP " + status + ") — check the API key",
+                         code);
+    }
+    if (code == 404 || code == 405) {
       // The method is inferred, so a wrong one is the likeliest cause; a
       // missing list is the other. Neither heals by retrying.
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason = "whippy: list endpoint not found with method " + provider_.ListMethod() +
-                       " (HTTP " + status + (detail.empty() ? "" : ": " + detail) +
-                       ") — check providers.whippy.listMethod and the list id";
-    } else if (IsTransientStatus(code)) {
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: HTTP " + status + (detail.empty() ? "" : ": " + detail);
-      outcome.retry_after = RetryAfter(response);
-    } else if (code >= 400 && code < 500) {
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason =
-          "whippy: HTTP " + status + ": " + (detail.empty() ? "no error description" : detail);
-    } else {
-      // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
-      // says the contacts are bad, so keep them.
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: unexpected HTTP " + status + (detail.empty() ? "" : ": " + detail);
-      outcome.retry_after = RetryAfter(response);
+      return MakeOutcome(OutcomeKind::kReject,
+                         "whippy: list endpoint not found with method " + provider_.ListMethod() +
+                             " (HTTP " + status + with_detail +
+                             ") — check providers.whippy.listMethod and the list id",
+                         code);
     }
-    return outcome;
+    if (IsTransientStatus(code))
+      return RetryLater("whippy: HTTP " + status + with_detail, response);
+    if (code >= 400 && code < 500) {
+      return MakeOutcome(
+          OutcomeKind::kReject,
+          "whippy: HTTP " + status + ": " + (detail.empty() ? "no error description" : detail),
+          code);
+    }
+    // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
+    // says the contacts are bad, so keep them.
+    return RetryLater("whippy: unexpected HTTP " + status + with_detail, response);
   }
 
   const WhippyProvider& provider_;
