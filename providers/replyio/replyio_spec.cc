@@ -2,7 +2,9 @@
 
 #include <chrono>
 
+#include "providers/json.h"
 #include "providers/replyio/replyio.h"
+#include "providers/text.h"
 
 namespace crmsync::providers::replyio {
 namespace {
@@ -52,6 +54,40 @@ class ReplyIoSpec final : public ProviderSpec {
 };
 
 }  // namespace
+
+ReplyIoSettings ParseSettings(std::string_view settings_json, std::string_view provider_name) {
+  ReplyIoSettings settings;
+  if (TrimBlanks(settings_json).empty()) return settings;
+  const std::string path = "/providers/" + std::string(provider_name);
+  const rapidjson::Document doc = ParseJson(settings_json);
+  if (doc.HasParseError() || !doc.IsObject()) {
+    throw mapping::ConfigError({path + ": must be a JSON object"});
+  }
+  std::vector<std::string> problems;
+  if (const auto it = doc.FindMember("createMissingContacts"); it != doc.MemberEnd()) {
+    if (it->value.IsBool()) {
+      settings.create_missing_contacts = it->value.GetBool();
+    } else {
+      problems.push_back(path + "/createMissingContacts: must be a boolean");
+    }
+  }
+  if (const auto it = doc.FindMember("idCacheSize"); it != doc.MemberEnd()) {
+    if (it->value.IsUint64()) {
+      settings.id_cache_size = static_cast<size_t>(it->value.GetUint64());
+    } else {
+      problems.push_back(path + "/idCacheSize: must be an integer >= 0");
+    }
+  }
+  if (const auto it = doc.FindMember("lookupCondition"); it != doc.MemberEnd()) {
+    if (it->value.IsString() && it->value.GetStringLength() > 0) {
+      settings.lookup_condition.assign(it->value.GetString(), it->value.GetStringLength());
+    } else {
+      problems.push_back(path + "/lookupCondition: must be a non-empty string");
+    }
+  }
+  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
+  return settings;
+}
 
 const ProviderSpec& Spec() {
   static const ReplyIoSpec kSpec;

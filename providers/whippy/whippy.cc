@@ -473,23 +473,6 @@ class WhippyExchange final : public Exchange {
   std::vector<Outcome> outcomes_;
 };
 
-std::string ListMethodSetting(const mapping::ProviderConfig& config) {
-  const std::string path = "/providers/" + config.name + "/listMethod";
-  if (config.settings_json.empty()) return "PUT";
-  const rapidjson::Document settings = ParseJson(config.settings_json);
-  if (settings.HasParseError() || !settings.IsObject()) {
-    throw mapping::ConfigError({"/providers/" + config.name + ": settings must be a JSON object"});
-  }
-  const auto it = settings.FindMember("listMethod");
-  if (it == settings.MemberEnd()) return "PUT";
-  std::string method = it->value.IsString() ? it->value.GetString() : "";
-  for (char& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (method != "PUT" && method != "POST" && method != "PATCH") {
-    throw mapping::ConfigError({path + ": must be one of PUT, POST, PATCH"});
-  }
-  return method;
-}
-
 }  // namespace
 
 WhippyProvider::WhippyProvider(const mapping::ProviderConfig& config)

@@ -1,7 +1,9 @@
 #include "providers/whippy/whippy_spec.h"
 
+#include <cctype>
 #include <chrono>
 
+#include "providers/json.h"
 #include "providers/whippy/whippy.h"
 
 namespace crmsync::providers::whippy {
@@ -80,6 +82,23 @@ class WhippySpec final : public ProviderSpec {
 };
 
 }  // namespace
+
+std::string ListMethodSetting(const mapping::ProviderConfig& config) {
+  const std::string path = "/providers/" + config.name + "/listMethod";
+  if (config.settings_json.empty()) return "PUT";
+  const rapidjson::Document settings = ParseJson(config.settings_json);
+  if (settings.HasParseError() || !settings.IsObject()) {
+    throw mapping::ConfigError({"/providers/" + config.name + ": settings must be a JSON object"});
+  }
+  const auto it = settings.FindMember("listMethod");
+  if (it == settings.MemberEnd()) return "PUT";
+  std::string method = it->value.IsString() ? it->value.GetString() : "";
+  for (char& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (method != "PUT" && method != "POST" && method != "PATCH") {
+    throw mapping::ConfigError({path + ": must be one of PUT, POST, PATCH"});
+  }
+  return method;
+}
 
 const ProviderSpec& Spec() {
   static const WhippySpec kSpec;

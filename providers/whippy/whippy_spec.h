@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "mapping/config.h"
 #include "mapping/provider_options.h"
 #include "providers/spec.h"
 
@@ -25,6 +26,12 @@ struct WhippyOptions final : mapping::ProviderOptions {
   std::vector<OptIn> opt_in_to;                // 1..1000 entries, or none
   std::optional<bool> opt_in_to_all_channels;  // absent: Whippy's default (true)
 };
+
+// The "listMethod" setting of a Whippy config entry, upper-cased: the HTTP
+// method of the list endpoint, which Whippy's reference page does not show
+// (inferred default "PUT"; "POST" or "PATCH" accepted, any case). Throws
+// mapping::ConfigError naming /providers/<name>/listMethod otherwise.
+std::string ListMethodSetting(const mapping::ProviderConfig& config);
 
 const ProviderSpec& Spec();
 

@@ -19,6 +19,7 @@
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -35,9 +36,7 @@ constexpr double kTimeScale = 60;
 std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey); }
 
 std::unique_ptr<sim::Simulator> StartSimulator() {
-  sim::Simulator::Options options;
-  options.api_keys = {
-      {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+  sim::Simulator::Options options = AllProvidersOptions(kKey);
   options.knobs.rate_limit_time_scale = kTimeScale;
   options.threads = 32;
   auto simulator = std::make_unique<sim::Simulator>(options);

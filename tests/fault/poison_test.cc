@@ -17,6 +17,7 @@
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -62,26 +63,15 @@ std::string Malformed(const std::string& key, size_t n) {
   }
 }
 
-class PoisonTest : public BrokerTest {
+class PoisonTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     // Rate limits are not what this test is about: none on either side.
     options.knobs.enforce_rate_limits = false;
     options.threads = 32;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
   }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 TEST_F(PoisonTest, EveryBadMessageIsDeadLetteredAndEveryGoodOneDelivered) {

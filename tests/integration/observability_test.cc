@@ -24,6 +24,7 @@
 #include "sim/whippy_sim.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "tests/support/worker_process.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/test_broker.h"
@@ -110,19 +111,13 @@ std::string Label(const std::string& name, const std::string& value) {
   return name + "=\"" + value + "\"";
 }
 
-class ObservabilityTest : public BrokerTest {
+class ObservabilityTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     options.knobs.rate_limit_time_scale = 60;
     options.threads = 32;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
     // The Whippy list refuses every write for good: rejected operations.
     auto* whippy = dynamic_cast<sim::WhippySim*>(simulator_->Provider("whippy"));
     ASSERT_NE(whippy, nullptr);
@@ -148,11 +143,6 @@ class ObservabilityTest : public BrokerTest {
   }
 
   bool FullyCommitted() { return testing::FullyCommitted(Bootstrap(), group_, topic_); }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
@@ -435,10 +425,7 @@ TEST(ObservabilityBrokerTest, NotReadyWhileNoBrokerIsReachable) {
   // A broker of its own: this test takes it down.
   kafka::TestBroker broker;
   broker.CreateTopic("crm.outage", 2);
-  sim::Simulator::Options options;
-  options.api_keys = {
-      {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
-  sim::Simulator simulator(options);
+  sim::Simulator simulator(AllProvidersOptions(kKey));
   simulator.Start();
   FanoutConfig settings =
       FanoutConfigFor(broker.BootstrapServers(), "crm.outage", "observability-outage", simulator);
