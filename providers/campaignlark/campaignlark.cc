@@ -12,10 +12,6 @@
 namespace crmsync::providers::campaignlark {
 namespace {
 
-// The top-level email_address is the contact's identity; CampaignLark ignores
-// a fields.email_address, so sending one would only suggest it mattered.
-constexpr std::string_view kEmailMergeTag = "email_address";
-
 // The message of an error body. CampaignLark documents
 // {"error": {"message": "..."}}; a proxy or gateway in front of it may answer
 // {"message"} or {"error": "..."}, which are read too.
@@ -38,21 +34,6 @@ Outcome Reject(std::string reason, int http_status = 0) {
 
 Outcome Retry(std::string reason, int http_status) {
   return MakeOutcome(OutcomeKind::kRetry, std::move(reason), http_status);
-}
-
-// A merge-tag setting: absent keeps the default, "" disables it.
-void ReadTagSetting(const rapidjson::Document& settings, const char* name, const std::string& path,
-                    std::string& out, std::vector<std::string>& problems) {
-  const auto it = settings.FindMember(name);
-  if (it == settings.MemberEnd()) return;
-  if (!it->value.IsString()) {
-    problems.push_back(path + "/" + name + ": must be a string (a merge tag, or \"\" to disable)");
-    return;
-  }
-  out.assign(it->value.GetString(), it->value.GetStringLength());
-  if (out == kEmailMergeTag) {
-    problems.push_back(path + "/" + name + ": email_address cannot be written through fields");
-  }
 }
 
 // One contact per request, so the exchange is one round of independent
@@ -111,26 +92,9 @@ class UpsertExchange final : public Exchange {
 CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config)
     : base_url_(config.base_url),
       api_key_(mapping::ApiKeySource(config)),
-      max_batch_(config.max_batch) {
+      max_batch_(config.max_batch),
+      settings_(ParseSettings(config)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-  if (config.settings_json.empty()) return;
-
-  const std::string path = "/providers/" + config.name;
-  const rapidjson::Document settings = ParseJson(config.settings_json);
-  if (settings.HasParseError() || !settings.IsObject()) {
-    throw mapping::ConfigError({path + ": provider settings must be a JSON object"});
-  }
-  std::vector<std::string> problems;
-  // The CRM's first and last name land in CampaignLark's conventional
-  // first_name/last_name merge tags (the documentation's own sample uses them); a
-  // workspace with other tags renames them, and "" leaves the names out, since
-  // an unknown merge tag makes CampaignLark reject the whole contact.
-  ReadTagSetting(settings, "firstNameTag", path, first_name_tag_, problems);
-  ReadTagSetting(settings, "lastNameTag", path, last_name_tag_, problems);
-  // Not every workspace has a phone field, so the phone is only sent when a
-  // merge tag for it is configured.
-  ReadTagSetting(settings, "phoneTag", path, phone_tag_, problems);
-  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
 }
 
 std::unique_ptr<Exchange> CampaignLarkProvider::Start(const Batch& batch) {
@@ -157,9 +121,9 @@ std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
     if (tag != kEmailMergeTag) fields.emplace(tag, value);
   }
   const std::pair<const std::string*, const std::optional<std::string>*> named[] = {
-      {&first_name_tag_, &contact.first_name},
-      {&last_name_tag_, &contact.last_name},
-      {&phone_tag_, &contact.phone},
+      {&settings_.first_name_tag, &contact.first_name},
+      {&settings_.last_name_tag, &contact.last_name},
+      {&settings_.phone_tag, &contact.phone},
   };
   for (const auto& [tag, value] : named) {
     if (!tag->empty() && value->has_value()) fields.emplace(*tag, **value);

@@ -6,12 +6,9 @@
 // target resource: the workspace is the key's (the mapping's target is
 // "contacts" and is not sent).
 //
-// Settings read from ProviderConfig::settings_json (all optional):
-//   "firstNameTag" (default "first_name"), "lastNameTag" (default
-//   "last_name"), "phoneTag" (default "": not sent): the merge tags that
-//   Contact::first_name / last_name / phone are written to; "" disables one.
-// Batch options: CampaignLarkOptions (campaignlark_spec.h), parsed when the
-// config was loaded.
+// Settings: CampaignLarkSettings (campaignlark_spec.h: the merge tags of the
+// first and last name and the phone). Batch options: CampaignLarkOptions,
+// parsed when the config was loaded.
 //
 // Immutable after construction; BuildRequest and Classify are pure and safe to
 // call from any thread, an Exchange is driven by one thread. Holds the API key,
@@ -55,9 +52,9 @@ class CampaignLarkProvider final : public Provider {
   // The Outcome of one contact's request.
   Outcome Classify(const HttpResponse& response) const;
 
-  const std::string& first_name_tag() const { return first_name_tag_; }
-  const std::string& last_name_tag() const { return last_name_tag_; }
-  const std::string& phone_tag() const { return phone_tag_; }
+  const std::string& first_name_tag() const { return settings_.first_name_tag; }
+  const std::string& last_name_tag() const { return settings_.last_name_tag; }
+  const std::string& phone_tag() const { return settings_.phone_tag; }
 
  private:
   Outcome ClassifyHttpError(const HttpResponse& response) const;
@@ -68,9 +65,7 @@ class CampaignLarkProvider final : public Provider {
   // Follows a rotated key file; Get() on every request.
   std::shared_ptr<const mapping::SecretSource> api_key_;
   size_t max_batch_;
-  std::string first_name_tag_ = "first_name";
-  std::string last_name_tag_ = "last_name";
-  std::string phone_tag_;
+  CampaignLarkSettings settings_;
 };
 
 }  // namespace crmsync::providers::campaignlark

@@ -5,12 +5,28 @@
 #include <string_view>
 
 #include "providers/campaignlark/campaignlark.h"
+#include "providers/json.h"
 
 namespace crmsync::providers::campaignlark {
 namespace {
 
 constexpr std::string_view kStatuses[] = {"SUBSCRIBED", "UNSUBSCRIBED", "UNCONFIRMED", "CLEANED",
                                           "COMPLAINED"};
+
+// A merge-tag setting: absent keeps the default, "" disables it.
+void ReadTagSetting(const rapidjson::Document& settings, const char* name, const std::string& path,
+                    std::string& out, std::vector<std::string>& problems) {
+  const auto it = settings.FindMember(name);
+  if (it == settings.MemberEnd()) return;
+  if (!it->value.IsString()) {
+    problems.push_back(path + "/" + name + ": must be a string (a merge tag, or \"\" to disable)");
+    return;
+  }
+  out.assign(it->value.GetString(), it->value.GetStringLength());
+  if (out == kEmailMergeTag) {
+    problems.push_back(path + "/" + name + ": email_address cannot be written through fields");
+  }
+}
 
 class CampaignLarkSpec final : public ProviderSpec {
  public:
@@ -69,6 +85,29 @@ class CampaignLarkSpec final : public ProviderSpec {
 };
 
 }  // namespace
+
+CampaignLarkSettings ParseSettings(const mapping::ProviderConfig& config) {
+  CampaignLarkSettings out;
+  if (config.settings_json.empty()) return out;
+
+  const std::string path = "/providers/" + config.name;
+  const rapidjson::Document settings = ParseJson(config.settings_json);
+  if (settings.HasParseError() || !settings.IsObject()) {
+    throw mapping::ConfigError({path + ": provider settings must be a JSON object"});
+  }
+  std::vector<std::string> problems;
+  // The CRM's first and last name land in CampaignLark's conventional
+  // first_name/last_name merge tags (the documentation's own sample uses them); a
+  // workspace with other tags renames them, and "" leaves the names out, since
+  // an unknown merge tag makes CampaignLark reject the whole contact.
+  ReadTagSetting(settings, "firstNameTag", path, out.first_name_tag, problems);
+  ReadTagSetting(settings, "lastNameTag", path, out.last_name_tag, problems);
+  // Not every workspace has a phone field, so the phone is only sent when a
+  // merge tag for it is configured.
+  ReadTagSetting(settings, "phoneTag", path, out.phone_tag, problems);
+  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
+  return out;
+}
 
 const ProviderSpec& Spec() {
   static const CampaignLarkSpec kSpec;

@@ -5,8 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
+#include "mapping/config.h"
 #include "mapping/provider_options.h"
 #include "providers/spec.h"
 
@@ -26,6 +29,23 @@ struct CampaignLarkOptions final : mapping::ProviderOptions {
 
   bool UpsertReplacesRecord() const override { return !partial_update; }
 };
+
+// The top-level email_address is the contact's identity; CampaignLark ignores
+// a fields.email_address, so sending one would only suggest it mattered.
+inline constexpr std::string_view kEmailMergeTag = "email_address";
+
+// Settings of a CampaignLark config entry (all optional): the merge tags
+// that Contact::first_name / last_name / phone are written to; "" disables
+// one.
+struct CampaignLarkSettings {
+  std::string first_name_tag = "first_name";  // "firstNameTag"
+  std::string last_name_tag = "last_name";    // "lastNameTag"
+  std::string phone_tag;                      // "phoneTag"; default: not sent
+};
+
+// The settings from config.settings_json; throws mapping::ConfigError naming
+// /providers/<name>/<setting> for a malformed one.
+CampaignLarkSettings ParseSettings(const mapping::ProviderConfig& config);
 
 const ProviderSpec& Spec();
 
