@@ -18,6 +18,7 @@
 #include "mapping/decode.h"
 #include "mapping/decode_internal.h"
 #include "mapping/rules.h"
+#include "providers/registry.h"
 
 namespace {
 
@@ -25,7 +26,8 @@ std::optional<std::string> FuzzEnv(std::string_view) { return std::string("fuzz-
 
 const crmsync::mapping::Config& FuzzConfig() {
   static const crmsync::mapping::Config config = crmsync::mapping::LoadConfigFromString(
-      crmsync::schemas::EmbeddedFile("examples/crmsync.json"), &FuzzEnv);
+      crmsync::providers::Catalog(), crmsync::schemas::EmbeddedFile("examples/crmsync.json"),
+      &FuzzEnv);
   return config;
 }
 

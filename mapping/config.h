@@ -21,6 +21,8 @@
 
 namespace crmsync::mapping {
 
+class ProviderCatalog;  // mapping/provider_spec.h
+
 class ConfigError : public std::runtime_error {
  public:
   // Each problem is "<json path>: <what is wrong>".
@@ -104,11 +106,11 @@ struct ProviderConfig {
   RetryConfig retry;
   CircuitBreakerConfig circuit_breaker;
   // Proactive request budgets, all of which must allow a request. Unset: the
-  // provider's documented limits (providers::DocumentedRateLimits); empty:
+  // provider's documented limits (its spec in providers/<name>/); empty:
   // unlimited.
   std::optional<std::vector<RateLimit>> rate_limits;
   // The provider's whole config object as JSON text, for provider-specific
-  // settings (e.g. Whippy's listMethod) that its factory reads.
+  // settings (e.g. Whippy's listMethod) that its constructor reads.
   std::string settings_json;
 };
 
@@ -152,9 +154,12 @@ std::optional<std::string> ProcessEnv(std::string_view name);
 // or a fixed source holding config.api_key.
 std::shared_ptr<const SecretSource> ApiKeySource(const ProviderConfig& config);
 
-// Parses, validates (schema + semantic checks such as UUID campaign ids and
-// rules referring to configured providers) and resolves a config document.
-Config LoadConfigFromString(std::string_view json, EnvLookup env = ProcessEnv);
-Config LoadConfigFromFile(const std::string& path, EnvLookup env = ProcessEnv);
+// Parses, validates (schema + semantic checks such as rules referring to
+// configured providers, and each provider's own checks through its spec in
+// `catalog`) and resolves a config document. `path` "-" reads standard input.
+Config LoadConfigFromString(const ProviderCatalog& catalog, std::string_view json,
+                            EnvLookup env = ProcessEnv);
+Config LoadConfigFromFile(const ProviderCatalog& catalog, const std::string& path,
+                          EnvLookup env = ProcessEnv);
 
 }  // namespace crmsync::mapping

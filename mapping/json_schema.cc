@@ -332,6 +332,10 @@ void MakeShallow(rapidjson::Value& schema) {
 
 }  // namespace
 
+const rapidjson::Value* FindMember(const rapidjson::Value* object, const char* name) {
+  return Member(object, name);
+}
+
 std::string EscapePointerToken(std::string_view token) {
   std::string out;
   out.reserve(token.size());

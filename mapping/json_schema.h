@@ -63,4 +63,8 @@ std::string NumberText(const rapidjson::Value& number);
 // Escapes one JSON pointer token ('~' -> "~0", '/' -> "~1").
 std::string EscapePointerToken(std::string_view token);
 
+// The member `name` of `object`, or nullptr when it is absent or `object` is
+// null or no object.
+const rapidjson::Value* FindMember(const rapidjson::Value* object, const char* name);
+
 }  // namespace crmsync::mapping

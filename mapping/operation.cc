@@ -45,6 +45,12 @@ std::optional<Action> ParseAction(std::string_view name) {
   return std::nullopt;
 }
 
+bool Operation::operator==(const Operation& other) const {
+  return provider == other.provider && target == other.target && action == other.action &&
+         routing == other.routing && options_json == other.options_json &&
+         contact_key == other.contact_key && contact == other.contact;
+}
+
 std::string Operation::BatchKey() const {
   std::string key;
   const size_t routing_size =

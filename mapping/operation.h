@@ -7,10 +7,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "mapping/provider_options.h"
 
 namespace crmsync::mapping {
 
@@ -73,6 +76,10 @@ struct Operation {
   // opt_in_to, Reply.io startStepId), equal for every operation of a rule
   // action; "" when none.
   std::string options_json;
+  // options_json as the provider's spec parsed it at config load, shared by
+  // every operation of the rule action; null when built without a spec
+  // (the provider's defaults apply).
+  std::shared_ptr<const ProviderOptions> options;
   // Per-contact ordering identity: "<externalIdKey>:<externalIdValue>".
   std::string contact_key;
   Contact contact;
@@ -82,7 +89,8 @@ struct Operation {
   // separately).
   std::string BatchKey() const;
 
-  bool operator==(const Operation&) const = default;
+  // `options` is not compared: it is options_json parsed.
+  bool operator==(const Operation& other) const;
 };
 
 // The operation as one JSON object (for dry-run output, logs without PII

@@ -296,6 +296,7 @@ MapResult Map(const CrmEvent& event, const Rules& rules) {
                                             .action = action.action,
                                             .routing = action.routing,
                                             .options_json = action.options_json,
+                                            .options = action.options,
                                             .contact_key = event.ContactKey(),
                                             .contact = std::move(*contact)});
     }

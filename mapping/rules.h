@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -113,6 +114,8 @@ struct RuleAction {
   std::vector<int64_t> tags;  // constant Contact::tags (CampaignLark tag ids)
   // Request-level options (Operation::options_json); "" when none.
   std::string options_json;
+  // options_json parsed by the provider's spec (Operation::options).
+  std::shared_ptr<const ProviderOptions> options;
   ContactRequirement requires_contact = ContactRequirement::kNone;
 };
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mapping/operation.h"
+#include "mapping/provider_options.h"
 
 namespace crmsync::providers {
 
@@ -68,7 +69,9 @@ struct Batch {
   std::string target;
   mapping::Action action = mapping::Action::kUpsert;
   std::optional<mapping::Routing> routing;
-  std::string options_json;                      // see mapping::Operation
+  // The request options, parsed when the config was loaded (see
+  // mapping::Operation); null: the provider's defaults.
+  std::shared_ptr<const mapping::ProviderOptions> options;
   std::vector<const mapping::Operation*> items;  // not owned; outlive the call
 };
 

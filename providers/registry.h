@@ -1,5 +1,6 @@
-// The explicit list of every provider crmsync knows (no static
-// self-registration: static libraries would silently drop it).
+// The explicit list of every provider crmsync knows, as their specs (no
+// static self-registration: static libraries would silently drop it). A
+// provider's facts live in providers/<name>/; this list only names them.
 #pragma once
 
 #include <memory>
@@ -7,23 +8,28 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "mapping/provider_spec.h"
 #include "providers/provider.h"
+#include "providers/spec.h"
 
 namespace crmsync::providers {
+
+// Every provider's spec, in the order error messages list them.
+const std::vector<const ProviderSpec*>& Specs();
+
+// The same specs as the config loader takes them:
+// mapping::LoadConfigFromFile(providers::Catalog(), path).
+const mapping::ProviderCatalog& Catalog();
+
+// nullptr for a name no provider has.
+const ProviderSpec* FindSpec(std::string_view name);
 
 // Names accepted in the config's "providers" object.
 const std::vector<std::string_view>& KnownProviders();
 
-// The request limits a provider documents publicly, the default budget
-// the worker sends at; empty where none is documented.
+// The provider's documented request limits (ProviderSpec::DocumentedRateLimits);
+// empty for an unknown name.
 std::vector<mapping::RateLimit> DocumentedRateLimits(std::string_view provider);
-
-// Whether an upsert of `provider` with request options `options_json`
-// replaces the provider's whole record instead of patching it, so that a
-// later such upsert supersedes an earlier one rather than merging into it:
-// CampaignLark with "partialUpdate": false (fields, tags and status are all
-// replaced, an omitted status becomes SUBSCRIBED).
-bool UpsertReplacesRecord(std::string_view provider, std::string_view options_json);
 
 // Builds the provider named config.name; throws mapping::ConfigError for an
 // unknown name.

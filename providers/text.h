@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,18 @@ std::string PhoneDigits(std::string_view phone);
 // other with a country code of 1 to 3 digits in front (a provider answering
 // "+15551234567" for "555-123-4567") and at least 7 digits remain.
 bool SamePhoneDigits(std::string_view a, std::string_view b);
+
+// The value unless it is absent or empty.
+std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value);
+
+// Whether `text` is a UUID in its 8-4-4-4-12 hex-digit form (any case).
+bool IsUuid(std::string_view text);
+
+// `text` with ASCII upper-case letters folded to lower case.
+std::string AsciiLower(std::string_view text);
+
+// `text` without leading and trailing spaces and tabs.
+std::string_view TrimBlanks(std::string_view text);
 
 // Replaces every occurrence of `secret` (an API key) with "[redacted]", should
 // a provider or transport message echo it.

@@ -23,17 +23,18 @@ fi
 # pointer-overflow stays recoverable so that fuzz/ubsan.supp can silence a
 # known RapidJSON 1.1 report; everything else aborts.
 sanitizers="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer"
-# The mapping library and the embedded schemas, instrumented for coverage.
+# The mapping and provider libraries and the embedded schemas, instrumented for coverage.
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitizers -fsanitize=fuzzer-no-link" > "$build.configure.log" 2>&1 \
   || { cat "$build.configure.log"; exit 1; }
-cmake --build "$build" -j"$jobs" --target crmsync_mapping crmsync_schemas > "$build.build.log" 2>&1 \
+cmake --build "$build" -j"$jobs" --target crmsync_providers crmsync_mapping crmsync_schemas > "$build.build.log" 2>&1 \
   || { cat "$build.build.log"; exit 1; }
 clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRING=1 -DRAPIDJSON_SSE2=1 \
   -I"$root" -I"$build/schemas/crmsync_schemas_gen" \
   "$root/fuzz/decode_map_fuzzer.cc" \
-  "$build/mapping/libcrmsync_mapping.a" "$build/schemas/libcrmsync_schemas.a" \
+  "$build/providers/libcrmsync_providers.a" "$build/mapping/libcrmsync_mapping.a" \
+  "$build/schemas/libcrmsync_schemas.a" \
   $(pkg-config --libs rdkafka) \
   -o "$build/decode_map_fuzzer"
 

@@ -15,8 +15,6 @@
 namespace crmsync::sim {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
 // The documentation's exact messages.
 constexpr char kEmailRequired[] = "Email address is required for upsert operation.";
 constexpr char kStatusInvalid[] = "The status you provided is not valid.";
@@ -31,11 +29,6 @@ constexpr std::string_view kEmailMergeTag = "email_address";
 // one workspace.
 constexpr int kRequestsPerSecond = 100;
 
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
 // {"error": {"message": message}}: CampaignLark's error body.
 SimReply ErrorReply(int status, std::string_view message) {
   rapidjson::StringBuffer buffer;
@@ -49,46 +42,8 @@ SimReply ErrorReply(int status, std::string_view message) {
   return SimReply{status, std::string(buffer.GetString(), buffer.GetSize())};
 }
 
-SimReply RefusalReply(Refusal refusal, const Knobs& knobs) {
-  switch (refusal) {
-    case Refusal::kUnauthorized:
-      return ErrorReply(401, "Unauthorized");
-    case Refusal::kInjected500:
-      return ErrorReply(500, "Internal Server Error");
-    case Refusal::kInjected503:
-      return ErrorReply(503, "Service Unavailable");
-    case Refusal::kThrottled: {
-      // Unlike its documented rate limit, an injected burst (a gateway in
-      // front of the API) sends a Retry-After.
-      SimReply reply = ErrorReply(429, "Too many requests");
-      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
-      return reply;
-    }
-    case Refusal::kTimedOut:
-      return ErrorReply(504, "Gateway Timeout");
-  }
-  return ErrorReply(500, "Internal Server Error");
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 // The token of "Authorization: Bearer <token>" (the scheme is
 // case-insensitive, RFC 7235); "" when there is none.
-std::string BearerToken(const httplib::Request& req) {
-  const std::string header = req.get_header_value("Authorization");
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size() || Lower(header.substr(0, kScheme.size())) != kScheme) {
-    return "";
-  }
-  size_t start = kScheme.size();
-  while (start < header.size() && header[start] == ' ') ++start;
-  return header.substr(start);
-}
-
 std::string Now() {
   const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm utc{};
@@ -278,7 +233,9 @@ void CampaignLarkSim::Register(httplib::Server& server, SimHost& host) {
 
 std::optional<SimReply> CampaignLarkSim::RefuseLocked(const httplib::Request& req) {
   if (auto refused = host_->AdmitLocked(kName, BearerToken(req))) {
-    return RefusalReply(*refused, host_->KnobsLocked());
+    // Unlike its documented rate limit, an injected burst (a gateway in
+    // front of the API) sends a Retry-After.
+    return RefusalReply(*refused, host_->KnobsLocked(), &ErrorReply, RefusalTexts{});
   }
   // The key names the workspace whose allow-list applies, so the key is
   // checked first.
@@ -298,7 +255,7 @@ SimReply CampaignLarkSim::UpsertLocked(const CampaignLarkUpsert& input) {
     if (FindField(tag) == nullptr) return ErrorReply(400, kUnknownMergeTag + tag);
   }
 
-  const std::string key = Lower(input.email);
+  const std::string key = AsciiLower(input.email);
   const auto existing = contacts_.find(key);
   const bool merge = existing != contacts_.end() && input.partial_update;
 
@@ -355,7 +312,7 @@ SimReply CampaignLarkSim::UpsertLocked(const CampaignLarkUpsert& input) {
 
 SimReply CampaignLarkSim::ByEmailLocked(std::string_view email) const {
   if (email.empty()) return ErrorReply(400, "The email query parameter is required.");
-  const auto it = contacts_.find(Lower(email));
+  const auto it = contacts_.find(AsciiLower(email));
   if (it == contacts_.end()) return ErrorReply(404, "Contact not found");
   return ContactReply(it->second);
 }
@@ -488,7 +445,7 @@ void CampaignLarkSim::SetIpAllowed(bool allowed) {
 
 std::optional<CampaignLarkContact> CampaignLarkSim::Contact(std::string_view email) const {
   std::lock_guard lock(host_->Mutex());
-  const auto it = contacts_.find(Lower(email));
+  const auto it = contacts_.find(AsciiLower(email));
   if (it == contacts_.end()) return std::nullopt;
   return it->second.contact;
 }

@@ -38,6 +38,23 @@ struct SimReply {
 // A JSON body {"message": message} with that status.
 SimReply MessageReply(int status, std::string_view message);
 
+// Writes `reply` into `res`: status, Retry-After, body (JSON unless the
+// reply says otherwise).
+void SendReply(httplib::Response& res, const SimReply& reply);
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+void WriteKey(JsonWriter& writer, std::string_view key);
+// "key": "value".
+void WriteString(JsonWriter& writer, std::string_view key, std::string_view value);
+
+// `text` with ASCII letters in lower case.
+std::string AsciiLower(std::string_view text);
+// Whether `id` is a UUID in its 8-4-4-4-12 hex-digit form.
+bool IsUuid(std::string_view id);
+// The token of "Authorization: Bearer <token>" (the scheme is
+// case-insensitive, RFC 7235); "" when there is none.
+std::string BearerToken(const httplib::Request& req);
+
 // Why the host refuses a request before the provider sees it.
 enum class Refusal {
   kUnauthorized,  // missing or wrong API key
@@ -46,6 +63,21 @@ enum class Refusal {
   kThrottled,  // a throttle burst: 429 with Retry-After (knobs)
   kTimedOut,   // timeout injection: 504, sent only after the knobs' hang
 };
+
+// What a provider's refusals say, in its own spelling.
+struct RefusalTexts {
+  std::string_view unauthorized = "Unauthorized";
+  std::string_view internal_error = "Internal Server Error";
+  std::string_view unavailable = "Service Unavailable";
+  std::string_view throttled = "Too many requests";
+  std::string_view timed_out = "Gateway Timeout";
+};
+
+// A refusal as the provider answers it: `error_reply(status, text)` is the
+// provider's own error body; a throttle burst carries the knobs' Retry-After.
+SimReply RefusalReply(Refusal refusal, const Knobs& knobs,
+                      SimReply (*error_reply)(int status, std::string_view text),
+                      const RefusalTexts& texts);
 
 class SimHost {
  public:

@@ -8,13 +8,6 @@
 namespace crmsync::sim {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
 void WriteOptional(JsonWriter& writer, std::string_view key,
                    const std::optional<std::string>& value) {
   writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
@@ -23,21 +16,6 @@ void WriteOptional(JsonWriter& writer, std::string_view key,
   } else {
     writer.Null();
   }
-}
-
-bool IsUuid(std::string_view id) {
-  if (id.size() != 36) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? id[i] != '-' : std::isxdigit(static_cast<unsigned char>(id[i])) == 0) return false;
-  }
-  return true;
-}
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // Reads an optional string field; null counts as absent. False when the field
@@ -123,7 +101,7 @@ std::string Identity(const ReplifyContact& contact) {
 // with one is not added to a campaign it is not in.
 bool StopsOutreach(const std::optional<std::string>& status) {
   if (!status) return false;
-  const std::string lower = Lower(*status);
+  const std::string lower = AsciiLower(*status);
   return lower == "completed" || lower == "disqualified";
 }
 
@@ -132,7 +110,7 @@ bool StopsOutreach(const std::optional<std::string>& status) {
 std::optional<std::string> Normalize(ReplifyContactInput& input) {
   std::optional<std::string> problem;
   if (input.email) {
-    input.email = Lower(*input.email);
+    input.email = AsciiLower(*input.email);
     if (input.email->find('@') == std::string::npos) problem = "invalid email";
   }
   if (input.phone) {

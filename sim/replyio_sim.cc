@@ -12,7 +12,6 @@
 namespace crmsync::sim {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 using std::chrono::hours;
 using std::chrono::minutes;
 
@@ -22,21 +21,6 @@ constexpr char kProblemJson[] = "application/problem+json";
 constexpr size_t kMaxBulkIds = 1000;
 constexpr int64_t kDefaultTop = 25;
 constexpr int64_t kMaxTop = 1000;
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-void WriteKey(JsonWriter& writer, std::string_view key) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-}
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  WriteKey(writer, key);
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
 
 std::optional<int64_t> ParseId(std::string_view text) {
   int64_t value = 0;
@@ -118,15 +102,6 @@ void Send(httplib::Response& res, const SimReply& reply) {
   res.set_content(reply.body, reply.content_type.c_str());
 }
 
-std::string BearerToken(const httplib::Request& req) {
-  const std::string header = req.get_header_value("Authorization");
-  constexpr std::string_view kScheme = "bearer ";
-  if (header.size() <= kScheme.size() || Lower(header.substr(0, kScheme.size())) != kScheme) {
-    return "";
-  }
-  return header.substr(kScheme.size());
-}
-
 }  // namespace
 
 struct ReplyIoSim::State {
@@ -149,7 +124,7 @@ struct ReplyIoSim::State {
   std::map<std::string, Limiters> limiters;  // by API key
 
   int64_t Create(const std::string& email) {
-    const std::string key = Lower(email);
+    const std::string key = AsciiLower(email);
     if (const auto it = by_email.find(key); it != by_email.end()) return it->second;
     ReplyIoContact contact;
     contact.id = next_id++;
@@ -255,8 +230,8 @@ SimReply ReplyIoSim::State::Filter(const rapidjson::Document& body, const httpli
       }
       if (!errors.empty()) continue;
       parsed.property = Text(rule["property"]);
-      const std::string condition = Lower(Text(rule["condition"]));
-      parsed.value = Lower(Text(rule["value"]));
+      const std::string condition = AsciiLower(Text(rule["condition"]));
+      parsed.value = AsciiLower(Text(rule["value"]));
       if (parsed.property != "email" && parsed.property != "firstName" &&
           parsed.property != "lastName" && parsed.property != "phone") {
         errors.push_back({at + "/property", "unknown property '" + parsed.property + "'"});
@@ -285,10 +260,10 @@ SimReply ReplyIoSim::State::Filter(const rapidjson::Document& body, const httpli
   std::vector<const ReplyIoContact*> matches;
   for (const auto& [id, contact] : contacts) {
     const bool match = std::all_of(rules.begin(), rules.end(), [&](const Rule& rule) {
-      const std::string field = Lower(rule.property == "email"       ? contact.email
-                                      : rule.property == "firstName" ? contact.first_name
-                                      : rule.property == "lastName"  ? contact.last_name
-                                                                     : contact.phone);
+      const std::string field = AsciiLower(rule.property == "email"       ? contact.email
+                                           : rule.property == "firstName" ? contact.first_name
+                                           : rule.property == "lastName"  ? contact.last_name
+                                                                          : contact.phone);
       return rule.contains ? field.find(rule.value) != std::string::npos : field == rule.value;
     });
     if (match) matches.push_back(&contact);
@@ -358,7 +333,7 @@ SimReply ReplyIoSim::State::Import(const rapidjson::Document& body) {
       ++failed;
       continue;
     }
-    const auto existing = by_email.find(Lower(address));
+    const auto existing = by_email.find(AsciiLower(address));
     if (existing != by_email.end() && !overwrite) {
       result(existing->second, "skipped", std::nullopt);
       ++skipped;
@@ -705,7 +680,7 @@ void ReplyIoSim::DeleteContact(int64_t contact_id) {
   std::lock_guard lock(host_->Mutex());
   const auto it = state_->contacts.find(contact_id);
   if (it == state_->contacts.end()) return;
-  state_->by_email.erase(Lower(it->second.email));
+  state_->by_email.erase(AsciiLower(it->second.email));
   state_->contacts.erase(it);
   for (auto& [id, sequence] : state_->sequences) state_->Unenroll(sequence, contact_id);
 }

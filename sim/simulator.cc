@@ -70,33 +70,6 @@ std::string UrlHost(const std::string& host) {
   return host;
 }
 
-void Send(httplib::Response& res, const SimReply& reply) {
-  res.status = reply.status;
-  if (reply.retry_after_seconds) {
-    res.set_header("Retry-After", std::to_string(*reply.retry_after_seconds));
-  }
-  res.set_content(reply.body, reply.content_type.empty() ? kJson : reply.content_type.c_str());
-}
-
-SimReply ReplifyRefusal(Refusal refusal, const Knobs& knobs) {
-  switch (refusal) {
-    case Refusal::kUnauthorized:
-      return MessageReply(401, "Unauthorized");
-    case Refusal::kInjected500:
-      return MessageReply(500, "Internal Server Error");
-    case Refusal::kInjected503:
-      return MessageReply(503, "Service Unavailable");
-    case Refusal::kThrottled: {
-      SimReply reply = MessageReply(429, "Too Many Requests");
-      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
-      return reply;
-    }
-    case Refusal::kTimedOut:
-      return MessageReply(504, "Gateway Timeout");
-  }
-  return MessageReply(500, "Internal Server Error");
-}
-
 }  // namespace
 
 struct Simulator::Impl final : SimHost {
@@ -163,7 +136,8 @@ void Simulator::Impl::Route() {
                 {
                   std::lock_guard lock(mutex);
                   if (auto refused = AdmitLocked("replify", req.get_header_value("x-api-key"))) {
-                    reply = ReplifyRefusal(*refused, knobs);
+                    reply = RefusalReply(*refused, knobs, &MessageReply,
+                                         {.throttled = "Too Many Requests"});
                   } else if (auto* invalid = std::get_if<SimReply>(&parsed)) {
                     reply = std::move(*invalid);
                   } else {
@@ -171,7 +145,7 @@ void Simulator::Impl::Route() {
                         replify.Apply(std::get<ReplifyRequest>(parsed), knobs.normalize_identities);
                   }
                 }
-                Send(res, reply);
+                SendReply(res, reply);
               });
 
   for (auto& sim : sims) sim->Register(server, *this);
@@ -227,19 +201,19 @@ void Simulator::Impl::Route() {
     res.set_content(RequestLogJsonLocked(), kJson);
   });
   server.Post("/_sim/knobs", [this](const httplib::Request& req, httplib::Response& res) {
-    Send(res, UpdateKnobs(req.body));
+    SendReply(res, UpdateKnobs(req.body));
   });
   server.Post("/_sim/reset", [this](const httplib::Request&, httplib::Response& res) {
     {
       std::lock_guard lock(mutex);
       ResetLocked();
     }
-    Send(res, MessageReply(200, "reset"));
+    SendReply(res, MessageReply(200, "reset"));
   });
 
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (res.body.empty() && !res.has_header("WWW-Authenticate")) {
-      Send(res, MessageReply(res.status, res.status == 404 ? "Not Found" : "Error"));
+      SendReply(res, MessageReply(res.status, res.status == 404 ? "Not Found" : "Error"));
     }
   });
   server.set_exception_handler(
@@ -251,7 +225,7 @@ void Simulator::Impl::Route() {
           what = e.what();
         } catch (...) {
         }
-        Send(res, MessageReply(500, "simulator error: " + what));
+        SendReply(res, MessageReply(500, "simulator error: " + what));
       });
 }
 

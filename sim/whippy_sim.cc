@@ -31,17 +31,14 @@ struct WhippySim::Request {
 
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 using Request = WhippySim::Request;
 
 constexpr size_t kMaxContacts = 4000;
 constexpr size_t kMaxOptInTo = 1000;
 constexpr size_t kMaxTextLength = 255;
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
+constexpr RefusalTexts kRefusalTexts{.internal_error = "Internal server error",
+                                     .unavailable = "Service unavailable",
+                                     .timed_out = "Gateway timeout"};
 
 // Whippy's error body: {"errors": [{"description": ...}], "status": N}.
 SimReply ErrorReply(int status, std::string_view description) {
@@ -58,34 +55,6 @@ SimReply ErrorReply(int status, std::string_view description) {
   writer.Int(status);
   writer.EndObject();
   return SimReply{status, std::string(buffer.GetString(), buffer.GetSize())};
-}
-
-SimReply RefusalReply(Refusal refusal, const Knobs& knobs) {
-  switch (refusal) {
-    case Refusal::kUnauthorized:
-      return ErrorReply(401, "Unauthorized");
-    case Refusal::kInjected500:
-      return ErrorReply(500, "Internal server error");
-    case Refusal::kInjected503:
-      return ErrorReply(503, "Service unavailable");
-    case Refusal::kThrottled: {
-      SimReply reply = ErrorReply(429, "Too many requests");
-      reply.retry_after_seconds = knobs.throttle_retry_after_seconds;
-      return reply;
-    }
-    case Refusal::kTimedOut:
-      return ErrorReply(504, "Gateway timeout");
-  }
-  return ErrorReply(500, "Internal server error");
-}
-
-void Send(httplib::Response& res, const SimReply& reply) {
-  res.status = reply.status;
-  if (reply.retry_after_seconds) {
-    res.set_header("Retry-After", std::to_string(*reply.retry_after_seconds));
-  }
-  res.set_content(reply.body,
-                  reply.content_type.empty() ? "application/json" : reply.content_type.c_str());
 }
 
 // Whippy's limits count characters, not bytes.
@@ -305,8 +274,8 @@ void WhippySim::Register(httplib::Server& server, SimHost& host) {
   const std::string list_contacts =
       std::string(kWhippyPathPrefix) + R"(/contacts/lists/([^/]+)/contacts)";
   const auto handler = [this](const httplib::Request& req, httplib::Response& res) {
-    Send(res,
-         Handle(req.method, req.matches[1].str(), req.get_header_value("X-WHIPPY-KEY"), req.body));
+    SendReply(res, Handle(req.method, req.matches[1].str(), req.get_header_value("X-WHIPPY-KEY"),
+                          req.body));
   };
   // All three are routed so that a method other than the configured one gets
   // Whippy's 405 instead of the simulator's generic 404.
@@ -320,8 +289,8 @@ void WhippySim::Register(httplib::Server& server, SimHost& host) {
     const bool valid = !document.HasParseError() && document.IsObject() &&
                        document.HasMember("listMethod") && document["listMethod"].IsString() &&
                        SetListMethod(document["listMethod"].GetString());
-    Send(res, valid ? MessageReply(200, "listMethod is " + ListMethod())
-                    : MessageReply(400, "expected {\"listMethod\": \"PUT|POST|PATCH\"}"));
+    SendReply(res, valid ? MessageReply(200, "listMethod is " + ListMethod())
+                         : MessageReply(400, "expected {\"listMethod\": \"PUT|POST|PATCH\"}"));
   });
   server.Post(R"(/_sim/whippy/lists/([^/]+))",
               [this](const httplib::Request& req, httplib::Response& res) {
@@ -329,11 +298,11 @@ void WhippySim::Register(httplib::Server& server, SimHost& host) {
                 document.Parse(req.body.data(), req.body.size());
                 if (document.HasParseError() || !document.IsObject() ||
                     !document.HasMember("active") || !document["active"].IsBool()) {
-                  Send(res, MessageReply(400, "expected {\"active\": true|false}"));
+                  SendReply(res, MessageReply(400, "expected {\"active\": true|false}"));
                   return;
                 }
                 SetListActive(req.matches[1].str(), document["active"].GetBool());
-                Send(res, MessageReply(200, "ok"));
+                SendReply(res, MessageReply(200, "ok"));
               });
 }
 
@@ -348,7 +317,7 @@ SimReply WhippySim::Handle(const std::string& method, const std::string& list_id
     return ErrorReply(405, "method " + method + " is not allowed on this route");
   }
   if (auto refused = host_->AdmitLocked("whippy", api_key)) {
-    return RefusalReply(*refused, host_->KnobsLocked());
+    return RefusalReply(*refused, host_->KnobsLocked(), &ErrorReply, kRefusalTexts);
   }
   const Knobs& knobs = host_->KnobsLocked();
   if (knobs.enforce_rate_limits) {

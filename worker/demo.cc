@@ -153,8 +153,8 @@ int RunDemo(const DemoOptions& options) {
   sim::Simulator simulator(sim_options);
   simulator.Start();
 
-  mapping::Config config =
-      mapping::LoadConfigFromString(schemas::EmbeddedFile("examples/crmsync.json"), &DemoEnv);
+  mapping::Config config = mapping::LoadConfigFromString(
+      providers::Catalog(), schemas::EmbeddedFile("examples/crmsync.json"), &DemoEnv);
   config.kafka.bootstrap_servers = bootstrap;
   config.kafka.topics = {topic};
   for (auto& [name, provider] : config.providers) {

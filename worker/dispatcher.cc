@@ -65,7 +65,7 @@ bool Dispatcher::Merge(Item& into, Item& next) {
     if (a.action == mapping::Action::kOverwrite) return false;
     a = std::move(b);
   } else if (a.action == mapping::Action::kUpsert && b.action == mapping::Action::kUpsert &&
-             providers::UpsertReplacesRecord(a.provider, a.options_json)) {
+             a.options != nullptr && a.options->UpsertReplacesRecord()) {
     // A full replace (CampaignLark without partial update) leaves exactly
     // what the later upsert says, whatever came before: merging fields
     // would keep ones it wipes.
@@ -157,7 +157,7 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
     queue.provider = op.provider;
     queue.target = op.target;
     queue.routing = op.routing;
-    queue.options_json = op.options_json;
+    queue.options = op.options;
     queue.lane_key = op.provider + '\x1f' + op.target;
   }
   Lane& lane = lanes_[queue.lane_key];
@@ -228,7 +228,7 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
   batch.batch.target = queue.target;
   batch.batch.action = *action;
   batch.batch.routing = queue.routing;
-  batch.batch.options_json = queue.options_json;
+  batch.batch.options = queue.options;
   return batch;
 }
 

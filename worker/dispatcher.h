@@ -217,7 +217,7 @@ class Dispatcher {
     std::string provider;
     std::string target;
     std::optional<mapping::Routing> routing;
-    std::string options_json;
+    std::shared_ptr<const mapping::ProviderOptions> options;
     std::string lane_key;
     // Contacts whose front operation may go in this queue, by its seq.
     std::map<uint64_t, std::string> ready;

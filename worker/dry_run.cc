@@ -143,7 +143,7 @@ class Printer {
         batch.target = op.target;
         batch.action = op.action;
         batch.routing = op.routing;
-        batch.options_json = op.options_json;
+        batch.options = op.options;
         batches.emplace_back(key, std::move(batch));
         it = std::prev(batches.end());
       }
@@ -277,8 +277,8 @@ std::optional<std::string> EnvOrPlaceholder(std::string_view name) {
 int DryRunText(const std::string& config_json, const std::string& input,
                const DryRunOptions& options, std::ostream& out, std::ostream& err) {
   try {
-    return Run(mapping::LoadConfigFromString(config_json, &EnvOrPlaceholder), input, options, out,
-               err);
+    return Run(mapping::LoadConfigFromString(providers::Catalog(), config_json, &EnvOrPlaceholder),
+               input, options, out, err);
   } catch (const mapping::ConfigError& e) {
     err << "invalid configuration:\n" << e.what() << '\n';
     return 2;
@@ -287,7 +287,8 @@ int DryRunText(const std::string& config_json, const std::string& input,
 
 int RunDryRun(const DryRunOptions& options, std::ostream& out, std::ostream& err) {
   try {
-    mapping::Config config = mapping::LoadConfigFromFile(options.config_path, &EnvOrPlaceholder);
+    mapping::Config config =
+        mapping::LoadConfigFromFile(providers::Catalog(), options.config_path, &EnvOrPlaceholder);
     std::string input;
     if (!ReadAll(options.input, input)) {
       err << "crmsync dry-run: cannot read '" << options.input << "'\n";

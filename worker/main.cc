@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "worker/demo.h"
 #include "worker/dry_run.h"
 #include "worker/logging.h"
@@ -38,7 +39,8 @@ void InstallSignalHandlers() {
 }
 
 int Run(const std::string& config_path) {
-  crmsync::mapping::Config config = crmsync::mapping::LoadConfigFromFile(config_path);
+  crmsync::mapping::Config config =
+      crmsync::mapping::LoadConfigFromFile(crmsync::providers::Catalog(), config_path);
   crmsync::worker::Metrics metrics(config.worker.metrics_listen);
   // Every known series at zero from the first scrape.
   metrics.Initialize(config);
@@ -53,9 +55,9 @@ int Run(const std::string& config_path) {
 // Secrets are usually absent where configs are checked (CI, a laptop), so
 // unset key variables are only resolved with --with-secrets.
 int CheckConfig(const std::string& config_path, bool with_secrets) {
-  crmsync::mapping::LoadConfigFromFile(config_path, with_secrets
-                                                        ? &crmsync::mapping::ProcessEnv
-                                                        : &crmsync::worker::EnvOrPlaceholder);
+  crmsync::mapping::LoadConfigFromFile(
+      crmsync::providers::Catalog(), config_path,
+      with_secrets ? &crmsync::mapping::ProcessEnv : &crmsync::worker::EnvOrPlaceholder);
   std::printf("%s: ok\n", config_path.c_str());
   return 0;
 }

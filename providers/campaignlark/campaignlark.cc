@@ -1,45 +1,22 @@
 #include "providers/campaignlark/campaignlark.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
 #include <map>
 #include <optional>
 #include <utility>
 
+#include "providers/http_outcome.h"
+#include "providers/json.h"
 #include "providers/text.h"
 
 namespace crmsync::providers::campaignlark {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
-// The top-level email_address is the contact's identity; CampaignLark ignores
-// a fields.email_address, so sending one would only suggest it mattered.
-constexpr std::string_view kEmailMergeTag = "email_address";
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
-  if (!object.IsObject()) return std::nullopt;
-  const auto it = object.FindMember(name);
-  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
-  }
-  return std::string_view(it->value.GetString(), it->value.GetStringLength());
-}
-
 // The message of an error body. CampaignLark documents
 // {"error": {"message": "..."}}; a proxy or gateway in front of it may answer
 // {"message"} or {"error": "..."}, which are read too.
 std::optional<std::string> ErrorText(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  const rapidjson::Document doc = ParseJson(body);
   if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
   const auto error = doc.FindMember("error");
   if (error != doc.MemberEnd() && error->value.IsObject()) {
@@ -51,42 +28,12 @@ std::optional<std::string> ErrorText(const std::string& body) {
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  if (!response.retry_after) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
-}
-
 Outcome Reject(std::string reason, int http_status = 0) {
-  Outcome outcome;
-  outcome.kind = OutcomeKind::kReject;
-  outcome.reason = std::move(reason);
-  outcome.http_status = http_status;
-  return outcome;
+  return MakeOutcome(OutcomeKind::kReject, std::move(reason), http_status);
 }
 
-Outcome Retry(std::string reason, int http_status,
-              std::optional<std::chrono::milliseconds> retry_after = std::nullopt) {
-  Outcome outcome;
-  outcome.kind = OutcomeKind::kRetry;
-  outcome.reason = std::move(reason);
-  outcome.http_status = http_status;
-  outcome.retry_after = retry_after;
-  return outcome;
-}
-
-// A merge-tag setting: absent keeps the default, "" disables it.
-void ReadTagSetting(const rapidjson::Document& settings, const char* name, const std::string& path,
-                    std::string& out, std::vector<std::string>& problems) {
-  const auto it = settings.FindMember(name);
-  if (it == settings.MemberEnd()) return;
-  if (!it->value.IsString()) {
-    problems.push_back(path + "/" + name + ": must be a string (a merge tag, or \"\" to disable)");
-    return;
-  }
-  out.assign(it->value.GetString(), it->value.GetStringLength());
-  if (out == kEmailMergeTag) {
-    problems.push_back(path + "/" + name + ": email_address cannot be written through fields");
-  }
+Outcome Retry(std::string reason, int http_status) {
+  return MakeOutcome(OutcomeKind::kRetry, std::move(reason), http_status);
 }
 
 // One contact per request, so the exchange is one round of independent
@@ -104,14 +51,7 @@ class UpsertExchange final : public Exchange {
                 std::string(mapping::ActionName(batch_.action)) + "'");
       return {};
     }
-    auto options = provider_.ParseOptions(batch_.options_json);
-    if (auto* problem = std::get_if<std::string>(&options)) {
-      // The options are baked into each operation by the rules, so a retry
-      // would send the same bad options forever: these items cannot succeed.
-      RejectAll("campaignlark: invalid batch options: " + *problem);
-      return {};
-    }
-    const BatchOptions& batch_options = std::get<BatchOptions>(options);
+    const CampaignLarkOptions& batch_options = OptionsOf<CampaignLarkOptions>(batch_);
     std::vector<HttpRequest> round;
     round.reserve(batch_.items.size());
     for (size_t i = 0; i < batch_.items.size(); ++i) {
@@ -152,27 +92,9 @@ class UpsertExchange final : public Exchange {
 CampaignLarkProvider::CampaignLarkProvider(const mapping::ProviderConfig& config)
     : base_url_(config.base_url),
       api_key_(mapping::ApiKeySource(config)),
-      max_batch_(config.max_batch) {
+      max_batch_(config.max_batch),
+      settings_(ParseSettings(config)) {
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
-  if (config.settings_json.empty()) return;
-
-  const std::string path = "/providers/" + config.name;
-  rapidjson::Document settings;
-  settings.Parse(config.settings_json.data(), config.settings_json.size());
-  if (settings.HasParseError() || !settings.IsObject()) {
-    throw mapping::ConfigError({path + ": provider settings must be a JSON object"});
-  }
-  std::vector<std::string> problems;
-  // The CRM's first and last name land in CampaignLark's conventional
-  // first_name/last_name merge tags (the documentation's own sample uses them); a
-  // workspace with other tags renames them, and "" leaves the names out, since
-  // an unknown merge tag makes CampaignLark reject the whole contact.
-  ReadTagSetting(settings, "firstNameTag", path, first_name_tag_, problems);
-  ReadTagSetting(settings, "lastNameTag", path, last_name_tag_, problems);
-  // Not every workspace has a phone field, so the phone is only sent when a
-  // merge tag for it is configured.
-  ReadTagSetting(settings, "phoneTag", path, phone_tag_, problems);
-  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
 }
 
 std::unique_ptr<Exchange> CampaignLarkProvider::Start(const Batch& batch) {
@@ -180,51 +102,11 @@ std::unique_ptr<Exchange> CampaignLarkProvider::Start(const Batch& batch) {
 }
 
 bool CampaignLarkProvider::Supports(mapping::Action action) const {
-  switch (action) {
-    case mapping::Action::kUpsert:
-      return true;
-    case mapping::Action::kUpdateOnly:
-    case mapping::Action::kRemove:
-    case mapping::Action::kAdd:
-    case mapping::Action::kOverwrite:
-    case mapping::Action::kEnroll:
-    case mapping::Action::kUnenroll:
-      return false;
-  }
-  return false;
-}
-
-std::variant<BatchOptions, std::string> CampaignLarkProvider::ParseOptions(
-    std::string_view options_json) {
-  BatchOptions options;
-  if (options_json.empty()) return options;
-  rapidjson::Document doc;
-  doc.Parse(options_json.data(), options_json.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::string("not a JSON object");
-
-  // A CRM change event carries the fields that changed, not the whole record:
-  // a full replace (partial_update false, CampaignLark's default) would wipe
-  // every field and tag the event does not mention and resubscribe a contact
-  // whose status it omits. Merging is what a sync means, so it is the default
-  // here, and a rule asks for replacement explicitly.
-  const auto partial = doc.FindMember("partialUpdate");
-  if (partial != doc.MemberEnd()) {
-    if (!partial->value.IsBool()) return std::string("partialUpdate must be a boolean");
-    options.partial_update = partial->value.GetBool();
-  }
-  const auto tags = doc.FindMember("tags");
-  if (tags != doc.MemberEnd()) {
-    if (!tags->value.IsArray()) return std::string("tags must be an array of tag ids");
-    for (const auto& tag : tags->value.GetArray()) {
-      if (!tag.IsInt64()) return std::string("tags must be an array of integer tag ids");
-      options.tags.push_back(tag.GetInt64());
-    }
-  }
-  return options;
+  return Spec().Supports(action);
 }
 
 std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
-    const mapping::Contact& contact, const BatchOptions& options) const {
+    const mapping::Contact& contact, const CampaignLarkOptions& options) const {
   // CampaignLark answers 400 for it anyway; rejecting here saves a request
   // from the 100 per second budget.
   if (!contact.email || contact.email->empty()) {
@@ -239,9 +121,9 @@ std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
     if (tag != kEmailMergeTag) fields.emplace(tag, value);
   }
   const std::pair<const std::string*, const std::optional<std::string>*> named[] = {
-      {&first_name_tag_, &contact.first_name},
-      {&last_name_tag_, &contact.last_name},
-      {&phone_tag_, &contact.phone},
+      {&settings_.first_name_tag, &contact.first_name},
+      {&settings_.last_name_tag, &contact.last_name},
+      {&settings_.phone_tag, &contact.phone},
   };
   for (const auto& [tag, value] : named) {
     if (!tag->empty() && value->has_value()) fields.emplace(*tag, **value);
@@ -297,31 +179,12 @@ std::variant<HttpRequest, Outcome> CampaignLarkProvider::BuildRequest(
 }
 
 Outcome CampaignLarkProvider::Classify(const HttpResponse& response) const {
-  const int status = static_cast<int>(response.status);
-  // Every transport failure is retried: the request may or may not have been
-  // applied, and replaying an upsert converges to the same contact.
-  switch (response.transport) {
-    case Transport::kOk:
-      // 200 is documented; any 2xx means the contact was written.
-      if (response.status >= 200 && response.status < 300) {
-        Outcome done;
-        done.http_status = status;
-        return done;
-      }
-      return ClassifyHttpError(response);
-    case Transport::kTimeout:
-      return Retry("campaignlark: request timed out: " + Scrub(response.transport_error), 0);
-    case Transport::kConnectFailed:
-      return Retry("campaignlark: connection failed: " + Scrub(response.transport_error), 0);
-    case Transport::kBroken:
-      return Retry("campaignlark: connection broken: " + Scrub(response.transport_error), 0);
-    case Transport::kConfigError:
-      // Kept, not dropped: the contact is fine, the setup is not.
-      return Retry(
-          "campaignlark: configuration error: request not sent: " + Scrub(response.transport_error),
-          0);
+  if (response.transport != Transport::kOk) {
+    return TransportFailure(kName, response, api_key_->Get());
   }
-  return Retry("campaignlark: unknown transport result", 0);
+  // 200 is documented; any 2xx means the contact was written.
+  if (IsSuccess(response)) return MakeOutcome(OutcomeKind::kDone, "", response.status);
+  return ClassifyHttpError(response);
 }
 
 Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) const {
@@ -359,13 +222,13 @@ Outcome CampaignLarkProvider::ClassifyHttpError(const HttpResponse& response) co
         "campaignlark: configuration error: no upsert endpoint (HTTP " + code + ") — check baseUrl",
         status);
   }
-  if (status == 408 || status == 425 || status == 429 || (status >= 500 && status < 600)) {
-    return Retry("campaignlark: HTTP " + code + detail, status, RetryAfter(response));
+  if (IsTransientStatus(status)) {
+    return RetryLater("campaignlark: HTTP " + code + detail, response);
   }
   if (status >= 400 && status < 500) return Reject("campaignlark: HTTP " + code + detail, status);
   // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing says
   // the contact is bad, so keep it.
-  return Retry("campaignlark: unexpected HTTP " + code + detail, status, RetryAfter(response));
+  return RetryLater("campaignlark: unexpected HTTP " + code + detail, response);
 }
 
 std::string CampaignLarkProvider::Scrub(std::string text) const {

@@ -6,13 +6,9 @@
 // target resource: the workspace is the key's (the mapping's target is
 // "contacts" and is not sent).
 //
-// Settings read from ProviderConfig::settings_json (all optional):
-//   "firstNameTag" (default "first_name"), "lastNameTag" (default
-//   "last_name"), "phoneTag" (default "": not sent): the merge tags that
-//   Contact::first_name / last_name / phone are written to; "" disables one.
-// Batch options (Batch::options_json, all optional):
-//   "partialUpdate" (bool, default true), "tags" ([int]: added to every
-//   contact).
+// Settings: CampaignLarkSettings (campaignlark_spec.h: the merge tags of the
+// first and last name and the phone). Batch options: CampaignLarkOptions,
+// parsed when the config was loaded.
 //
 // Immutable after construction; BuildRequest and Classify are pure and safe to
 // call from any thread, an Exchange is driven by one thread. Holds the API key,
@@ -29,16 +25,10 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "providers/campaignlark/campaignlark_spec.h"
 #include "providers/provider.h"
 
 namespace crmsync::providers::campaignlark {
-
-// Request-level choices of one batch, from Batch::options_json.
-struct BatchOptions {
-  // Merge into the existing contact (true) or replace it (false).
-  bool partial_update = true;
-  std::vector<int64_t> tags;  // added to every contact of the batch
-};
 
 class CampaignLarkProvider final : public Provider {
  public:
@@ -51,23 +41,20 @@ class CampaignLarkProvider final : public Provider {
   std::string_view Name() const override { return kName; }
   size_t MaxBatch() const override { return max_batch_; }
   // One request per item, all in the first and only round. Items that cannot
-  // be sent (unsupported action, no email, bad options) are rejected without
-  // a request.
+  // be sent (unsupported action, no email) are rejected without a request.
   std::unique_ptr<Exchange> Start(const Batch& batch) override;
 
   // Only kUpsert: CampaignLark's upsert is the one write a sync needs.
   bool Supports(mapping::Action action) const;
-  // The batch's options, or a reason why they are unusable.
-  static std::variant<BatchOptions, std::string> ParseOptions(std::string_view options_json);
   // The request for one contact, or the reject Outcome when it cannot be sent.
   std::variant<HttpRequest, Outcome> BuildRequest(const mapping::Contact& contact,
-                                                  const BatchOptions& options) const;
+                                                  const CampaignLarkOptions& options) const;
   // The Outcome of one contact's request.
   Outcome Classify(const HttpResponse& response) const;
 
-  const std::string& first_name_tag() const { return first_name_tag_; }
-  const std::string& last_name_tag() const { return last_name_tag_; }
-  const std::string& phone_tag() const { return phone_tag_; }
+  const std::string& first_name_tag() const { return settings_.first_name_tag; }
+  const std::string& last_name_tag() const { return settings_.last_name_tag; }
+  const std::string& phone_tag() const { return settings_.phone_tag; }
 
  private:
   Outcome ClassifyHttpError(const HttpResponse& response) const;
@@ -78,9 +65,7 @@ class CampaignLarkProvider final : public Provider {
   // Follows a rotated key file; Get() on every request.
   std::shared_ptr<const mapping::SecretSource> api_key_;
   size_t max_batch_;
-  std::string first_name_tag_ = "first_name";
-  std::string last_name_tag_ = "last_name";
-  std::string phone_tag_;
+  CampaignLarkSettings settings_;
 };
 
 }  // namespace crmsync::providers::campaignlark

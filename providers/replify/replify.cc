@@ -1,19 +1,16 @@
 #include "providers/replify/replify.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <optional>
 #include <unordered_map>
 #include <utility>
 
+#include "providers/http_outcome.h"
+#include "providers/json.h"
+#include "providers/replify/replify_spec.h"
 #include "providers/text.h"
 
 namespace crmsync::providers::replify {
 namespace {
-
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 // Replify's own wire names. They happen to equal mapping::ActionName today,
 // but they are this provider's contract (other providers name actions
@@ -37,27 +34,9 @@ std::string_view ActionWireName(mapping::Action action) {
 
 }  // namespace
 
-bool ReplifyProvider::Supports(mapping::Action action) const {
-  switch (action) {
-    case mapping::Action::kUpsert:
-    case mapping::Action::kUpdateOnly:
-    case mapping::Action::kRemove:
-      return true;
-    case mapping::Action::kAdd:
-    case mapping::Action::kOverwrite:
-    case mapping::Action::kEnroll:
-    case mapping::Action::kUnenroll:
-      return false;
-  }
-  return false;
-}
+bool ReplifyProvider::Supports(mapping::Action action) const { return Spec().Supports(action); }
 
 namespace {
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
 
 void WriteOptional(JsonWriter& writer, std::string_view key,
                    const std::optional<std::string>& value) {
@@ -71,30 +50,10 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   WriteOptional(writer, "email", contact.email);
   WriteOptional(writer, "phone", contact.phone);
   WriteOptional(writer, "status", contact.status);
-  if (!contact.metadata.empty()) {
-    writer.Key("contactMetadata");
-    writer.StartObject();
-    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
-    writer.EndObject();
-  }
+  if (!contact.metadata.empty()) WriteStringMap(writer, "contactMetadata", contact.metadata);
   WriteOptional(writer, "externalIdKey", contact.external_id_key);
   WriteOptional(writer, "externalIdValue", contact.external_id_value);
   writer.EndObject();
-}
-
-// A non-empty string member, else nullopt. Replify reports absent fields as
-// missing, null or "" alike, and an empty identity never identifies anyone.
-std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
-  const auto it = object.FindMember(name);
-  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
-  }
-  return std::string_view(it->value.GetString(), it->value.GetStringLength());
-}
-
-std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
-  if (!value || value->empty()) return std::nullopt;
-  return std::string_view(*value);
 }
 
 // The human text of an error body or error entry. The shape is undocumented,
@@ -110,11 +69,6 @@ std::optional<std::string_view> ErrorText(const rapidjson::Value& object) {
     return StringMember(error->value, "message");
   }
   return std::nullopt;
-}
-
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  if (!response.retry_after) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
 }
 
 // Matches per-item result entries back to batch items. Replify's results
@@ -240,33 +194,11 @@ HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
 
 std::vector<Outcome> ReplifyProvider::Classify(const Batch& batch,
                                                const HttpResponse& response) const {
-  Outcome failure;
-  failure.kind = OutcomeKind::kRetry;
-  failure.http_status = static_cast<int>(response.status);
-  // Every transport failure is retried: the request may or may not have been
-  // applied, and a replay of an idempotent state-set is harmless. A
-  // configuration error is retried too (never lose data); it persists until
-  // someone fixes the config, which the circuit breaker and metrics surface.
-  switch (response.transport) {
-    case Transport::kOk:
-      if (response.status >= 200 && response.status < 300) return ClassifyAccepted(batch, response);
-      return AllItems(batch, ClassifyHttpError(response));
-    case Transport::kTimeout:
-      failure.reason = "replify: request timed out: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kConnectFailed:
-      failure.reason = "replify: connection failed: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kBroken:
-      failure.reason = "replify: connection broken: " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
-    case Transport::kConfigError:
-      failure.reason =
-          "replify: request not sent (configuration): " + Scrub(response.transport_error);
-      return AllItems(batch, failure);
+  if (response.transport != Transport::kOk) {
+    return AllItems(batch, TransportFailure(kName, response, api_key_->Get()));
   }
-  failure.reason = "replify: unknown transport result";
-  return AllItems(batch, failure);
+  if (IsSuccess(response)) return ClassifyAccepted(batch, response);
+  return AllItems(batch, ClassifyHttpError(response));
 }
 
 std::vector<Outcome> ReplifyProvider::AllItems(const Batch& batch, Outcome outcome) const {
@@ -283,8 +215,7 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
   // A 2xx means Replify accepted and processed the request; the per-item
   // detail is advisory. If it cannot be read, every item counts as done:
   // retrying would only re-apply a request that was already applied.
-  rapidjson::Document body;
-  body.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document body = ParseJson(response.body);
   if (body.HasParseError() || !body.IsObject()) return outcomes;
 
   ItemMatcher matcher(batch);
@@ -334,42 +265,32 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
 }
 
 Outcome ReplifyProvider::ClassifyHttpError(const HttpResponse& response) const {
-  Outcome outcome;
-  outcome.http_status = static_cast<int>(response.status);
-  const std::string status = std::to_string(response.status);
-
-  rapidjson::Document body;
-  body.Parse(response.body.data(), response.body.size());
+  const long code = response.status;
+  const std::string status = std::to_string(code);
+  const rapidjson::Document body = ParseJson(response.body);
   const std::optional<std::string_view> text =
       body.HasParseError() ? std::nullopt : ErrorText(body);
   const std::string detail = text ? ": " + TruncateReason(Scrub(std::string(*text))) : "";
 
-  const long code = response.status;
   if (code == 401 || code == 403) {
     // A rotated key file is looked at again before the next request.
     api_key_->Invalidate();
     // A configuration problem, not a property of the items: retrying never
     // loses data, and the circuit breaker stops the hammering.
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: authentication failed (HTTP " + status + ") — check the API key";
-  } else if (code == 408 || code == 425 || code == 429 || (code >= 500 && code < 600)) {
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: HTTP " + status + detail;
-    outcome.retry_after = RetryAfter(response);
-  } else if (code == 404) {
-    outcome.kind = OutcomeKind::kReject;
-    outcome.reason = "replify: campaign not found (HTTP 404)";
-  } else if (code >= 400 && code < 500) {
-    outcome.kind = OutcomeKind::kReject;
-    outcome.reason = "replify: HTTP " + status + detail;
-  } else {
-    // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
-    // says the items are bad, so keep them.
-    outcome.kind = OutcomeKind::kRetry;
-    outcome.reason = "replify: unexpected HTTP " + status + detail;
-    outcome.retry_after = RetryAfter(response);
+    return MakeOutcome(OutcomeKind::kRetry,
+                       "replify: authentication failed (HTTP " + status + ") — check the API key",
+                       code);
   }
-  return outcome;
+  if (IsTransientStatus(code)) return RetryLater("replify: HTTP " + status + detail, response);
+  if (code == 404) {
+    return MakeOutcome(OutcomeKind::kReject, "replify: campaign not found (HTTP 404)", code);
+  }
+  if (code >= 400 && code < 500) {
+    return MakeOutcome(OutcomeKind::kReject, "replify: HTTP " + status + detail, code);
+  }
+  // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing says
+  // the items are bad, so keep them.
+  return RetryLater("replify: unexpected HTTP " + status + detail, response);
 }
 
 std::string ReplifyProvider::Scrub(std::string text) const {

@@ -1,37 +1,19 @@
 #include "providers/replyio/replyio.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <charconv>
 #include <map>
-#include <variant>
 #include <vector>
 
+#include "providers/http_outcome.h"
+#include "providers/json.h"
+#include "providers/replyio/replyio_spec.h"
 #include "providers/text.h"
 
 namespace crmsync::providers::replyio {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
-
 constexpr std::string_view kPlanLimitReason =
     "Reply.io plan contact limit exceeded — raise the plan; items are not retried";
-
-std::string Lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
-std::string_view Trim(std::string_view text) {
-  while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-  while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
-  return text;
-}
 
 // A sequence id is a positive integer in decimal, nothing else: it becomes a
 // URL path segment, so anything looser could add segments or a query.
@@ -51,67 +33,11 @@ std::optional<int64_t> IdValue(const rapidjson::Value& value) {
   return std::nullopt;
 }
 
-std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
-  if (!object.IsObject()) return std::nullopt;
-  const auto it = object.FindMember(name);
-  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
-  }
-  return std::string_view(it->value.GetString(), it->value.GetStringLength());
-}
-
-void WriteKey(JsonWriter& writer, std::string_view key) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-}
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  WriteKey(writer, key);
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-// The batch's Batch::options_json for the bulk add, each field only when
-// given. null means "not given" for the two nullable fields, as documented.
-struct StartOptions {
-  std::optional<bool> remove_from_existing;
-  std::optional<int64_t> start_step_id;
-  std::optional<bool> ignore_step_delay;
-  std::optional<std::string> start_from;
-};
-
-// The options, or why they are unusable. Unknown keys are ignored: options
-// are validated by the config schema, and a newer field must not stop
-// delivery.
-std::variant<StartOptions, std::string> ParseStartOptions(std::string_view json) {
-  StartOptions options;
-  if (Trim(json).empty()) return options;
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::string("options are not a JSON object");
-  for (const char* name : {"removeFromExisting", "ignoreStepDelay"}) {
-    const auto it = doc.FindMember(name);
-    if (it == doc.MemberEnd()) continue;
-    if (!it->value.IsBool()) return std::string(name) + " must be a boolean";
-    (std::string_view(name) == "removeFromExisting" ? options.remove_from_existing
-                                                    : options.ignore_step_delay) =
-        it->value.GetBool();
-  }
-  if (const auto it = doc.FindMember("startStepId"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsInt64()) return std::string("startStepId must be an integer");
-    options.start_step_id = it->value.GetInt64();
-  }
-  if (const auto it = doc.FindMember("startFrom"); it != doc.MemberEnd() && !it->value.IsNull()) {
-    if (!it->value.IsString()) return std::string("startFrom must be a date-time string");
-    options.start_from.emplace(it->value.GetString(), it->value.GetStringLength());
-  }
-  return options;
-}
-
 // What Reply.io's application/problem+json error says, as one line:
 // "<code>: <detail or title>[ (<first field error>)]". Empty when the body is
 // not a problem document (401 has none).
 std::string ProblemText(const HttpResponse& response) {
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError() || !doc.IsObject()) return "";
   std::string text;
   if (const auto code = StringMember(doc, "code")) text = std::string(*code);
@@ -143,62 +69,17 @@ std::string ProblemText(const HttpResponse& response) {
 }
 
 std::optional<std::string> ProblemCode(const HttpResponse& response) {
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError()) return std::nullopt;
   const auto code = StringMember(doc, "code");
   return code ? std::optional<std::string>(*code) : std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  if (!response.retry_after) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
-}
-
 Outcome Make(OutcomeKind kind, std::string reason, long status = 0) {
-  Outcome outcome;
-  outcome.kind = kind;
-  outcome.reason = std::move(reason);
-  outcome.http_status = static_cast<int>(status);
-  return outcome;
+  return MakeOutcome(kind, std::move(reason), status);
 }
 
 }  // namespace
-
-ReplyIoSettings ParseSettings(std::string_view settings_json, std::string_view provider_name) {
-  ReplyIoSettings settings;
-  if (Trim(settings_json).empty()) return settings;
-  const std::string path = "/providers/" + std::string(provider_name);
-  rapidjson::Document doc;
-  doc.Parse(settings_json.data(), settings_json.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    throw mapping::ConfigError({path + ": must be a JSON object"});
-  }
-  std::vector<std::string> problems;
-  if (const auto it = doc.FindMember("createMissingContacts"); it != doc.MemberEnd()) {
-    if (it->value.IsBool()) {
-      settings.create_missing_contacts = it->value.GetBool();
-    } else {
-      problems.push_back(path + "/createMissingContacts: must be a boolean");
-    }
-  }
-  if (const auto it = doc.FindMember("idCacheSize"); it != doc.MemberEnd()) {
-    if (it->value.IsUint64()) {
-      settings.id_cache_size = static_cast<size_t>(it->value.GetUint64());
-    } else {
-      problems.push_back(path + "/idCacheSize: must be an integer >= 0");
-    }
-  }
-  if (const auto it = doc.FindMember("lookupCondition"); it != doc.MemberEnd()) {
-    if (it->value.IsString() && it->value.GetStringLength() > 0) {
-      settings.lookup_condition.assign(it->value.GetString(), it->value.GetStringLength());
-    } else {
-      problems.push_back(path + "/lookupCondition: must be a non-empty string");
-    }
-  }
-  if (!problems.empty()) throw mapping::ConfigError(std::move(problems));
-  return settings;
-}
 
 std::optional<int64_t> IdCache::Get(const std::string& key) {
   std::lock_guard lock(mutex_);
@@ -241,7 +122,10 @@ size_t IdCache::Size() const {
 class ReplyIoExchange final : public Exchange {
  public:
   ReplyIoExchange(ReplyIoProvider& provider, const Batch& batch)
-      : provider_(provider), batch_(batch), items_(batch.items.size()) {}
+      : provider_(provider),
+        batch_(batch),
+        items_(batch.items.size()),
+        options_(OptionsOf<ReplyIoOptions>(batch)) {}
 
   std::vector<HttpRequest> NextRound() override;
   void OnResponse(size_t index, const HttpResponse& response) override;
@@ -295,7 +179,7 @@ class ReplyIoExchange final : public Exchange {
   std::vector<Item> items_;
   bool begun_ = false;
   int64_t sequence_id_ = 0;
-  StartOptions options_;
+  const ReplyIoOptions& options_;
   std::vector<Sent> round_;
 };
 
@@ -304,17 +188,9 @@ bool ReplyIoExchange::Begin() {
     for (size_t i = 0; i < items_.size(); ++i) Finish(i, Make(OutcomeKind::kReject, reason));
     return false;
   };
-  switch (batch_.action) {
-    case mapping::Action::kEnroll:
-    case mapping::Action::kUnenroll:
-      break;
-    case mapping::Action::kUpsert:
-    case mapping::Action::kUpdateOnly:
-    case mapping::Action::kRemove:
-    case mapping::Action::kAdd:
-    case mapping::Action::kOverwrite:
-      return reject_all("replyio does not support action '" +
-                        std::string(mapping::ActionName(batch_.action)) + "'");
+  if (!Spec().Supports(batch_.action)) {
+    return reject_all("replyio does not support action '" +
+                      std::string(mapping::ActionName(batch_.action)) + "'");
   }
   const auto sequence = ParsePositiveId(batch_.target);
   if (!sequence) {
@@ -322,25 +198,18 @@ bool ReplyIoExchange::Begin() {
                       TruncateReason(provider_.Scrub(batch_.target)) + "'");
   }
   sequence_id_ = *sequence;
-  if (batch_.action == mapping::Action::kEnroll) {
-    auto parsed = ParseStartOptions(batch_.options_json);
-    if (auto* problem = std::get_if<std::string>(&parsed)) {
-      return reject_all("reply.io: invalid enroll options: " + *problem);
-    }
-    options_ = std::get<StartOptions>(std::move(parsed));
-  }
 
   for (size_t i = 0; i < items_.size(); ++i) {
     Item& item = items_[i];
     const std::optional<std::string>& email = batch_.items[i]->contact.email;
-    const std::string_view trimmed = email ? Trim(*email) : std::string_view();
+    const std::string_view trimmed = email ? TrimBlanks(*email) : std::string_view();
     if (trimmed.empty()) {
       // Reply.io ids are resolved by email; nothing else identifies the contact.
       Finish(i, Make(OutcomeKind::kReject, "reply.io: contact has no email to look it up by"));
       continue;
     }
     item.email = std::string(trimmed);
-    item.key = Lower(trimmed);
+    item.key = AsciiLower(trimmed);
     item.id = provider_.cache_.Get(item.key);
     item.step = item.id ? Step::kWrite : Step::kLookup;
   }
@@ -512,12 +381,11 @@ void ReplyIoExchange::OnResponse(size_t index, const HttpResponse& response) {
 
 void ReplyIoExchange::OnLookup(const Sent& sent, const HttpResponse& response) {
   const std::vector<size_t>& group = sent.groups.front();
-  if (response.transport != Transport::kOk || response.status < 200 || response.status >= 300) {
+  if (!IsSuccess(response)) {
     FinishAll(group, Failure(RequestKind::kLookup, response));
     return;
   }
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   const auto items =
       doc.HasParseError() || !doc.IsObject() ? doc.MemberEnd() : doc.FindMember("items");
   if (doc.HasParseError() || !doc.IsObject() || items == doc.MemberEnd() ||
@@ -532,7 +400,7 @@ void ReplyIoExchange::OnLookup(const Sent& sent, const HttpResponse& response) {
   for (const auto& entry : items->value.GetArray()) {
     const auto email = StringMember(entry, "email");
     const auto id = entry.IsObject() && entry.HasMember("id") ? IdValue(entry["id"]) : std::nullopt;
-    if (email && id && Lower(Trim(*email)) == key) {
+    if (email && id && AsciiLower(TrimBlanks(*email)) == key) {
       provider_.cache_.Put(key, *id);
       Resolved(group, *id);
       return;
@@ -574,12 +442,11 @@ void ReplyIoExchange::Unknown(const std::vector<size_t>& items, long status) {
 }
 
 void ReplyIoExchange::OnImport(const Sent& sent, const HttpResponse& response) {
-  if (response.transport != Transport::kOk || response.status < 200 || response.status >= 300) {
+  if (!IsSuccess(response)) {
     for (const auto& group : sent.groups) FinishAll(group, Failure(RequestKind::kImport, response));
     return;
   }
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   const rapidjson::Value* results = nullptr;
   if (!doc.HasParseError() && doc.IsObject()) {
     const auto it = doc.FindMember("items");
@@ -604,7 +471,7 @@ void ReplyIoExchange::OnImport(const Sent& sent, const HttpResponse& response) {
     }
     const auto status = StringMember(entry, "status");
     const auto error = StringMember(entry, "error");
-    if ((status && Lower(*status) == "failed") || error) {
+    if ((status && AsciiLower(*status) == "failed") || error) {
       // Reply.io refused the contact's data (e.g. an invalid email): sending
       // it again would be refused again.
       FinishAll(
@@ -625,7 +492,7 @@ void ReplyIoExchange::OnImport(const Sent& sent, const HttpResponse& response) {
 void ReplyIoExchange::OnWrite(const Sent& sent, const HttpResponse& response) {
   std::vector<size_t> all;
   for (const auto& [id, group] : sent.by_id) all.insert(all.end(), group.begin(), group.end());
-  if (response.transport != Transport::kOk || response.status < 200 || response.status >= 300) {
+  if (!IsSuccess(response)) {
     FinishAll(all, Failure(RequestKind::kWrite, response));
     return;
   }
@@ -637,8 +504,7 @@ void ReplyIoExchange::OnWrite(const Sent& sent, const HttpResponse& response) {
   FinishAll(all, Make(OutcomeKind::kDone, "", response.status));
   if (batch_.action != mapping::Action::kEnroll) return;
 
-  rapidjson::Document doc;
-  doc.Parse(response.body.data(), response.body.size());
+  const rapidjson::Document doc = ParseJson(response.body);
   if (doc.HasParseError() || !doc.IsObject()) return;
   const auto not_processed = doc.FindMember("notProcessed");
   if (not_processed == doc.MemberEnd() || !not_processed->value.IsObject()) return;
@@ -708,27 +574,10 @@ void ReplyIoExchange::OnNotProcessed(int64_t id, std::string_view slug,
 }
 
 Outcome ReplyIoExchange::Failure(RequestKind kind, const HttpResponse& response) const {
-  // Every transport failure is retried: the request may or may not have been
-  // applied, and replaying a look-up or an idempotent state-set is harmless.
-  // A configuration error is retried too (never lose data): it persists until
-  // someone fixes the config, which metrics and the circuit breaker surface.
-  switch (response.transport) {
-    case Transport::kOk:
-      return HttpFailure(kind, response);
-    case Transport::kTimeout:
-      return Make(OutcomeKind::kRetry,
-                  "reply.io: request timed out: " + provider_.Scrub(response.transport_error));
-    case Transport::kConnectFailed:
-      return Make(OutcomeKind::kRetry,
-                  "reply.io: connection failed: " + provider_.Scrub(response.transport_error));
-    case Transport::kBroken:
-      return Make(OutcomeKind::kRetry,
-                  "reply.io: connection broken: " + provider_.Scrub(response.transport_error));
-    case Transport::kConfigError:
-      return Make(OutcomeKind::kRetry, "reply.io: request not sent (configuration): " +
-                                           provider_.Scrub(response.transport_error));
+  if (response.transport != Transport::kOk) {
+    return TransportFailure("reply.io", response, provider_.api_key_->Get());
   }
-  return Make(OutcomeKind::kRetry, "reply.io: unknown transport result");
+  return HttpFailure(kind, response);
 }
 
 Outcome ReplyIoExchange::HttpFailure(RequestKind kind, const HttpResponse& response) const {
@@ -749,7 +598,7 @@ Outcome ReplyIoExchange::HttpFailure(RequestKind kind, const HttpResponse& respo
   } else if (code == 429) {
     outcome.reason = "reply.io: rate limited (HTTP 429)" + detail;
     outcome.retry_after = RetryAfter(response);
-  } else if (code == 408 || code == 425 || (code >= 500 && code < 600)) {
+  } else if (IsTransientStatus(code)) {
     outcome.reason = "reply.io: " + std::string(what) + " failed with HTTP " + status + detail;
     outcome.retry_after = RetryAfter(response);
   } else if (code == 404 && kind == RequestKind::kWrite) {
@@ -821,7 +670,7 @@ std::unique_ptr<Exchange> ReplyIoProvider::Start(const Batch& batch) {
 }
 
 std::optional<int64_t> ReplyIoProvider::CachedId(std::string_view email) {
-  return cache_.Get(Lower(Trim(email)));
+  return cache_.Get(AsciiLower(TrimBlanks(email)));
 }
 
 std::string ReplyIoProvider::Scrub(std::string text) const {

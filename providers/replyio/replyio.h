@@ -33,28 +33,9 @@
 
 #include "mapping/config.h"
 #include "providers/provider.h"
+#include "providers/replyio/replyio_spec.h"
 
 namespace crmsync::providers::replyio {
-
-// Provider-specific settings, read from the provider's config object
-// (ProviderConfig::settings_json). All optional.
-struct ReplyIoSettings {
-  // "createMissingContacts": an enrolled email Reply.io does not know is
-  // created through /v3/contacts/import (true) or rejected with "contact not
-  // found in Reply.io" (false).
-  bool create_missing_contacts = true;
-  // "idCacheSize": how many email -> id resolutions to remember (LRU); 0
-  // turns the cache off. Inferred default.
-  size_t id_cache_size = 10000;
-  // "lookupCondition": the /v3/contacts/filter rule condition meaning "equals"
-  // (the condition names are not documented: inferred).
-  std::string lookup_condition = "equals";
-};
-
-// Parses the settings of `provider_name` from its config object text ("" or
-// "{}" give the defaults). Throws mapping::ConfigError naming
-// /providers/<name>/<field> for a field of the wrong type or range.
-ReplyIoSettings ParseSettings(std::string_view settings_json, std::string_view provider_name);
 
 // A bounded, least-recently-used map of lower-cased email -> Reply contact id.
 // Thread-safe.

@@ -1,24 +1,20 @@
 #include "providers/whippy/whippy.h"
 
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <optional>
 #include <unordered_map>
 #include <utility>
-#include <variant>
 #include <vector>
 
+#include "providers/http_outcome.h"
+#include "providers/json.h"
 #include "providers/text.h"
+#include "providers/whippy/whippy_spec.h"
 
 namespace crmsync::providers::whippy {
 namespace {
-
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 
 constexpr std::string_view kAddressPrefix = "address.";
 constexpr std::string_view kBirthDatePrefix = "birth_date.";
@@ -30,86 +26,10 @@ size_t Utf8Length(std::string_view text) {
   }));
 }
 
-bool IsUuid(std::string_view id) {
-  if (id.size() != 36) return false;
-  for (size_t i = 0; i < id.size(); ++i) {
-    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? id[i] != '-' : std::isxdigit(static_cast<unsigned char>(id[i])) == 0) return false;
-  }
-  return true;
-}
-
-std::optional<std::string_view> NonEmpty(const std::optional<std::string>& value) {
-  if (!value || value->empty()) return std::nullopt;
-  return std::string_view(*value);
-}
-
 std::optional<std::string_view> Field(const mapping::Contact& contact, const std::string& name) {
   const auto it = contact.fields.find(name);
   if (it == contact.fields.end() || it->second.empty()) return std::nullopt;
   return std::string_view(it->second);
-}
-
-void WriteString(JsonWriter& writer, std::string_view key, std::string_view value) {
-  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  writer.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-}
-
-// One opt_in_to entry: {"id": channel id} or {"phone": channel phone}.
-struct OptIn {
-  std::string key;
-  std::string value;
-};
-
-struct RequestOptions {
-  std::vector<OptIn> opt_in_to;
-  std::optional<bool> opt_in_to_all_channels;  // absent: Whippy's default (true)
-};
-
-// batch.options_json, or what is wrong with it. A plain string entry is a
-// channel id when it is a UUID (Whippy channel ids are), else a channel phone.
-std::variant<RequestOptions, std::string> ParseOptions(std::string_view json) {
-  RequestOptions options;
-  if (json.empty()) return options;
-  rapidjson::Document document;
-  document.Parse(json.data(), json.size());
-  if (document.HasParseError() || !document.IsObject()) return "options must be a JSON object";
-  for (const auto& member : document.GetObject()) {
-    const std::string_view name(member.name.GetString(), member.name.GetStringLength());
-    const rapidjson::Value& value = member.value;
-    if (name == "opt_in_to") {
-      if (!value.IsArray() || value.Empty() || value.Size() > WhippyProvider::kMaxOptInTo) {
-        return "opt_in_to must be an array of 1 to 1000 channel ids or phones";
-      }
-      for (const auto& entry : value.GetArray()) {
-        if (entry.IsString() && entry.GetStringLength() > 0) {
-          std::string text(entry.GetString(), entry.GetStringLength());
-          options.opt_in_to.push_back({IsUuid(text) ? "id" : "phone", std::move(text)});
-          continue;
-        }
-        if (entry.IsObject() && entry.MemberCount() == 1) {
-          const auto only = entry.MemberBegin();
-          const std::string_view key(only->name.GetString(), only->name.GetStringLength());
-          if ((key == "id" || key == "phone") && only->value.IsString() &&
-              only->value.GetStringLength() > 0) {
-            options.opt_in_to.push_back(
-                {std::string(key),
-                 std::string(only->value.GetString(), only->value.GetStringLength())});
-            continue;
-          }
-        }
-        return "each opt_in_to entry must be a channel id or phone, or {\"id\": ...} or "
-               "{\"phone\": ...}";
-      }
-    } else if (name == "opt_in_to_all_channels") {
-      if (!value.IsBool()) return "opt_in_to_all_channels must be a boolean";
-      options.opt_in_to_all_channels = value.GetBool();
-    } else {
-      return "unknown option '" + std::string(name) +
-             "' (known: opt_in_to, opt_in_to_all_channels)";
-    }
-  }
-  return options;
 }
 
 // A birth_date part as the integer Whippy expects, within its calendar range.
@@ -216,12 +136,7 @@ void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
   }
   if (birth_date_open) writer.EndObject();
 
-  if (!contact.metadata.empty()) {
-    writer.Key("properties");
-    writer.StartObject();
-    for (const auto& [key, value] : contact.metadata) WriteString(writer, key, value);
-    writer.EndObject();
-  }
+  if (!contact.metadata.empty()) WriteStringMap(writer, "properties", contact.metadata);
   writer.EndObject();
 }
 
@@ -241,15 +156,6 @@ std::string_view WireAction(mapping::Action action) {
       break;
   }
   return "add";
-}
-
-std::optional<std::string_view> StringMember(const rapidjson::Value& object, const char* name) {
-  if (!object.IsObject()) return std::nullopt;
-  const auto it = object.FindMember(name);
-  if (it == object.MemberEnd() || !it->value.IsString() || it->value.GetStringLength() == 0) {
-    return std::nullopt;
-  }
-  return std::string_view(it->value.GetString(), it->value.GetStringLength());
 }
 
 // The text of one error entry: Whippy's {"description"}, or the usual other
@@ -288,11 +194,6 @@ std::optional<std::string> ErrorText(const rapidjson::Document& body) {
   return std::nullopt;
 }
 
-std::optional<std::chrono::milliseconds> RetryAfter(const HttpResponse& response) {
-  if (!response.retry_after) return std::nullopt;
-  return std::chrono::duration_cast<std::chrono::milliseconds>(*response.retry_after);
-}
-
 // The result of one request: either it failed as a whole (`failure` set) or
 // each of its contacts has an outcome.
 struct RequestResult {
@@ -303,7 +204,10 @@ struct RequestResult {
 class WhippyExchange final : public Exchange {
  public:
   WhippyExchange(const WhippyProvider& provider, const Batch& batch)
-      : provider_(provider), batch_(batch), outcomes_(batch.items.size()) {}
+      : provider_(provider),
+        batch_(batch),
+        options_(OptionsOf<WhippyOptions>(batch)),
+        outcomes_(batch.items.size()) {}
 
   std::vector<HttpRequest> NextRound() override {
     if (!prepared_) Prepare();
@@ -368,13 +272,6 @@ class WhippyExchange final : public Exchange {
                 "' (supported: add, remove, overwrite)");
       return;
     }
-    auto parsed = ParseOptions(batch_.options_json);
-    if (auto* problem = std::get_if<std::string>(&parsed)) {
-      RejectAll("whippy: invalid request options: " + *problem);
-      return;
-    }
-    options_ = std::get<RequestOptions>(std::move(parsed));
-
     std::vector<size_t> chunk;
     for (size_t i = 0; i < batch_.items.size(); ++i) {
       if (auto problem = LocalProblem(batch_.items[i]->contact)) {
@@ -435,33 +332,12 @@ class WhippyExchange final : public Exchange {
   }
 
   RequestResult Classify(const std::vector<size_t>& chunk, const HttpResponse& response) const {
-    Outcome failure;
-    failure.kind = OutcomeKind::kRetry;
-    failure.http_status = static_cast<int>(response.status);
-    // Every transport failure is retried: the request may or may not have
-    // been applied, and replaying add/remove/overwrite converges to the same
-    // list. A configuration error is retried too (never lose data); it
-    // persists until someone fixes the config, which metrics surface.
-    switch (response.transport) {
-      case Transport::kOk:
-        if (response.status >= 200 && response.status < 300) return Accepted(chunk, response);
-        return RequestResult{HttpError(response), {}};
-      case Transport::kTimeout:
-        failure.reason = "whippy: request timed out: " + provider_.Scrub(response.transport_error);
-        return RequestResult{failure, {}};
-      case Transport::kConnectFailed:
-        failure.reason = "whippy: connection failed: " + provider_.Scrub(response.transport_error);
-        return RequestResult{failure, {}};
-      case Transport::kBroken:
-        failure.reason = "whippy: connection broken: " + provider_.Scrub(response.transport_error);
-        return RequestResult{failure, {}};
-      case Transport::kConfigError:
-        failure.reason = "whippy: request not sent (configuration): " +
-                         provider_.Scrub(response.transport_error);
-        return RequestResult{failure, {}};
+    if (response.transport != Transport::kOk) {
+      return RequestResult{TransportFailure(WhippyProvider::kName, response, provider_.ApiKey()),
+                           {}};
     }
-    failure.reason = "whippy: unknown transport result";
-    return RequestResult{failure, {}};
+    if (IsSuccess(response)) return Accepted(chunk, response);
+    return RequestResult{HttpError(response), {}};
   }
 
   // A 2xx means Whippy applied the request. Its response shape is not
@@ -475,8 +351,7 @@ class WhippyExchange final : public Exchange {
     done.http_status = static_cast<int>(response.status);
     RequestResult result{std::nullopt, std::vector<Outcome>(chunk.size(), done)};
 
-    rapidjson::Document body;
-    body.Parse(response.body.data(), response.body.size());
+    const rapidjson::Document body = ParseJson(response.body);
     if (body.HasParseError() || !body.IsObject()) return result;
     const rapidjson::Value* errors = ArrayMember(body, "errors");
     if (errors == nullptr) {
@@ -553,73 +428,50 @@ class WhippyExchange final : public Exchange {
   }
 
   Outcome HttpError(const HttpResponse& response) const {
-    Outcome outcome;
-    outcome.http_status = static_cast<int>(response.status);
-    const std::string status = std::to_string(response.status);
-
-    rapidjson::Document body;
-    body.Parse(response.body.data(), response.body.size());
-    const std::optional<std::string> text = ErrorText(body);
-    const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
-
     const long code = response.status;
+    const std::string status = std::to_string(code);
+    const std::optional<std::string> text = ErrorText(ParseJson(response.body));
+    const std::string detail = text ? TruncateReason(provider_.Scrub(*text)) : "";
+    const std::string with_detail = detail.empty() ? "" : ": " + detail;
+
     if (code == 401 || code == 403) {
       provider_.InvalidateApiKey();
       // A configuration problem, not a property of the contacts: retrying
       // never loses data, and the circuit breaker stops the hammering.
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: authentication failed (HTTP " + status + ") — check the API key";
-    } else if (code == 404 || code == 405) {
+      return MakeOutcome(OutcomeKind::kRetry,
+                         "whippy: authentication failed (HTTP " + status + ") — check the API key",
+                         code);
+    }
+    if (code == 404 || code == 405) {
       // The method is inferred, so a wrong one is the likeliest cause; a
       // missing list is the other. Neither heals by retrying.
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason = "whippy: list endpoint not found with method " + provider_.ListMethod() +
-                       " (HTTP " + status + (detail.empty() ? "" : ": " + detail) +
-                       ") — check providers.whippy.listMethod and the list id";
-    } else if (code == 408 || code == 425 || code == 429 || (code >= 500 && code < 600)) {
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: HTTP " + status + (detail.empty() ? "" : ": " + detail);
-      outcome.retry_after = RetryAfter(response);
-    } else if (code >= 400 && code < 500) {
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason =
-          "whippy: HTTP " + status + ": " + (detail.empty() ? "no error description" : detail);
-    } else {
-      // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
-      // says the contacts are bad, so keep them.
-      outcome.kind = OutcomeKind::kRetry;
-      outcome.reason = "whippy: unexpected HTTP " + status + (detail.empty() ? "" : ": " + detail);
-      outcome.retry_after = RetryAfter(response);
+      return MakeOutcome(OutcomeKind::kReject,
+                         "whippy: list endpoint not found with method " + provider_.ListMethod() +
+                             " (HTTP " + status + with_detail +
+                             ") — check providers.whippy.listMethod and the list id",
+                         code);
     }
-    return outcome;
+    if (IsTransientStatus(code))
+      return RetryLater("whippy: HTTP " + status + with_detail, response);
+    if (code >= 400 && code < 500) {
+      return MakeOutcome(
+          OutcomeKind::kReject,
+          "whippy: HTTP " + status + ": " + (detail.empty() ? "no error description" : detail),
+          code);
+    }
+    // 1xx/3xx or nonsense: most likely a proxy or a wrong baseUrl. Nothing
+    // says the contacts are bad, so keep them.
+    return RetryLater("whippy: unexpected HTTP " + status + with_detail, response);
   }
 
   const WhippyProvider& provider_;
   const Batch& batch_;
-  RequestOptions options_;
+  const WhippyOptions& options_;
   std::vector<std::vector<size_t>> chunks_;  // batch item indices, <= 4000 each
   size_t next_ = 0;                          // next chunk to send
   bool prepared_ = false;
   std::vector<Outcome> outcomes_;
 };
-
-std::string ListMethodSetting(const mapping::ProviderConfig& config) {
-  const std::string path = "/providers/" + config.name + "/listMethod";
-  if (config.settings_json.empty()) return "PUT";
-  rapidjson::Document settings;
-  settings.Parse(config.settings_json.data(), config.settings_json.size());
-  if (settings.HasParseError() || !settings.IsObject()) {
-    throw mapping::ConfigError({"/providers/" + config.name + ": settings must be a JSON object"});
-  }
-  const auto it = settings.FindMember("listMethod");
-  if (it == settings.MemberEnd()) return "PUT";
-  std::string method = it->value.IsString() ? it->value.GetString() : "";
-  for (char& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (method != "PUT" && method != "POST" && method != "PATCH") {
-    throw mapping::ConfigError({path + ": must be one of PUT, POST, PATCH"});
-  }
-  return method;
-}
 
 }  // namespace
 
@@ -632,20 +484,7 @@ WhippyProvider::WhippyProvider(const mapping::ProviderConfig& config)
   while (!base_url_.empty() && base_url_.back() == '/') base_url_.pop_back();
 }
 
-bool WhippyProvider::Supports(mapping::Action action) const {
-  switch (action) {
-    case mapping::Action::kAdd:
-    case mapping::Action::kRemove:
-    case mapping::Action::kOverwrite:
-      return true;
-    case mapping::Action::kUpsert:
-    case mapping::Action::kUpdateOnly:
-    case mapping::Action::kEnroll:
-    case mapping::Action::kUnenroll:
-      return false;
-  }
-  return false;
-}
+bool WhippyProvider::Supports(mapping::Action action) const { return Spec().Supports(action); }
 
 std::unique_ptr<Exchange> WhippyProvider::Start(const Batch& batch) {
   return std::make_unique<WhippyExchange>(*this, batch);

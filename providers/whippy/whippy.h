@@ -55,9 +55,8 @@ class WhippyProvider final : public Provider {
   // add, remove and overwrite; other actions are rejected without a request.
   bool Supports(mapping::Action action) const;
 
-  // Request options come from batch.options_json: {"opt_in_to": [channel id
-  // or phone, or {"id": ...} / {"phone": ...}], "opt_in_to_all_channels":
-  // bool}; invalid options reject every item without a request. Contact
+  // Request options are the batch's WhippyOptions (whippy_spec.h), parsed
+  // when the config was loaded. Contact
   // fields: phone (required), email, metadata as "properties", and from
   // Contact::fields "name" (else first and last name), "external_id" (else
   // externalIdKey:externalIdValue), "language", "default_channel_id",

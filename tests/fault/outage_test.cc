@@ -15,9 +15,11 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -34,9 +36,7 @@ constexpr double kTimeScale = 60;
 std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey); }
 
 std::unique_ptr<sim::Simulator> StartSimulator() {
-  sim::Simulator::Options options;
-  options.api_keys = {
-      {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+  sim::Simulator::Options options = AllProvidersOptions(kKey);
   options.knobs.rate_limit_time_scale = kTimeScale;
   options.threads = 32;
   auto simulator = std::make_unique<sim::Simulator>(options);
@@ -112,7 +112,8 @@ TEST_F(OutageTest, CircuitOpensOthersFlowAndItRecoversWithoutARestart) {
 
   worker::Metrics metrics;
   worker::Worker worker(
-      mapping::LoadConfigFromString(RoutedByTopic(FanoutConfigJson(settings), whippy_topic, topic),
+      mapping::LoadConfigFromString(providers::Catalog(),
+                                    RoutedByTopic(FanoutConfigJson(settings), whippy_topic, topic),
                                     &TestEnv),
       metrics);
   std::atomic<bool> stop{false};

@@ -13,9 +13,11 @@
 #include <utility>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -61,26 +63,15 @@ std::string Malformed(const std::string& key, size_t n) {
   }
 }
 
-class PoisonTest : public BrokerTest {
+class PoisonTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     // Rate limits are not what this test is about: none on either side.
     options.knobs.enforce_rate_limits = false;
     options.threads = 32;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
   }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 TEST_F(PoisonTest, EveryBadMessageIsDeadLetteredAndEveryGoodOneDelivered) {
@@ -111,8 +102,9 @@ TEST_F(PoisonTest, EveryBadMessageIsDeadLetteredAndEveryGoodOneDelivered) {
       FanoutConfigFor(Bootstrap(), topic_, group_, *simulator_, dead_letter_topic_);
   settings.budget_time_scale = 0;
   worker::Metrics metrics;
-  worker::Worker worker(mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv),
-                        metrics);
+  worker::Worker worker(
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings), &TestEnv),
+      metrics);
   std::atomic<bool> stop{false};
   std::thread runner([&] { worker.Run(stop); });
   const bool done =

@@ -10,9 +10,11 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -29,27 +31,16 @@ constexpr double kTimeScale = 60;
 
 std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey); }
 
-class ProviderFaultsTest : public BrokerTest {
+class ProviderFaultsTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     options.knobs.rate_limit_time_scale = kTimeScale;
     // Hung requests hold a server thread each.
     options.threads = 64;
     options.seed = 7;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
   }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 TEST_F(ProviderFaultsTest, FiveHundredsTimeoutsResetsAndThrottlingLoseNothing) {
@@ -80,7 +71,8 @@ TEST_F(ProviderFaultsTest, FiveHundredsTimeoutsResetsAndThrottlingLoseNothing) {
   settings.worker = R"({"commitIntervalMs": 100,
     "retry": {"initialBackoffMs": 20, "maxBackoffMs": 500, "maxAttempts": 0},
     "metrics": {"listen": "127.0.0.1:0"}})";
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings), &TestEnv);
 
   sim::Knobs knobs = simulator_->GetKnobs();
   knobs.failure_rate = 0.1;

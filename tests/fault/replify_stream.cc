@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "providers/registry.h"
 #include "worker/kafka/admin.h"
 
 namespace crmsync::testing {
@@ -52,7 +53,7 @@ std::string StreamConfigJson(const StreamConfig& config) {
 }
 
 mapping::Config LoadStreamConfig(const StreamConfig& config) {
-  return mapping::LoadConfigFromString(StreamConfigJson(config),
+  return mapping::LoadConfigFromString(providers::Catalog(), StreamConfigJson(config),
                                        [](std::string_view name) -> std::optional<std::string> {
                                          if (name == kStreamApiKeyEnv)
                                            return std::string(kStreamApiKey);

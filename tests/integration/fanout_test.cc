@@ -8,10 +8,12 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "sim/whippy_sim.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "worker/metrics.h"
 #include "worker/sample_events.h"
 #include "worker/worker.h"
@@ -29,19 +31,13 @@ constexpr double kTimeScale = 60;
 
 std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey); }
 
-class FanoutTest : public BrokerTest {
+class FanoutTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     options.knobs.rate_limit_time_scale = kTimeScale;
     options.threads = 32;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
   }
 
   FanoutConfig Settings(bool budgets) {
@@ -55,7 +51,8 @@ class FanoutTest : public BrokerTest {
   mapping::Config Config(bool budgets) { return Load(Settings(budgets)); }
 
   static mapping::Config Load(const FanoutConfig& settings) {
-    return mapping::LoadConfigFromString(FanoutConfigJson(settings), &TestEnv);
+    return mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(settings),
+                                         &TestEnv);
   }
 
   std::vector<worker::SampleEvent> Produce(size_t events, size_t contacts, uint64_t seed) {
@@ -71,11 +68,6 @@ class FanoutTest : public BrokerTest {
   bool FullyCommitted() { return testing::FullyCommitted(Bootstrap(), group_, topic_); }
 
   void ExpectState(const Expected& expected) { testing::ExpectState(*simulator_, expected); }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 // Returns how many operations the providers rejected.

@@ -24,6 +24,7 @@
 #include "sim/whippy_sim.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
+#include "tests/support/sim_fixture.h"
 #include "tests/support/worker_process.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/test_broker.h"
@@ -110,19 +111,13 @@ std::string Label(const std::string& name, const std::string& value) {
   return name + "=\"" + value + "\"";
 }
 
-class ObservabilityTest : public BrokerTest {
+class ObservabilityTest : public SimBrokerTest {
  protected:
   void SetUp() override {
-    sim::Simulator::Options options;
-    options.api_keys = {
-        {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
+    sim::Simulator::Options options = AllProvidersOptions(kKey);
     options.knobs.rate_limit_time_scale = 60;
     options.threads = 32;
-    simulator_ = std::make_unique<sim::Simulator>(options);
-    simulator_->Start();
-    topic_ = MakeTopic(4);
-    group_ = MakeGroup();
-    dead_letter_topic_ = MakeTopic(1);
+    StartSimulatorAndTopics(options);
     // The Whippy list refuses every write for good: rejected operations.
     auto* whippy = dynamic_cast<sim::WhippySim*>(simulator_->Provider("whippy"));
     ASSERT_NE(whippy, nullptr);
@@ -148,11 +143,6 @@ class ObservabilityTest : public BrokerTest {
   }
 
   bool FullyCommitted() { return testing::FullyCommitted(Bootstrap(), group_, topic_); }
-
-  std::unique_ptr<sim::Simulator> simulator_;
-  std::string topic_;
-  std::string group_;
-  std::string dead_letter_topic_;
 };
 
 TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
@@ -165,7 +155,8 @@ TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
   knobs.throttle_burst = 4;
   simulator_->SetKnobs(knobs);
 
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(Settings()), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(Settings()), &TestEnv);
   worker::Metrics metrics(config.worker.metrics_listen);
   const int port = metrics.Port();
   ASSERT_GT(port, 0);
@@ -319,7 +310,8 @@ TEST_F(ObservabilityTest, ReadyAfterTheGroupJoinAndMetricsDescribeTheStream) {
 // exist later are absent: per owned partition (lag, committed offset) and per
 // HTTP status code.
 TEST_F(ObservabilityTest, FreshWorkerScrapeHasTheDashboardSeriesAtZero) {
-  mapping::Config config = mapping::LoadConfigFromString(FanoutConfigJson(Settings()), &TestEnv);
+  mapping::Config config =
+      mapping::LoadConfigFromString(providers::Catalog(), FanoutConfigJson(Settings()), &TestEnv);
   worker::Metrics metrics(config.worker.metrics_listen);
   ASSERT_GT(metrics.Port(), 0);
   // What the Worker constructor does too.
@@ -388,7 +380,7 @@ TEST_F(ObservabilityTest, FreshWorkerScrapeHasTheDashboardSeriesAtZero) {
 class RunningWorker {
  public:
   explicit RunningWorker(const std::string& config_json)
-      : config_(mapping::LoadConfigFromString(config_json, &TestEnv)),
+      : config_(mapping::LoadConfigFromString(providers::Catalog(), config_json, &TestEnv)),
         metrics_(config_.worker.metrics_listen),
         worker_(config_, metrics_),
         runner_([this] { worker_.Run(stop_); }) {}
@@ -433,10 +425,7 @@ TEST(ObservabilityBrokerTest, NotReadyWhileNoBrokerIsReachable) {
   // A broker of its own: this test takes it down.
   kafka::TestBroker broker;
   broker.CreateTopic("crm.outage", 2);
-  sim::Simulator::Options options;
-  options.api_keys = {
-      {"replify", kKey}, {"whippy", kKey}, {"campaignlark", kKey}, {"replyio", kKey}};
-  sim::Simulator simulator(options);
+  sim::Simulator simulator(AllProvidersOptions(kKey));
   simulator.Start();
   FanoutConfig settings =
       FanoutConfigFor(broker.BootstrapServers(), "crm.outage", "observability-outage", simulator);

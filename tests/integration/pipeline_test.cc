@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "sim/simulator.h"
 #include "tests/support/broker_fixture.h"
 #include "tests/support/fanout_expect.h"
@@ -80,6 +81,7 @@ class PipelineTest : public BrokerTest {
 
   mapping::Config LoadConfig(const std::string& dead_letter_topic = "") {
     return mapping::LoadConfigFromString(
+        providers::Catalog(),
         ConfigJson(Bootstrap(), topic_, group_, simulator_->BaseUrl("replify"), dead_letter_topic),
         &TestEnv);
   }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 
 namespace crmsync::mapping {
 namespace {
@@ -61,7 +62,8 @@ TEST_P(BrokenConfigTest, NamesExactlyTheBrokenPaths) {
   }
   std::vector<std::string> problems;
   try {
-    LoadConfigFromFile((kBrokenDir / (GetParam() + ".json")).string(), &AnyKey);
+    LoadConfigFromFile(providers::Catalog(), (kBrokenDir / (GetParam() + ".json")).string(),
+                       &AnyKey);
     FAIL() << "config was accepted";
   } catch (const ConfigError& e) {
     problems = e.problems();
@@ -98,7 +100,7 @@ std::string ExampleWith(const char* pointer, const std::string& json) {
 
 std::vector<std::string> ProblemsOf(const std::string& json, EnvLookup env = &AnyKey) {
   try {
-    LoadConfigFromString(json, env);
+    LoadConfigFromString(providers::Catalog(), json, env);
   } catch (const ConfigError& e) {
     return e.problems();
   }
@@ -174,7 +176,7 @@ TEST(CheckConfigMessagesTest, DashReadsTheConfigFromStandardInput) {
   std::istringstream input(Example());
   std::streambuf* saved = std::cin.rdbuf(input.rdbuf());
   Config config;
-  EXPECT_NO_THROW(config = LoadConfigFromFile("-", &AnyKey));
+  EXPECT_NO_THROW(config = LoadConfigFromFile(providers::Catalog(), "-", &AnyKey));
   std::cin.rdbuf(saved);
   EXPECT_EQ(config.kafka.bootstrap_servers, "127.0.0.1:9092");
 
@@ -182,7 +184,7 @@ TEST(CheckConfigMessagesTest, DashReadsTheConfigFromStandardInput) {
   saved = std::cin.rdbuf(broken.rdbuf());
   std::vector<std::string> problems;
   try {
-    LoadConfigFromFile("-", &AnyKey);
+    LoadConfigFromFile(providers::Catalog(), "-", &AnyKey);
   } catch (const ConfigError& e) {
     problems = e.problems();
   }
@@ -191,8 +193,8 @@ TEST(CheckConfigMessagesTest, DashReadsTheConfigFromStandardInput) {
 }
 
 TEST(BrokenConfigTest, TheExampleItselfIsValid) {
-  EXPECT_NO_THROW(
-      LoadConfigFromFile(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &AnyKey));
+  EXPECT_NO_THROW(LoadConfigFromFile(
+      providers::Catalog(), std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &AnyKey));
 }
 
 }  // namespace

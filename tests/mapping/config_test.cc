@@ -12,6 +12,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "providers/registry.h"
+
 namespace crmsync::mapping {
 namespace {
 
@@ -87,7 +89,7 @@ std::string Edited(std::initializer_list<std::pair<const char*, const char*>> ed
 // The problems LoadConfigFromString reports; fails the test if it accepts.
 std::vector<std::string> Problems(const std::string& json, EnvLookup env = &TestEnv) {
   try {
-    LoadConfigFromString(json, env);
+    LoadConfigFromString(providers::Catalog(), json, env);
   } catch (const ConfigError& e) {
     return e.problems();
   }
@@ -111,7 +113,7 @@ class TempFile {
 };
 
 TEST(LoadConfigTest, ExampleFileLoads) {
-  const Config config = LoadConfigFromString(Example(), &TestEnv);
+  const Config config = LoadConfigFromString(providers::Catalog(), Example(), &TestEnv);
   EXPECT_EQ(config.kafka.bootstrap_servers, "127.0.0.1:9092");
   EXPECT_EQ(config.kafka.topics, std::vector<std::string>{"crm.contacts"});
   EXPECT_EQ(config.kafka.group_id, "crmsync");
@@ -128,8 +130,8 @@ TEST(LoadConfigTest, ExampleFileLoads) {
 }
 
 TEST(LoadConfigTest, ExampleFileLoadsFromDisk) {
-  const Config config =
-      LoadConfigFromFile(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &TestEnv);
+  const Config config = LoadConfigFromFile(
+      providers::Catalog(), std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &TestEnv);
   EXPECT_EQ(config.rules.rules.size(), 5u);
 }
 
@@ -146,7 +148,7 @@ CrmEvent Contact(EventKind kind, const std::string& tier,
 }
 
 TEST(LoadConfigTest, ExampleRulesRouteTiersToTheirCampaigns) {
-  const Rules rules = LoadConfigFromString(Example(), &TestEnv).rules;
+  const Rules rules = LoadConfigFromString(providers::Catalog(), Example(), &TestEnv).rules;
 
   for (const char* tier : {"pro", "enterprise"}) {
     const MapResult pro = Map(Contact(EventKind::kCreated, tier), rules);
@@ -195,7 +197,7 @@ TEST(LoadConfigTest, ExampleRulesRouteTiersToTheirCampaigns) {
 
 // The schema documents each default; the code applies its own. They must agree.
 TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
-  const Config config = LoadConfigFromString(R"({
+  const Config config = LoadConfigFromString(providers::Catalog(), R"({
     "kafka": {"bootstrapServers": "b:9092", "topics": ["t"]},
     "providers": {"replify": {"apiKey": {"env": "REPLIFY_API_KEY"}}},
     "rules": [{"name": "all",
@@ -267,6 +269,7 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
 
 TEST(LoadConfigTest, RetryPolicyIsPerProviderOverTheWorkerDefaults) {
   const Config config = LoadConfigFromString(
+      providers::Catalog(),
       Edited({{"/kafka/deadLetterTopic", R"("crm.dlq")"},
               {"/worker/retry", R"({"maxAttempts": 7})"},
               {"/providers/replify/retry", R"({"maxAttempts": 0, "onExhausted": "pause"})"}}),
@@ -280,7 +283,7 @@ TEST(LoadConfigTest, RetryPolicyIsPerProviderOverTheWorkerDefaults) {
 }
 
 TEST(LoadConfigTest, ExhaustedRetriesPauseWithoutADeadLetterTopic) {
-  const Config config = LoadConfigFromString(Edited({}), &TestEnv);
+  const Config config = LoadConfigFromString(providers::Catalog(), Edited({}), &TestEnv);
   EXPECT_TRUE(config.kafka.dead_letter_topic.empty());
   EXPECT_EQ(config.worker.retry.on_exhausted, OnExhausted::kPause);
   EXPECT_THAT(Problems(Edited({{"/worker/retry", R"({"onExhausted": "deadLetter"})"}})),
@@ -296,8 +299,8 @@ TEST(LoadConfigTest, UnreadableCaBundleIsReported) {
 }
 
 TEST(LoadConfigTest, GroupInstanceIdIsRead) {
-  const Config config =
-      LoadConfigFromString(Edited({{"/kafka/groupInstanceId", R"("crmsync-0")"}}), &TestEnv);
+  const Config config = LoadConfigFromString(
+      providers::Catalog(), Edited({{"/kafka/groupInstanceId", R"("crmsync-0")"}}), &TestEnv);
   EXPECT_EQ(config.kafka.group_instance_id, "crmsync-0");
 }
 
@@ -354,7 +357,8 @@ TEST(LoadConfigTest, RoutingNeedsBothKeyAndValue) {
               Contains(AllOf(StartsWith("/rules/2/actions/0/externalIdValue: "),
                              HasSubstr("'externalIdKey'"))));
   const Config config =
-      LoadConfigFromString(Edited({{"/rules/2/actions/0/externalIdKey", "\"siteKey\""},
+      LoadConfigFromString(providers::Catalog(),
+                           Edited({{"/rules/2/actions/0/externalIdKey", "\"siteKey\""},
                                    {"/rules/2/actions/0/externalIdValue", "\"site-a\""}}),
                            &TestEnv);
   EXPECT_EQ(config.rules.rules[2].actions[0].routing, (Routing{"siteKey", "site-a"}));
@@ -372,8 +376,8 @@ TEST(LoadConfigTest, MissingEnvironmentVariableIsNamed) {
 TEST(LoadConfigTest, ApiKeyIsReadFromAFileAndTrimmed) {
   TempFile key("key", "file-key-42\n  \n");
   const std::string source = R"({"file": ")" + key.path() + R"("})";
-  const Config config =
-      LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
+  const Config config = LoadConfigFromString(
+      providers::Catalog(), Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
   EXPECT_EQ(config.providers.at("replify").api_key, "file-key-42");
 }
 
@@ -393,7 +397,8 @@ TEST(LoadConfigTest, KeyWrittenInTheConfigIsRejectedWithoutEchoingIt) {
   for (const char* inline_key : {R"("sk-live-secret")", R"({"value": "sk-live-secret"})",
                                  R"({"env": "REPLIFY_API_KEY", "value": "sk-live-secret"})"}) {
     try {
-      LoadConfigFromString(Edited({{"/providers/replify/apiKey", inline_key}}), &TestEnv);
+      LoadConfigFromString(providers::Catalog(),
+                           Edited({{"/providers/replify/apiKey", inline_key}}), &TestEnv);
       ADD_FAILURE() << "accepted " << inline_key;
     } catch (const ConfigError& e) {
       EXPECT_THAT(e.problems(), Contains(StartsWith("/providers/replify/apiKey: ")));
@@ -406,7 +411,8 @@ TEST(LoadConfigTest, KeyWithControlCharactersIsRejectedWithoutEchoingIt) {
   TempFile key("ctl", "abc\r\nX-Injected: 1\n");
   const std::string source = R"({"file": ")" + key.path() + R"("})";
   try {
-    LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoEnv);
+    LoadConfigFromString(providers::Catalog(),
+                         Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoEnv);
     ADD_FAILURE() << "accepted a key with CR/LF";
   } catch (const ConfigError& e) {
     EXPECT_THAT(e.problems(), Contains(HasSubstr("contains control characters")));
@@ -419,6 +425,7 @@ TEST(LoadConfigTest, BaseUrlMustBeHttpOrHttps) {
               Contains("/providers/replify/baseUrl: 'ftp://example.com' must start with http:// "
                        "or https:// and name a host"));
   const Config config = LoadConfigFromString(
+      providers::Catalog(),
       Edited({{"/providers/replify/baseUrl", "\"https://api.example.com/v1/\""}}), &TestEnv);
   EXPECT_EQ(config.providers.at("replify").base_url, "https://api.example.com/v1");
 }
@@ -436,10 +443,12 @@ TEST(LoadConfigTest, PlainHttpIsRefusedExceptForLoopbackOrAnOptIn) {
   for (const char* url :
        {"\"http://127.0.0.1:8080/replify\"", "\"http://127.1.2.3\"", "\"http://localhost:9/x\"",
         "\"http://LOCALHOST\"", "\"http://[::1]:8080/v1\"", "\"https://api.example.com/v1\""}) {
-    EXPECT_NO_THROW(LoadConfigFromString(Edited({{"/providers/replify/baseUrl", url}}), &TestEnv))
+    EXPECT_NO_THROW(LoadConfigFromString(providers::Catalog(),
+                                         Edited({{"/providers/replify/baseUrl", url}}), &TestEnv))
         << url;
   }
   const Config config = LoadConfigFromString(
+      providers::Catalog(),
       Edited({{"/providers/whippy/baseUrl", "\"http://whippy.internal:8080/v1\""},
               {"/providers/whippy/allowInsecureHttp", "true"}}),
       &TestEnv);
@@ -455,8 +464,8 @@ TEST(LoadConfigTest, KafkaPropertiesTakeSecretsFromTheEnvironmentOrAFile) {
       "sasl.username": {"env": "KAFKA_SASL_PASSWORD"},
       "sasl.password": {"file": ")" +
                                  password.path() + R"("}})";
-  const Config config =
-      LoadConfigFromString(Edited({{"/kafka/properties", properties.c_str()}}), &TestEnv);
+  const Config config = LoadConfigFromString(
+      providers::Catalog(), Edited({{"/kafka/properties", properties.c_str()}}), &TestEnv);
   EXPECT_EQ(config.kafka.properties.at("sasl.username"), "kafka-pw-from-env");
   EXPECT_EQ(config.kafka.properties.at("sasl.password"), "kafka-pw-from-file");
   EXPECT_EQ(config.kafka.properties.at("security.protocol"), "SASL_SSL");
@@ -471,6 +480,7 @@ TEST(LoadConfigTest, KafkaPropertiesTakeSecretsFromTheEnvironmentOrAFile) {
 TEST(LoadConfigTest, AnInvalidSecretKafkaValueIsNeverEchoed) {
   try {
     LoadConfigFromString(
+        providers::Catalog(),
         Edited({{"/kafka/properties", R"({"security.protocol": {"env": "KAFKA_SASL_PASSWORD"}})"}}),
         &TestEnv);
     ADD_FAILURE() << "accepted an invalid security.protocol";
@@ -495,8 +505,8 @@ TEST(LoadConfigTest, AnEmptySecretNameIsReportedOnce) {
 TEST(LoadConfigTest, AKeyFromAFileFollowsTheFile) {
   TempFile key("rotating", "first-key\n");
   const std::string source = R"({"file": ")" + key.path() + R"("})";
-  const Config config =
-      LoadConfigFromString(Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
+  const Config config = LoadConfigFromString(
+      providers::Catalog(), Edited({{"/providers/replify/apiKey", source.c_str()}}), &NoReplifyEnv);
   const std::shared_ptr<const SecretSource> api_key = ApiKeySource(config.providers.at("replify"));
   EXPECT_EQ(api_key->Get(), "first-key");
   { std::ofstream(key.path(), std::ios::binary | std::ios::trunc) << "second-key-longer\n"; }
@@ -523,7 +533,8 @@ TEST(LoadConfigTest, LimitsAreRangeChecked) {
 
 TEST(LoadConfigTest, MultipleErrorsAreReportedTogether) {
   try {
-    LoadConfigFromString(Edited({{"/color", "\"blue\""},
+    LoadConfigFromString(providers::Catalog(),
+                         Edited({{"/color", "\"blue\""},
                                  {"/kafka/topics", "\"crm.contacts\""},
                                  {"/providers/replify/baseUrl", "\"api.example.com\""},
                                  {"/rules/0/actions/1/campaignId", "\"nope\""},
@@ -564,7 +575,7 @@ TEST(LoadConfigTest, InvalidJsonReportsLineAndColumn) {
 
 TEST(LoadConfigTest, UnreadableConfigFileIsNamed) {
   try {
-    LoadConfigFromFile("/nonexistent/crmsync.json", &TestEnv);
+    LoadConfigFromFile(providers::Catalog(), "/nonexistent/crmsync.json", &TestEnv);
     FAIL() << "missing file was accepted";
   } catch (const ConfigError& e) {
     EXPECT_THAT(e.problems(), testing::ElementsAre(StartsWith(
@@ -574,7 +585,8 @@ TEST(LoadConfigTest, UnreadableConfigFileIsNamed) {
 
 TEST(LoadConfigTest, KafkaPropertiesPassThroughAsText) {
   const Config config =
-      LoadConfigFromString(Edited({{"/kafka/properties",
+      LoadConfigFromString(providers::Catalog(),
+                           Edited({{"/kafka/properties",
                                     R"({"security.protocol": "SASL_SSL", "session.timeout.ms": 6000,
                    "enable.ssl.certificate.verification": true})"}}),
                            &TestEnv);

@@ -22,6 +22,7 @@
 #include "mapping/config.h"
 #include "mapping/decode.h"
 #include "mapping/rules.h"
+#include "providers/registry.h"
 
 namespace crmsync::mapping {
 namespace {
@@ -48,7 +49,8 @@ std::string Pretty(const rapidjson::Value& value) {
 std::optional<std::string> AnyKey(std::string_view) { return std::string("golden-key"); }
 
 const Config& GoldenConfig() {
-  static const Config config = LoadConfigFromFile((kGoldenDir / "config.json").string(), &AnyKey);
+  static const Config config =
+      LoadConfigFromFile(providers::Catalog(), (kGoldenDir / "config.json").string(), &AnyKey);
   return config;
 }
 

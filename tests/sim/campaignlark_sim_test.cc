@@ -18,6 +18,7 @@
 #include "mapping/config.h"
 #include "providers/campaignlark/campaignlark.h"
 #include "sim/simulator.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::sim {
 namespace {
@@ -499,18 +500,9 @@ class CampaignLarkRoundTrip : public CampaignLarkSimTest {
   std::vector<providers::Outcome> Deliver(providers::campaignlark::CampaignLarkProvider& provider,
                                           std::vector<mapping::Contact> contacts,
                                           const std::string& options_json = "") {
-    std::vector<mapping::Operation> ops(contacts.size());
-    providers::Batch batch;
-    batch.target = "contacts";
-    batch.options_json = options_json;
-    for (size_t i = 0; i < contacts.size(); ++i) {
-      ops[i].provider = "campaignlark";
-      ops[i].target = "contacts";
-      ops[i].options_json = options_json;
-      ops[i].contact = contacts[i];
-      batch.items.push_back(&ops[i]);
-    }
-    const auto exchange = provider.Start(batch);
+    testing::BatchFixture fixture("campaignlark", "contacts", std::move(contacts),
+                                  mapping::Action::kUpsert, options_json);
+    const auto exchange = provider.Start(fixture.batch);
     for (auto round = exchange->NextRound(); !round.empty(); round = exchange->NextRound()) {
       std::vector<providers::HttpResponse> responses(round.size());
       std::atomic<size_t> next{0};

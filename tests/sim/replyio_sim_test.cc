@@ -15,6 +15,7 @@
 #include "mapping/config.h"
 #include "providers/replyio/replyio.h"
 #include "sim/simulator.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::sim {
 namespace {
@@ -129,26 +130,22 @@ class ReplyIoSimTest : public ::testing::Test {
 };
 
 // Owns the operations a Batch points at.
-struct Batch {
-  Batch(std::vector<std::string> emails, mapping::Action action, std::string sequence = "42",
-        std::string options = "") {
-    for (const auto& email : emails) {
-      mapping::Operation op;
-      op.provider = "replyio";
-      op.target = sequence;
-      op.action = action;
-      op.options_json = options;
-      op.contact.email = email;
-      op.contact.first_name = "First";
-      ops.push_back(std::move(op));
-    }
-    batch.target = sequence;
-    batch.action = action;
-    batch.options_json = options;
-    for (const auto& op : ops) batch.items.push_back(&op);
+// Contacts with a first name, by email.
+std::vector<mapping::Contact> People(const std::vector<std::string>& emails) {
+  std::vector<mapping::Contact> people;
+  for (const auto& email : emails) {
+    mapping::Contact contact;
+    contact.email = email;
+    contact.first_name = "First";
+    people.push_back(std::move(contact));
   }
-  std::vector<mapping::Operation> ops;
-  providers::Batch batch;
+  return people;
+}
+
+struct Batch : testing::BatchFixture {
+  Batch(const std::vector<std::string>& emails, mapping::Action action,
+        const std::string& sequence = "42", const std::string& options = "")
+      : BatchFixture("replyio", sequence, People(emails), action, options) {}
 };
 
 std::string Filter(const std::string& email, const std::string& condition = "equals") {

@@ -13,6 +13,7 @@
 #include "mapping/config.h"
 #include "providers/whippy/whippy.h"
 #include "sim/simulator.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::sim {
 namespace {
@@ -432,20 +433,8 @@ class WhippyRoundTrip : public WhippySimTest {
                                           std::vector<mapping::Contact> contacts,
                                           const std::string& options = "",
                                           const std::string& list = kList) {
-    std::vector<mapping::Operation> ops(contacts.size());
-    providers::Batch batch;
-    batch.target = list;
-    batch.action = action;
-    batch.options_json = options;
-    for (size_t i = 0; i < contacts.size(); ++i) {
-      ops[i].provider = "whippy";
-      ops[i].target = list;
-      ops[i].action = action;
-      ops[i].options_json = options;
-      ops[i].contact = std::move(contacts[i]);
-      batch.items.push_back(&ops[i]);
-    }
-    const auto exchange = provider.Start(batch);
+    testing::BatchFixture fixture("whippy", list, std::move(contacts), action, options);
+    const auto exchange = provider.Start(fixture.batch);
     for (auto round = exchange->NextRound(); !round.empty(); round = exchange->NextRound()) {
       for (size_t i = 0; i < round.size(); ++i) exchange->OnResponse(i, Transmit(round[i]));
     }
@@ -488,7 +477,7 @@ TEST_F(WhippyRoundTrip, AddOutcomesMatchSimulatorState) {
   no_phone.email = "nophone@example.com";
 
   const auto outcomes = Deliver(provider, mapping::Action::kAdd, {ava, no_phone, Person("2")},
-                                std::string(R"({"opt_in_to":[")") + kChannel + R"("]})");
+                                std::string(R"({"opt_in_to":[{"id":")") + kChannel + R"("}]})");
   ASSERT_EQ(outcomes.size(), 3u);
   EXPECT_EQ(outcomes[0].kind, providers::OutcomeKind::kDone);
   EXPECT_EQ(outcomes[0].http_status, 200);

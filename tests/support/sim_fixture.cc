@@ -16,4 +16,19 @@ void SimTest::TearDown() {
   sim_.reset();
 }
 
+sim::Simulator::Options AllProvidersOptions(const std::string& api_key) {
+  sim::Simulator::Options options;
+  options.api_keys = {
+      {"replify", api_key}, {"whippy", api_key}, {"campaignlark", api_key}, {"replyio", api_key}};
+  return options;
+}
+
+void SimBrokerTest::StartSimulatorAndTopics(const sim::Simulator::Options& options) {
+  simulator_ = std::make_unique<sim::Simulator>(options);
+  simulator_->Start();
+  topic_ = MakeTopic(4);
+  group_ = MakeGroup();
+  dead_letter_topic_ = MakeTopic(1);
+}
+
 }  // namespace crmsync::testing

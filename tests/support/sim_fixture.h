@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 
 #include "sim/simulator.h"
+#include "tests/support/broker_fixture.h"
 
 namespace crmsync::testing {
 
@@ -18,6 +20,22 @@ class SimTest : public ::testing::Test {
 
  private:
   std::unique_ptr<sim::Simulator> sim_;
+};
+
+// Simulator options taking `api_key` for every simulated provider.
+sim::Simulator::Options AllProvidersOptions(const std::string& api_key);
+
+// A BrokerTest with a simulator of every provider, and per test a fresh
+// topic of 4 partitions, consumer group and dead-letter topic.
+class SimBrokerTest : public BrokerTest {
+ protected:
+  // Starts the simulator with `options` and makes the topics and the group.
+  void StartSimulatorAndTopics(const sim::Simulator::Options& options);
+
+  std::unique_ptr<sim::Simulator> simulator_;
+  std::string topic_;
+  std::string group_;
+  std::string dead_letter_topic_;
 };
 
 }  // namespace crmsync::testing

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mapping/config.h"
+#include "providers/registry.h"
 #include "worker/version.h"
 
 namespace crmsync::worker {
@@ -148,7 +149,7 @@ std::optional<std::string> DummyKey(std::string_view) { return std::string("dumm
 
 TEST(Metrics, FreshScrapeHasEveryConfiguredSeriesAtZero) {
   const mapping::Config config = mapping::LoadConfigFromFile(
-      std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &DummyKey);
+      providers::Catalog(), std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync.json", &DummyKey);
   Metrics metrics("127.0.0.1:0");
   metrics.Initialize(config);
   const std::string text = Scrape(metrics.Port());

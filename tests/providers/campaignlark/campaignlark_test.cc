@@ -11,6 +11,7 @@
 #include "mapping/config.h"
 #include "providers/registry.h"
 #include "tests/support/provider_checks.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::providers::campaignlark {
 namespace {
@@ -24,13 +25,7 @@ constexpr char kKey[] = "lark-secret-key-42";
 constexpr char kBaseUrl[] = "https://api.campaignlark.com/v1";
 
 mapping::ProviderConfig Config(std::string settings_json = "") {
-  mapping::ProviderConfig config;
-  config.name = "campaignlark";
-  config.base_url = kBaseUrl;
-  config.api_key = kKey;
-  config.max_batch = 80;
-  config.settings_json = std::move(settings_json);
-  return config;
+  return testing::ProviderConfigFor("campaignlark", kBaseUrl, kKey, 80, std::move(settings_json));
 }
 
 mapping::Contact Person(const std::string& email) {
@@ -39,38 +34,22 @@ mapping::Contact Person(const std::string& email) {
   return contact;
 }
 
-// Owns the operations a Batch points at.
-struct Fixture {
-  explicit Fixture(std::vector<mapping::Contact> contacts, std::string options_json = "",
-                   mapping::Action action = mapping::Action::kUpsert) {
-    for (auto& contact : contacts) {
-      mapping::Operation op;
-      op.provider = "campaignlark";
-      op.target = "contacts";
-      op.action = action;
-      op.options_json = options_json;
-      op.contact = std::move(contact);
-      ops.push_back(std::move(op));
-    }
-    batch.target = "contacts";
-    batch.action = action;
-    batch.options_json = options_json;
-    for (const auto& op : ops) batch.items.push_back(&op);
-  }
-  std::vector<mapping::Operation> ops;
-  Batch batch;
+struct Fixture : testing::BatchFixture {
+  explicit Fixture(std::vector<mapping::Contact> contacts, const std::string& options_json = "",
+                   mapping::Action action = mapping::Action::kUpsert)
+      : BatchFixture("campaignlark", "contacts", std::move(contacts), action, options_json) {}
 };
 
-BatchOptions Options(const CampaignLarkProvider& provider, const std::string& json) {
-  auto parsed = provider.ParseOptions(json);
-  EXPECT_TRUE(std::holds_alternative<BatchOptions>(parsed)) << json;
-  return std::holds_alternative<BatchOptions>(parsed) ? std::get<BatchOptions>(parsed)
-                                                      : BatchOptions{};
+CampaignLarkOptions Options(const std::string& json) {
+  const auto parsed = testing::ParsedOptions("campaignlark", json);
+  const auto* options = dynamic_cast<const CampaignLarkOptions*>(parsed.get());
+  EXPECT_NE(options, nullptr) << json;
+  return options != nullptr ? *options : CampaignLarkOptions{};
 }
 
 HttpRequest Build(const CampaignLarkProvider& provider, const mapping::Contact& contact,
                   const std::string& options_json = "") {
-  auto built = provider.BuildRequest(contact, Options(provider, options_json));
+  auto built = provider.BuildRequest(contact, Options(options_json));
   EXPECT_TRUE(std::holds_alternative<HttpRequest>(built));
   return std::holds_alternative<HttpRequest>(built) ? std::get<HttpRequest>(built) : HttpRequest{};
 }
@@ -254,18 +233,23 @@ TEST(CampaignLarkProvider, MalformedSettingsThrowConfigError) {
   }
 }
 
-TEST(CampaignLarkProvider, ParsesBatchOptions) {
-  const CampaignLarkProvider provider(Config());
-  BatchOptions options = Options(provider, "");
+TEST(CampaignLarkProvider, SpecParsesOptions) {
+  CampaignLarkOptions options = Options("");
   EXPECT_TRUE(options.partial_update);
   EXPECT_TRUE(options.tags.empty());
-  options = Options(provider, R"({"partialUpdate":false,"tags":[4,9]})");
+  EXPECT_FALSE(options.UpsertReplacesRecord());
+  options = Options(R"({"partialUpdate":false,"tags":[4,9]})");
   EXPECT_FALSE(options.partial_update);
+  EXPECT_TRUE(options.UpsertReplacesRecord());
   EXPECT_EQ(options.tags, (std::vector<int64_t>{4, 9}));
-  for (const char* bad : {"[]", "nope", R"({"partialUpdate":"yes"})", R"({"tags":5})",
-                          R"({"tags":["vip"]})", R"({"tags":[1.5]})"}) {
-    EXPECT_TRUE(std::holds_alternative<std::string>(provider.ParseOptions(bad))) << bad;
+  EXPECT_EQ(testing::OptionProblems("campaignlark", R"({"partialUpdate":"yes"})"),
+            std::vector<std::string>{"/options/partialUpdate: must be true or false"});
+  for (const char* bad : {R"({"tags":5})", R"({"tags":["vip"]})", R"({"tags":[1.5]})"}) {
+    EXPECT_EQ(testing::OptionProblems("campaignlark", bad),
+              std::vector<std::string>{"/options/tags: must be an array of integer tag ids"})
+        << bad;
   }
+  EXPECT_EQ(testing::OptionProblems("campaignlark", R"({"status":"x"})").size(), 1u);
 }
 
 TEST(CampaignLarkProvider, BuiltBodiesValidateAgainstRequestSchema) {
@@ -339,18 +323,6 @@ TEST(CampaignLarkProvider, OnlyUpsertIsSupported) {
       EXPECT_EQ(outcome.reason, "campaignlark does not support action '" +
                                     std::string(mapping::ActionName(action)) + "'");
     }
-  }
-}
-
-TEST(CampaignLarkProvider, InvalidOptionsRejectEveryItemWithoutRequest) {
-  CampaignLarkProvider provider(Config());
-  Fixture f({Person("a@example.com"), Person("b@example.com")}, R"({"partialUpdate":1})");
-  const auto exchange = provider.Start(f.batch);
-  EXPECT_TRUE(exchange->NextRound().empty());
-  for (const Outcome& outcome : exchange->Outcomes()) {
-    EXPECT_EQ(outcome.kind, OutcomeKind::kReject);
-    EXPECT_EQ(outcome.reason,
-              "campaignlark: invalid batch options: partialUpdate must be a boolean");
   }
 }
 
@@ -497,7 +469,7 @@ TEST(CampaignLarkProvider, TransportFailuresRetry) {
       {Transport::kTimeout, "campaignlark: request timed out: "},
       {Transport::kConnectFailed, "campaignlark: connection failed: "},
       {Transport::kBroken, "campaignlark: connection broken: "},
-      {Transport::kConfigError, "campaignlark: configuration error: request not sent: "},
+      {Transport::kConfigError, "campaignlark: request not sent (configuration): "},
   };
   for (const auto& [transport, prefix] : cases) {
     HttpResponse response;

@@ -17,6 +17,7 @@
 #include "mapping/config.h"
 #include "providers/registry.h"
 #include "tests/support/provider_checks.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::providers::replify {
 namespace {
@@ -30,12 +31,7 @@ constexpr char kCampaign[] = "6f1c2b8e-3d4a-4c5b-9e7f-0a1b2c3d4e5f";
 constexpr char kKey[] = "secret-key-123";
 
 mapping::ProviderConfig Config() {
-  mapping::ProviderConfig config;
-  config.name = "replify";
-  config.base_url = "https://api.heylibby.com/api/v1";
-  config.api_key = kKey;
-  config.max_batch = 250;
-  return config;
+  return testing::ProviderConfigFor("replify", "https://api.heylibby.com/api/v1", kKey, 250);
 }
 
 mapping::Contact Person(const std::string& email, const std::string& phone) {
@@ -45,24 +41,10 @@ mapping::Contact Person(const std::string& email, const std::string& phone) {
   return contact;
 }
 
-// Owns the operations a Batch points at.
-struct Fixture {
+struct Fixture : testing::BatchFixture {
   explicit Fixture(std::vector<mapping::Contact> contacts,
-                   mapping::Action action = mapping::Action::kUpsert) {
-    for (auto& contact : contacts) {
-      mapping::Operation op;
-      op.provider = "replify";
-      op.target = kCampaign;
-      op.action = action;
-      op.contact = std::move(contact);
-      ops.push_back(std::move(op));
-    }
-    batch.target = kCampaign;
-    batch.action = action;
-    for (const auto& op : ops) batch.items.push_back(&op);
-  }
-  std::vector<mapping::Operation> ops;
-  Batch batch;
+                   mapping::Action action = mapping::Action::kUpsert)
+      : BatchFixture("replify", kCampaign, std::move(contacts), action) {}
 };
 
 rapidjson::Document ParseBody(const HttpRequest& request) {

@@ -11,6 +11,7 @@
 #include "mapping/config.h"
 #include "providers/registry.h"
 #include "tests/support/provider_checks.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::providers::replyio {
 namespace {
@@ -25,13 +26,7 @@ constexpr char kKey[] = "secret-key-123";
 constexpr char kSequence[] = "42";
 
 mapping::ProviderConfig Config(std::string settings = "") {
-  mapping::ProviderConfig config;
-  config.name = "replyio";
-  config.base_url = kBase;
-  config.api_key = kKey;
-  config.max_batch = 200;
-  config.settings_json = std::move(settings);
-  return config;
+  return testing::ProviderConfigFor("replyio", kBase, kKey, 200, std::move(settings));
 }
 
 mapping::Contact Person(const std::string& email) {
@@ -40,26 +35,11 @@ mapping::Contact Person(const std::string& email) {
   return contact;
 }
 
-// Owns the operations a Batch points at.
-struct Fixture {
-  Fixture(std::vector<mapping::Contact> contacts, mapping::Action action = mapping::Action::kEnroll,
-          std::string options = "") {
-    for (auto& contact : contacts) {
-      mapping::Operation op;
-      op.provider = "replyio";
-      op.target = kSequence;
-      op.action = action;
-      op.options_json = options;
-      op.contact = std::move(contact);
-      ops.push_back(std::move(op));
-    }
-    batch.target = kSequence;
-    batch.action = action;
-    batch.options_json = options;
-    for (const auto& op : ops) batch.items.push_back(&op);
-  }
-  std::vector<mapping::Operation> ops;
-  Batch batch;
+struct Fixture : testing::BatchFixture {
+  explicit Fixture(std::vector<mapping::Contact> contacts,
+                   mapping::Action action = mapping::Action::kEnroll,
+                   const std::string& options = "")
+      : BatchFixture("replyio", kSequence, std::move(contacts), action, options) {}
 };
 
 HttpResponse Response(long status, std::string body,
@@ -357,26 +337,31 @@ TEST(ReplyIoProvider, EnrollSendsEveryStartOption) {
             R"("ignoreStepDelay":true,"startFrom":"2026-11-23T12:00:00Z"})");
 }
 
-TEST(ReplyIoProvider, EnrollOmitsAbsentAndNullOptions) {
+TEST(ReplyIoProvider, EnrollOmitsAbsentOptions) {
   ReplyIoProvider provider(Config());
   FakeReply reply;
   reply.known = {{"a@example.com", 11}};
-  Fixture f({Person("a@example.com")}, mapping::Action::kEnroll,
-            R"({"startStepId":null,"startFrom":null,"ignoreStepDelay":false,"other":1})");
+  Fixture f({Person("a@example.com")}, mapping::Action::kEnroll, R"({"ignoreStepDelay":false})");
   const Trace run = Drive(provider, f.batch, std::ref(reply));
   ASSERT_EQ(run.rounds.size(), 2u);
   EXPECT_EQ(run.rounds[1][0].body, R"({"contactIds":[11],"ignoreStepDelay":false})");
 }
 
-TEST(ReplyIoProvider, InvalidOptionsRejectTheBatchWithoutRequest) {
-  ReplyIoProvider provider(Config());
-  for (const char* options : {"not json", R"({"startStepId":"7"})", R"({"removeFromExisting":1})",
-                              R"({"startFrom":5})"}) {
-    Fixture f({Person("a@example.com")}, mapping::Action::kEnroll, options);
-    const Trace run = Drive(provider, f.batch, FakeReply{});
-    EXPECT_TRUE(run.rounds.empty()) << options;
-    EXPECT_EQ(run.outcomes[0].kind, OutcomeKind::kReject);
-    EXPECT_NE(run.outcomes[0].reason.find("invalid enroll options"), std::string::npos);
+// Request options are checked once, when the config is loaded.
+TEST(ReplyIoProvider, SpecRefusesInvalidOptions) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"startStepId":"7"})", "/options/startStepId: must be a positive integer"},
+      {R"({"startStepId":null})", "/options/startStepId: must be a positive integer"},
+      {R"({"removeFromExisting":1})", "/options/removeFromExisting: must be true or false"},
+      {R"({"startFrom":5})",
+       "/options/startFrom: must be an RFC 3339 date-time, e.g. 2026-11-23T12:00:00Z"},
+      {R"({"other":1})",
+       "/options/other: 'other' is not an option of provider 'replyio' (allowed: "
+       "removeFromExisting, startStepId, ignoreStepDelay, startFrom)"},
+  };
+  for (const auto& [options, problem] : cases) {
+    EXPECT_EQ(testing::OptionProblems("replyio", options), std::vector<std::string>{problem})
+        << options;
   }
 }
 

@@ -13,6 +13,7 @@
 #include "mapping/config.h"
 #include "providers/registry.h"
 #include "tests/support/provider_checks.h"
+#include "tests/support/provider_fixture.h"
 
 namespace crmsync::providers::whippy {
 namespace {
@@ -27,13 +28,7 @@ constexpr char kKey[] = "whippy-secret-key";
 constexpr char kChannel[] = "0b7e6c1a-2f3d-4e5a-8b9c-0d1e2f3a4b5c";
 
 mapping::ProviderConfig Config(const std::string& settings = "") {
-  mapping::ProviderConfig config;
-  config.name = "whippy";
-  config.base_url = "https://api.whippy.co/v1";
-  config.api_key = kKey;
-  config.max_batch = 4000;
-  config.settings_json = settings;
-  return config;
+  return testing::ProviderConfigFor("whippy", "https://api.whippy.co/v1", kKey, 4000, settings);
 }
 
 mapping::Contact Person(const std::string& phone, const std::string& email = "") {
@@ -50,27 +45,10 @@ std::vector<mapping::Contact> People(size_t count) {
   return people;
 }
 
-// Owns the operations a Batch points at.
-struct Fixture {
+struct Fixture : testing::BatchFixture {
   explicit Fixture(std::vector<mapping::Contact> contacts,
-                   mapping::Action action = mapping::Action::kAdd, std::string options = "") {
-    ops.reserve(contacts.size());
-    for (auto& contact : contacts) {
-      mapping::Operation op;
-      op.provider = "whippy";
-      op.target = kList;
-      op.action = action;
-      op.options_json = options;
-      op.contact = std::move(contact);
-      ops.push_back(std::move(op));
-    }
-    batch.target = kList;
-    batch.action = action;
-    batch.options_json = options;
-    for (const auto& op : ops) batch.items.push_back(&op);
-  }
-  std::vector<mapping::Operation> ops;
-  Batch batch;
+                   mapping::Action action = mapping::Action::kAdd, const std::string& options = "")
+      : BatchFixture("whippy", kList, std::move(contacts), action, options) {}
 };
 
 HttpResponse Response(long status, std::string body = "{}") {
@@ -339,8 +317,8 @@ TEST(WhippyProvider, OtherActionsAreRejectedWithoutRequest) {
 TEST(WhippyProvider, OptInOptionsAreSentAsChannelObjects) {
   WhippyProvider provider(Config());
   Fixture f({Person("1")}, mapping::Action::kAdd,
-            std::string(R"({"opt_in_to":[")") + kChannel +
-                R"(","+15550001111",{"id":"c2"},{"phone":"15550002222"}],)"
+            std::string(R"({"opt_in_to":[{"id":")") + kChannel +
+                R"("},{"phone":"+15550001111"},{"id":"c2"},{"phone":"15550002222"}],)"
                 R"("opt_in_to_all_channels":false})");
   const HttpRequest request = OnlyRequest(provider, f.batch);
   EXPECT_EQ(SchemaViolation(request.body), "");
@@ -364,29 +342,40 @@ TEST(WhippyProvider, OptInToAllChannelsIsSentOnlyWhenSet) {
   EXPECT_FALSE(ParseBody(OnlyRequest(provider, unset.batch)).HasMember("opt_in_to_all_channels"));
 }
 
-TEST(WhippyProvider, InvalidOptionsRejectEveryItemWithoutRequest) {
-  WhippyProvider provider(Config());
+// Request options are checked once, when the config is loaded.
+TEST(WhippyProvider, SpecRefusesInvalidOptions) {
   std::string thousand_and_one = R"({"opt_in_to":[)";
-  for (int i = 0; i < 1001; ++i) thousand_and_one += (i == 0 ? "" : ",") + std::string("\"c\"");
+  for (int i = 0; i < 1001; ++i)
+    thousand_and_one += (i == 0 ? "" : ",") + std::string(R"({"id":"c"})");
   thousand_and_one += "]}";
-  for (const std::string& options :
-       {std::string("not json"), std::string(R"({"opt_in_to":[]})"), thousand_and_one,
-        std::string(R"({"opt_in_to":[7]})"), std::string(R"({"opt_in_to":[{"name":"x"}]})"),
-        std::string(R"({"opt_in_to":"c1"})"), std::string(R"({"opt_in_to_all_channels":"yes"})"),
-        std::string(R"({"optInTo":["c1"]})")}) {
-    Fixture f({Person("1"), Person("2")}, mapping::Action::kAdd, options);
-    const ExchangeRun run = DriveOk(provider, f.batch);
-    EXPECT_TRUE(run.requests.empty()) << options;
-    ExpectAll(run.outcomes, OutcomeKind::kReject);
-    EXPECT_EQ(run.outcomes[0].reason.rfind("whippy: invalid request options: ", 0), 0u)
-        << run.outcomes[0].reason;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"opt_in_to":[]})", "/options/opt_in_to: must be an array of 1..1000 channels"},
+      {thousand_and_one, "/options/opt_in_to: must be an array of 1..1000 channels"},
+      {R"({"opt_in_to":"c1"})", "/options/opt_in_to: must be an array of 1..1000 channels"},
+      {R"({"opt_in_to":[7]})",
+       R"(/options/opt_in_to/0: must be {"id": "<channel id>"} or {"phone": "<channel phone>"})"},
+      {R"({"opt_in_to":[{"id":"c1"},{"name":"x"}]})",
+       R"(/options/opt_in_to/1: must be {"id": "<channel id>"} or {"phone": "<channel phone>"})"},
+      {R"({"opt_in_to":[{"phone":""}]})",
+       R"(/options/opt_in_to/0: must be {"id": "<channel id>"} or {"phone": "<channel phone>"})"},
+      {R"({"opt_in_to_all_channels":"yes"})",
+       "/options/opt_in_to_all_channels: must be true or false"},
+      {R"({"optInTo":[{"id":"c1"}]})",
+       "/options/optInTo: 'optInTo' is not an option of provider 'whippy' (allowed: opt_in_to, "
+       "opt_in_to_all_channels)"},
+  };
+  for (const auto& [options, problem] : cases) {
+    EXPECT_EQ(testing::OptionProblems("whippy", options), std::vector<std::string>{problem})
+        << options;
   }
 }
 
 TEST(WhippyProvider, ThousandOptInChannelsAreAccepted) {
   WhippyProvider provider(Config());
   std::string options = R"({"opt_in_to":[)";
-  for (int i = 0; i < 1000; ++i) options += (i == 0 ? "\"" : ",\"") + std::to_string(i) + "\"";
+  for (int i = 0; i < 1000; ++i) {
+    options += (i == 0 ? "" : ",") + std::string(R"({"phone":")") + std::to_string(i) + "\"}";
+  }
   options += "]}";
   Fixture f({Person("1")}, mapping::Action::kAdd, options);
   const HttpRequest request = OnlyRequest(provider, f.batch);
