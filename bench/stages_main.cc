@@ -130,8 +130,8 @@ int Run(size_t events, size_t contacts, size_t chunk, size_t max_batch) {
   sim::Simulator simulator(sim_options);
   simulator.Start();
   setenv("REPLIFY_API_KEY", "stages-key", 1);
-  const mapping::Config config =
-      mapping::LoadConfigFromString(StagesConfig(simulator.BaseUrl("replify"), max_batch));
+  const mapping::Config config = mapping::LoadConfigFromString(
+      providers::Catalog(), StagesConfig(simulator.BaseUrl("replify"), max_batch));
   const mapping::ProviderConfig& replify_config = config.providers.at("replify");
   auto provider = providers::CreateProvider(replify_config);
   worker::Dispatcher dispatcher({{"replify", worker::ProviderLimits{replify_config.max_batch,

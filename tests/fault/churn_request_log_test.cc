@@ -411,7 +411,7 @@ class ChurnRequestLogTest : public BrokerTest {
              "retry": {"initialBackoffMs": 20, "maxBackoffMs": 200},
              "metrics": {"listen": "127.0.0.1:0"}}
 })";
-    return mapping::LoadConfigFromString(json, &MemberKeys);
+    return mapping::LoadConfigFromString(providers::Catalog(), json, &MemberKeys);
   }
 
   // Produces the next wave and waits until the broker has it.
