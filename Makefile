@@ -19,14 +19,14 @@ build: deps configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
-	./$(BUILD)/crmsync demo
+	./$(BUILD)/crmsync-demo
 
 # The same demo against a real Apache Kafka broker (KRaft, one node) that
 # scripts/kafka-broker.sh starts for it and stops afterwards.
 KAFKA_DEMO_DIR ?= $(BUILD)/kafka-demo
 demo-kafka: build
 	@rm -rf $(KAFKA_DEMO_DIR); bash scripts/kafka-broker.sh start $(KAFKA_DEMO_DIR) >/dev/null
-	@./$(BUILD)/crmsync demo --bootstrap "$$(cat $(KAFKA_DEMO_DIR)/bootstrap)"; \
+	@./$(BUILD)/crmsync-demo --bootstrap "$$(cat $(KAFKA_DEMO_DIR)/bootstrap)"; \
 	  status=$$?; bash scripts/kafka-broker.sh stop $(KAFKA_DEMO_DIR); exit $$status
 
 test-kafka: build
