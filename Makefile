@@ -3,15 +3,16 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build demo demo-kafka test test-kafka test-unit test-integration bench bench-quick format clean
+.PHONY: all deps configure build check format-check dup-check demo demo-kafka test test-kafka test-unit test-integration bench bench-quick format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 
+# Warnings are errors (CRMSYNC_WERROR, ON unless a build says otherwise).
 $(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCRMSYNC_WERROR=ON
 
 configure: $(BUILD)/CMakeCache.txt
 
@@ -32,7 +33,19 @@ demo-kafka: build
 test-kafka: build
 	cd $(BUILD) && ctest -L kafka --output-on-failure
 
-test: build
+# What CI keeps so: formatted code, no new duplicate block (jscpd, allow-list
+# in .jscpd-baseline.json) and a build without a single warning.
+format-check: deps
+	bash scripts/format-check.sh
+
+dup-check: deps
+	bash scripts/dup-check.sh
+
+check: format-check dup-check configure
+	cmake -S . -B $(BUILD) -DCRMSYNC_WERROR=ON
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: check
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 600
 
 test-unit: build

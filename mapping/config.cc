@@ -20,7 +20,9 @@
 #include <set>
 
 #include "crmsync_schemas.h"
+#include "mapping/file.h"
 #include "mapping/json_schema.h"
+#include "mapping/json_value.h"
 
 namespace crmsync::mapping {
 namespace {
@@ -198,25 +200,6 @@ std::string Join(const std::vector<std::string>& lines) {
   return out;
 }
 
-// Whole file into `out`; on failure `error` says why (strerror).
-bool ReadFile(const std::string& path, std::string& out, std::string& error) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-  if (!file) {
-    error = std::strerror(errno);
-    return false;
-  }
-  out.clear();
-  char buffer[8192];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) out.append(buffer, n);
-  if (std::ferror(file.get())) {
-    error = std::strerror(errno);
-    return false;
-  }
-  return true;
-}
-
 std::string WithoutFinalPeriod(std::string text) {
   if (!text.empty() && text.back() == '.') text.pop_back();
   return text;
@@ -247,9 +230,7 @@ class Builder {
   }
 
   static const Value* Member(const Value* object, const char* name) {
-    if (object == nullptr || !object->IsObject()) return nullptr;
-    auto it = object->FindMember(name);
-    return it == object->MemberEnd() ? nullptr : &it->value;
+    return FindJsonMember(object, name);
   }
 
   static std::string Text(const Value& value) {
@@ -1255,7 +1236,7 @@ Config LoadConfigFromFile(const std::string& path, EnvLookup env) {
     if (std::cin.bad()) throw ConfigError({"/: cannot read the config from standard input"});
     return LoadConfigFromString(text, env);
   }
-  if (!ReadFile(path, text, error)) {
+  if (!ReadWholeFile(path, text, error)) {
     throw ConfigError({"/: cannot read config file '" + path + "': " + error});
   }
   return LoadConfigFromString(text, env);

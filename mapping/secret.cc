@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "mapping/file.h"
+
 namespace crmsync::mapping {
 
 SecretSource::SecretSource(std::string value) : value_(std::move(value)) {}
@@ -31,20 +33,8 @@ bool SecretSource::Stat(const std::string& path, Identity& out) {
 }
 
 bool SecretSource::ReadSecretFile(const std::string& path, std::string& out, std::string& error) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-  if (!file) {
-    error = std::strerror(errno);
-    return false;
-  }
   std::string text;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) text.append(buffer, n);
-  if (std::ferror(file.get())) {
-    error = std::strerror(errno);
-    return false;
-  }
+  if (!ReadWholeFile(path, text, error)) return false;
   // Secrets mounted from files usually end with a newline.
   while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
   out = std::move(text);
