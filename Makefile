@@ -34,7 +34,8 @@ test-kafka: build
 	cd $(BUILD) && ctest -L kafka --output-on-failure
 
 # What CI keeps so: formatted code, no new duplicate block (jscpd, allow-list
-# in .jscpd-baseline.json) and a build without a single warning.
+# in .jscpd-baseline.json), a build without a single warning, and a worker
+# binary without the simulator or the mock cluster (scripts/layer-check.sh).
 format-check: deps
 	bash scripts/format-check.sh
 
@@ -44,6 +45,7 @@ dup-check: deps
 check: format-check dup-check configure
 	cmake -S . -B $(BUILD) -DCRMSYNC_WERROR=ON
 	cmake --build $(BUILD) -j$(JOBS)
+	bash scripts/layer-check.sh $(BUILD)/crmsync
 
 test: check
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 600
