@@ -150,7 +150,7 @@ Consumer::~Consumer() {
   if (!closed_) Close();
   if (abandoned_) {
     // Closing did not finish in time: destroying would wait for it again.
-    rd_kafka_destroy_flags(handle_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    DestroyWithoutClose(std::move(handle_));
   }
 }
 

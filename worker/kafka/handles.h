@@ -59,4 +59,10 @@ using ErrorPtr = std::unique_ptr<rd_kafka_error_t, ErrorDeleter>;
 using TopicPtr = std::unique_ptr<rd_kafka_topic_t, TopicDeleter>;
 using NewTopicPtr = std::unique_ptr<rd_kafka_NewTopic_t, NewTopicDeleter>;
 
+// Frees a consumer whose close did not finish in time, without the close
+// rd_kafka_destroy() would wait for again.
+inline void DestroyWithoutClose(KafkaPtr consumer) {
+  rd_kafka_destroy_flags(consumer.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
 }  // namespace crmsync::kafka
