@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
 
   // The demo is its own program, so that this one carries no simulator.
-  CLI::App* demo = app.add_subcommand("demo", "moved: run crmsync-demo (same options)");
+  CLI::App* demo =
+      app.add_subcommand("demo", "the demo is the program crmsync-demo (same options)");
   demo->allow_extras();
 
   CLI11_PARSE(app, argc, argv);
@@ -149,8 +150,8 @@ int main(int argc, char** argv) {
     if (*check) return CheckConfig(check_path, with_secrets);
     if (*demo) {
       std::fprintf(stderr,
-                   "crmsync: the demo is a program of its own now: run crmsync-demo (same "
-                   "options; `make demo`)\n");
+                   "crmsync: the demo is the program crmsync-demo (same options; `make "
+                   "demo`)\n");
       return 2;
     }
     if (*dry_run) return crmsync::worker::RunDryRun(dry_run_options, std::cout, std::cerr);
