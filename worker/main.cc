@@ -138,7 +138,13 @@ int main(int argc, char** argv) {
   // The demo is its own program, so that this one carries no simulator.
   CLI::App* demo =
       app.add_subcommand("demo", "the demo is the program crmsync-demo (same options)");
-  demo->allow_extras();
+  // crmsync-demo's options, accepted so that the message below is what an old
+  // command line gets.
+  std::string ignored;
+  for (const char* name : {"--events", "--contacts", "--latency-ms", "--bootstrap"}) {
+    demo->add_option(name, ignored)->group("");
+  }
+  demo->add_flag("--verbose")->group("");
 
   CLI11_PARSE(app, argc, argv);
   crmsync::worker::SetupLogging(
