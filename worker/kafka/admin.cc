@@ -57,12 +57,12 @@ std::vector<PartitionLag> QueryGroupLag(const std::string& bootstrap_servers,
                                         std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   ConfPtr conf(rd_kafka_conf_new());
-  SetProperty(conf.get(), "bootstrap.servers", bootstrap_servers);
+  SetProperty(conf.get(), "bootstrap.servers", bootstrap_servers, "group lag: ");
   // The handle only reads the group's committed offsets: it never subscribes,
   // so it never joins the group or disturbs its members.
-  SetProperty(conf.get(), "group.id", group_id);
-  SetProperty(conf.get(), "enable.auto.commit", "false");
-  SetProperty(conf.get(), "client.id", "crmsync-lag");
+  SetProperty(conf.get(), "group.id", group_id, "group lag: ");
+  SetProperty(conf.get(), "enable.auto.commit", "false", "group lag: ");
+  SetProperty(conf.get(), "client.id", "crmsync-lag", "group lag: ");
   rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
   KafkaPtr handle = NewClient(RD_KAFKA_CONSUMER, std::move(conf), "group lag: ");
   rd_kafka_t* rk = handle.get();
