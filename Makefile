@@ -3,15 +3,16 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build demo demo-kafka test test-kafka test-unit test-integration bench bench-quick callgrind format clean
+.PHONY: all deps configure build check format-check dup-check demo demo-kafka test test-kafka test-unit test-integration bench bench-quick callgrind format clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
 
+# Warnings are errors (CRMSYNC_WERROR, ON unless a build says otherwise).
 $(BUILD)/CMakeCache.txt: | deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCRMSYNC_WERROR=ON
 
 configure: $(BUILD)/CMakeCache.txt
 
@@ -19,20 +20,34 @@ build: deps configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 demo: build
-	./$(BUILD)/crmsync demo
+	./$(BUILD)/crmsync-demo
 
 # The same demo against a real Apache Kafka broker (KRaft, one node) that
 # scripts/kafka-broker.sh starts for it and stops afterwards.
 KAFKA_DEMO_DIR ?= $(BUILD)/kafka-demo
 demo-kafka: build
 	@rm -rf $(KAFKA_DEMO_DIR); bash scripts/kafka-broker.sh start $(KAFKA_DEMO_DIR) >/dev/null
-	@./$(BUILD)/crmsync demo --bootstrap "$$(cat $(KAFKA_DEMO_DIR)/bootstrap)"; \
+	@./$(BUILD)/crmsync-demo --bootstrap "$$(cat $(KAFKA_DEMO_DIR)/bootstrap)"; \
 	  status=$$?; bash scripts/kafka-broker.sh stop $(KAFKA_DEMO_DIR); exit $$status
 
 test-kafka: build
 	cd $(BUILD) && ctest -L kafka --output-on-failure
 
-test: build
+# What CI keeps so: formatted code, no new duplicate block (jscpd, allow-list
+# in .jscpd-baseline.json), a build without a single warning, and a worker
+# binary without the simulator or the mock cluster (scripts/layer-check.sh).
+format-check: deps
+	bash scripts/format-check.sh
+
+dup-check: deps
+	bash scripts/dup-check.sh
+
+check: format-check dup-check configure
+	cmake -S . -B $(BUILD) -DCRMSYNC_WERROR=ON
+	cmake --build $(BUILD) -j$(JOBS)
+	bash scripts/layer-check.sh $(BUILD)/crmsync
+
+test: check
 	cd $(BUILD) && ctest -j$(JOBS) --output-on-failure --timeout 600
 
 test-unit: build

@@ -25,12 +25,15 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "sim/simulator.h"
 #include "worker/kafka/admin.h"
+#include "worker/kafka/conf.h"
 #include "worker/kafka/handles.h"
 #include "worker/kafka/producer.h"
 #include "worker/kafka/test_broker.h"
@@ -256,20 +259,20 @@ double PeakRssMb(pid_t pid) {
 // what any consumer can do on this machine and broker.
 double CeilingConsumer(const std::string& bootstrap, const std::string& topic, size_t events) {
   kafka::ConfPtr conf(rd_kafka_conf_new());
-  char err[256];
-  const std::string group = "bench-ceiling-" + topic;
-  rd_kafka_conf_set(conf.get(), "bootstrap.servers", bootstrap.c_str(), err, sizeof(err));
-  rd_kafka_conf_set(conf.get(), "group.id", group.c_str(), err, sizeof(err));
-  rd_kafka_conf_set(conf.get(), "auto.offset.reset", "earliest", err, sizeof(err));
-  rd_kafka_conf_set(conf.get(), "enable.auto.commit", "false", err, sizeof(err));
-  kafka::KafkaPtr rk(rd_kafka_new(RD_KAFKA_CONSUMER, conf.release(), err, sizeof(err)));
+  kafka::SetProperty(conf.get(), "bootstrap.servers", bootstrap);
+  kafka::SetProperty(conf.get(), "group.id", "bench-ceiling-" + topic);
+  kafka::SetProperty(conf.get(), "auto.offset.reset", "earliest");
+  kafka::SetProperty(conf.get(), "enable.auto.commit", "false");
+  kafka::KafkaPtr rk = kafka::NewClient(RD_KAFKA_CONSUMER, std::move(conf), "ceiling consumer: ");
   rd_kafka_poll_set_consumer(rk.get());
   kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(kPartitions));
   for (int p = 0; p < kPartitions; ++p) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
   }
-  rd_kafka_assign(rk.get(), list.get());
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk.get(), list.get())) {
+    throw std::runtime_error(std::string("ceiling consumer: assign: ") + rd_kafka_err2str(err));
+  }
   size_t seen = 0;
   Clock::time_point first{};
   const auto deadline = Clock::now() + std::chrono::minutes(5);

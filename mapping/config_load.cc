@@ -18,6 +18,7 @@
 #include "crmsync_schemas.h"
 #include "mapping/config.h"
 #include "mapping/config_reader.h"
+#include "mapping/file.h"
 #include "mapping/json_schema.h"
 #include "mapping/provider_spec.h"
 

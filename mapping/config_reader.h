@@ -9,7 +9,6 @@
 // each naming its JSON path. Provider facts come from the ProviderCatalog.
 #pragma once
 
-#include <librdkafka/rdkafka.h>
 #include <rapidjson/document.h>
 
 #include <chrono>
@@ -22,6 +21,9 @@
 
 #include "mapping/config.h"
 #include "mapping/provider_spec.h"
+
+// librdkafka's configuration handle (config_kafka.cc includes rdkafka.h).
+typedef struct rd_kafka_conf_s rd_kafka_conf_t;
 
 namespace crmsync::mapping {
 

@@ -451,15 +451,8 @@ DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std
   std::optional<DecodeError> error;
   switch (out.format) {
     case InputFormat::kAuto:
-    case InputFormat::kCanonical: {
-      DecodeResult event = DecodeCanonicalDocument(doc, key);
-      if (auto* bad = std::get_if<DecodeError>(&event)) {
-        bad->format = name;
-        return *std::move(bad);
-      }
-      out.events.push_back(std::get<CrmEvent>(std::move(event)));
-      return out;
-    }
+    case InputFormat::kCanonical:
+      break;  // decoded above, without a DOM
     case InputFormat::kHubSpot:
       error = internal::DecodeHubSpot(doc, options.hubspot, out);
       break;

@@ -7,6 +7,8 @@
 
 #include <stdexcept>
 
+#include "mapping/json_value.h"
+
 namespace crmsync::mapping {
 namespace {
 
@@ -70,9 +72,7 @@ std::string TypeName(const rapidjson::Value& value) {
 
 template <typename Name>
 const rapidjson::Value* Member(const rapidjson::Value* object, const Name& name) {
-  if (object == nullptr || !object->IsObject()) return nullptr;
-  auto it = object->FindMember(name);
-  return it == object->MemberEnd() ? nullptr : &it->value;
+  return FindJsonMember(object, name);
 }
 
 // "a", "b" or "c": a readable list of JSON values.

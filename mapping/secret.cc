@@ -9,6 +9,8 @@
 #include <cstring>
 #include <memory>
 
+#include "mapping/file.h"
+
 namespace crmsync::mapping {
 
 SecretSource::SecretSource(std::string value) : value_(std::move(value)) {}
@@ -27,24 +29,6 @@ bool SecretSource::Stat(const std::string& path, Identity& out) {
   out.inode = static_cast<uint64_t>(st.st_ino);
   out.size = static_cast<int64_t>(st.st_size);
   out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return true;
-}
-
-bool ReadWholeFile(const std::string& path, std::string& out, std::string& error) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-  if (!file) {
-    error = std::strerror(errno);
-    return false;
-  }
-  out.clear();
-  char buffer[8192];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof(buffer), file.get())) > 0) out.append(buffer, n);
-  if (std::ferror(file.get())) {
-    error = std::strerror(errno);
-    return false;
-  }
   return true;
 }
 

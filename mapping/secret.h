@@ -15,9 +15,6 @@
 
 namespace crmsync::mapping {
 
-// The whole file `path` into `out`; on failure `error` says why (strerror).
-bool ReadWholeFile(const std::string& path, std::string& out, std::string& error);
-
 class SecretSource {
  public:
   using Clock = std::chrono::steady_clock;

@@ -24,7 +24,10 @@ fi
 # known RapidJSON 1.1 report; everything else aborts.
 sanitizers="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer"
 # The mapping and provider libraries and the embedded schemas, instrumented for coverage.
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# Warnings stay warnings here: the zero-warning build is the GCC one of `make
+# check`; clang 14 also reports RapidJSON 1.1's member iterators as ambiguous
+# under C++20 (-Wambiguous-reversed-operator).
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR=OFF \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitizers -fsanitize=fuzzer-no-link" > "$build.configure.log" 2>&1 \
   || { cat "$build.configure.log"; exit 1; }

@@ -21,13 +21,34 @@ packages=(
   # from tests/kafka/broker/pom.xml, run on Java 17
   default-jdk-headless maven python3
   python3-confluent-kafka python3-requests   # the benchmark's Python baseline worker
+  nodejs                  # jscpd (scripts/dup-check.sh), pinned below
 )
+
+cache="${CRMSYNC_CACHE:-$HOME/.cache/crmsync}"
+
+# jscpd, the copy-paste detector of scripts/dup-check.sh, from npm at the
+# versions scripts/jscpd/package-lock.json pins, into a cache outside the work
+# tree keyed by that lock file.
+jscpd_dir="$cache/jscpd-$(sha256sum "$(dirname "$0")/jscpd/package-lock.json" | cut -c1-16)"
+if [ "${1:-}" = "--jscpd-path" ]; then
+  echo "$jscpd_dir/node_modules/.bin/jscpd"
+  exit 0
+fi
+install_jscpd() {
+  [ -x "$jscpd_dir/node_modules/.bin/jscpd" ] && return 0
+  echo "installing jscpd into $jscpd_dir (once)"
+  # Debian's nodejs comes without npm; other builds of nodejs bring their own.
+  command -v npm > /dev/null || install_packages npm
+  mkdir -p "$jscpd_dir"
+  cp "$(dirname "$0")/jscpd/package.json" "$(dirname "$0")/jscpd/package-lock.json" "$jscpd_dir/"
+  (cd "$jscpd_dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 # helm, built from its Go module at a pinned version into a cache outside the
 # work tree (once; a few minutes on two cores). tests/helm/chart_test.sh uses it.
 helm_version=v3.22.0
 install_helm() {
-  local dir="${CRMSYNC_CACHE:-$HOME/.cache/crmsync}/helm-$helm_version"
+  local dir="$cache/helm-$helm_version"
   [ -x "$dir/helm" ] && return 0
   local go_bin
   go_bin=$(command -v go || echo /usr/local/go/bin/go)
@@ -45,18 +66,23 @@ install_helm() {
   return 1
 }
 
+install_packages() {
+  echo "installing: $*"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  install_packages "${missing[@]}"
 fi
 install_helm
+install_jscpd
 # The broker's jars into ~/.m2 (once; later runs find the cached classpath).
 bash "$(dirname "$0")/kafka-broker.sh" classpath >/dev/null

@@ -327,6 +327,15 @@ std::vector<Finished> Dispatcher::OnResult(
     }
   };
   NoteCredentials(queue.provider, outcomes);
+  // Drops the origins whose partitions no longer retry; an item left with
+  // none is finished with its line released (true).
+  auto drop_unretried = [&](Item& item, const std::string& contact) {
+    std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
+    if (!item.origins.empty()) return false;
+    Unstick(item);
+    Release(lane, contact, limits, now, item.seq);
+    return true;
+  };
   for (size_t i = 0; i < batch.items.size(); ++i) {
     Item& item = batch.items[i];
     const std::string contact = item.op.contact_key;
@@ -334,12 +343,7 @@ std::vector<Finished> Dispatcher::OnResult(
         outcomes[i].withdrawn) {
       // Withdrawn by the worker, not answered by the provider: back to the
       // front of its contact's line, ready at once, nothing counted.
-      std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
-      if (item.origins.empty()) {
-        Unstick(item);
-        Release(lane, contact, limits, now, item.seq);
-        continue;
-      }
+      if (drop_unretried(item, contact)) continue;
       ++queued_;
       item.ready_at = now;
       lane.backing_off.emplace(now, std::pair(contact, std::move(item)));
@@ -360,12 +364,7 @@ std::vector<Finished> Dispatcher::OnResult(
     }
     if (auth_failure) {
       if (!item.auth_since) item.auth_since = now;
-      std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
-      if (item.origins.empty()) {
-        Unstick(item);
-        Release(lane, contact, limits, now, item.seq);
-        continue;
-      }
+      if (drop_unretried(item, contact)) continue;
       // Never exhausted, never dead-lettered: it waits, with a backoff of its
       // own, while the circuit keeps the provider from being hammered.
       ++item.auth_failures;
@@ -391,12 +390,7 @@ std::vector<Finished> Dispatcher::OnResult(
         Release(lane, contact, limits, now, item.seq);
         break;
       case providers::OutcomeKind::kRetry: {
-        std::erase_if(item.origins, [&](const MessageRef& ref) { return !keep_retrying(ref); });
-        if (item.origins.empty()) {
-          Unstick(item);
-          Release(lane, contact, limits, now, item.seq);
-          break;
-        }
+        if (drop_unretried(item, contact)) break;
         if (!item.first_failure) item.first_failure = now;
         item.last_failure = now;
         const bool exhausted = (policy.max_attempts > 0 && item.attempts >= policy.max_attempts) ||

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "worker/curl_handles.h"
+
 namespace crmsync::worker {
 namespace {
 
@@ -184,12 +186,15 @@ struct Transfer {
   std::chrono::milliseconds timeout{0};
   HttpEngine::Callback callback;
   providers::HttpResponse response;
-  curl_slist* headers = nullptr;
+  CurlSlistPtr headers;
   char error[CURL_ERROR_SIZE] = {};
   size_t max_body = 0;
   // Set when the body outgrew max_body: the write callback then refuses data,
   // which ends the transfer with CURLE_WRITE_ERROR.
   bool body_too_large = false;
+  // The handle running it, while it is in the multi handle (last: freed
+  // before the buffers it points at).
+  CurlEasyPtr easy;
 };
 
 std::string BodyTooLarge(size_t limit) {
@@ -291,7 +296,7 @@ struct HttpEngine::Impl {
   void CancelRequested(std::deque<std::unique_ptr<Transfer>>& queued);
 
   const Options options;
-  CURLM* multi = nullptr;
+  CurlMultiPtr multi;
   std::thread io_thread;
   std::atomic<size_t> in_flight{0};
 
@@ -304,7 +309,7 @@ struct HttpEngine::Impl {
 
   // I/O thread only.
   std::unordered_map<CURL*, std::unique_ptr<Transfer>> active;
-  std::vector<CURL*> idle;
+  std::vector<CurlEasyPtr> idle;
 };
 
 std::optional<std::string> HttpEngine::Impl::Configure(CURL* easy, Transfer& transfer) {
@@ -352,16 +357,12 @@ std::optional<std::string> HttpEngine::Impl::Configure(CURL* easy, Transfer& tra
 
   for (const auto& [name, value] : request.headers) {
     const std::string line = name + ": " + value;
-    curl_slist* grown = curl_slist_append(transfer.headers, line.c_str());
-    if (grown == nullptr) return "out of memory building headers";
-    transfer.headers = grown;
+    if (!AppendHeader(transfer.headers, line.c_str())) return "out of memory building headers";
   }
   // An empty "Expect:" stops libcurl from waiting for 100 Continue on large
   // bodies: providers answer directly, and the wait would only add latency.
-  curl_slist* grown = curl_slist_append(transfer.headers, "Expect:");
-  if (grown == nullptr) return "out of memory building headers";
-  transfer.headers = grown;
-  set(CURLOPT_HTTPHEADER, transfer.headers);
+  if (!AppendHeader(transfer.headers, "Expect:")) return "out of memory building headers";
+  set(CURLOPT_HTTPHEADER, transfer.headers.get());
 
   if (first != CURLE_OK) return std::string(curl_easy_strerror(first));
   return std::nullopt;
@@ -369,44 +370,46 @@ std::optional<std::string> HttpEngine::Impl::Configure(CURL* easy, Transfer& tra
 
 void HttpEngine::Impl::StartQueued(std::deque<std::unique_ptr<Transfer>>& queued) {
   for (auto& transfer : queued) {
-    CURL* easy = nullptr;
+    CurlEasyPtr easy;
     if (!idle.empty()) {
-      easy = idle.back();
+      easy = std::move(idle.back());
       idle.pop_back();
       // Reset keeps the handle's DNS cache and session IDs; the connection
       // itself sits in the multi handle's pool.
-      curl_easy_reset(easy);
+      curl_easy_reset(easy.get());
     } else {
-      easy = curl_easy_init();
+      easy.reset(curl_easy_init());
     }
-    if (easy == nullptr) {
+    if (!easy) {
       transfer->response.transport = Transport::kBroken;
       transfer->response.transport_error = "curl_easy_init failed";
       Complete(std::move(transfer));
       continue;
     }
-    if (auto error = Configure(easy, *transfer)) {
+    if (auto error = Configure(easy.get(), *transfer)) {
       transfer->response.transport = Transport::kConfigError;
       transfer->response.transport_error = *error;
-      idle.push_back(easy);
+      idle.push_back(std::move(easy));
       Complete(std::move(transfer));
       continue;
     }
-    const CURLMcode added = curl_multi_add_handle(multi, easy);
+    const CURLMcode added = curl_multi_add_handle(multi.get(), easy.get());
     if (added != CURLM_OK) {
       transfer->response.transport = Transport::kBroken;
       transfer->response.transport_error = curl_multi_strerror(added);
-      idle.push_back(easy);
+      idle.push_back(std::move(easy));
       Complete(std::move(transfer));
       continue;
     }
-    active.emplace(easy, std::move(transfer));
+    CURL* key = easy.get();
+    transfer->easy = std::move(easy);
+    active.emplace(key, std::move(transfer));
   }
   queued.clear();
 }
 
 void HttpEngine::Impl::Finish(CURL* easy, CURLcode code) {
-  curl_multi_remove_handle(multi, easy);
+  curl_multi_remove_handle(multi.get(), easy);
   auto it = active.find(easy);
   if (it == active.end()) return;
   std::unique_ptr<Transfer> transfer = std::move(it->second);
@@ -426,17 +429,13 @@ void HttpEngine::Impl::Finish(CURL* easy, CURLcode code) {
         transfer->error[0] != '\0' ? std::string(transfer->error) : curl_easy_strerror(code);
     response.status = 0;
   }
-  if (idle.size() < kMaxIdleHandles) {
-    idle.push_back(easy);
-  } else {
-    curl_easy_cleanup(easy);
-  }
+  // Kept for the next request, or freed with the transfer.
+  if (idle.size() < kMaxIdleHandles) idle.push_back(std::move(transfer->easy));
   Complete(std::move(transfer));
 }
 
 void HttpEngine::Impl::Complete(std::unique_ptr<Transfer> transfer) {
-  curl_slist_free_all(transfer->headers);
-  transfer->headers = nullptr;
+  transfer->headers.reset();
   // Counted as done before the callback runs, so that a callback (or whoever
   // it signals) already sees this request as no longer in flight.
   in_flight.fetch_sub(1, std::memory_order_acq_rel);
@@ -459,9 +458,8 @@ void HttpEngine::Impl::FailEverything() {
     Complete(std::move(transfer));
   };
   for (auto& [easy, transfer] : active) {
-    curl_multi_remove_handle(multi, easy);
-    curl_easy_cleanup(easy);
-    fail(std::move(transfer));
+    curl_multi_remove_handle(multi.get(), easy);
+    fail(std::move(transfer));  // frees the handle
   }
   active.clear();
   // A callback may submit again while we fail the queue; keep going until no
@@ -475,7 +473,6 @@ void HttpEngine::Impl::FailEverything() {
     if (queued.empty()) break;
     for (auto& transfer : queued) fail(std::move(transfer));
   }
-  for (CURL* easy : idle) curl_easy_cleanup(easy);
   idle.clear();
 }
 
@@ -506,9 +503,8 @@ void HttpEngine::Impl::CancelRequested(std::deque<std::unique_ptr<Transfer>>& qu
     CURL* easy = it->first;
     std::unique_ptr<Transfer> transfer = std::move(it->second);
     it = active.erase(it);
-    curl_multi_remove_handle(multi, easy);
-    // A handle torn down mid-transfer is not reused.
-    curl_easy_cleanup(easy);
+    curl_multi_remove_handle(multi.get(), easy);
+    // A handle torn down mid-transfer is not reused: it goes with the transfer.
     fail(std::move(transfer));
   }
 }
@@ -525,19 +521,19 @@ void HttpEngine::Impl::Run() {
     StartQueued(queued);
 
     int running = 0;
-    const CURLMcode performed = curl_multi_perform(multi, &running);
+    const CURLMcode performed = curl_multi_perform(multi.get(), &running);
     if (performed != CURLM_OK) {
       spdlog::error("http engine: curl_multi_perform: {}", curl_multi_strerror(performed));
     }
     int left = 0;
-    while (CURLMsg* message = curl_multi_info_read(multi, &left)) {
+    while (CURLMsg* message = curl_multi_info_read(multi.get(), &left)) {
       if (message->msg == CURLMSG_DONE) Finish(message->easy_handle, message->data.result);
     }
 
     // curl_multi_poll waits for socket activity, libcurl's own timers (it
     // shortens the wait to curl_multi_timeout) or curl_multi_wakeup from
     // Submit/the destructor; the 1 s cap is only a safety net.
-    const CURLMcode polled = curl_multi_poll(multi, nullptr, 0, 1000, nullptr);
+    const CURLMcode polled = curl_multi_poll(multi.get(), nullptr, 0, 1000, nullptr);
     if (polled != CURLM_OK) {
       spdlog::error("http engine: curl_multi_poll: {}", curl_multi_strerror(polled));
     }
@@ -547,16 +543,15 @@ void HttpEngine::Impl::Run() {
 
 HttpEngine::HttpEngine(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {
   GlobalInitOnce();
-  impl_->multi = curl_multi_init();
-  if (impl_->multi == nullptr) throw std::runtime_error("curl_multi_init failed");
-  curl_multi_setopt(impl_->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+  impl_->multi.reset(curl_multi_init());
+  if (!impl_->multi) throw std::runtime_error("curl_multi_init failed");
+  curl_multi_setopt(impl_->multi.get(), CURLMOPT_MAX_HOST_CONNECTIONS,
                     std::max(impl_->options.max_host_connections, 1L));
   impl_->io_thread = std::thread([impl = impl_.get()] { impl->Run(); });
 }
 
 HttpEngine::~HttpEngine() {
-  Stop();
-  curl_multi_cleanup(impl_->multi);
+  Stop();  // the I/O thread freed the easy handles; impl_ frees the multi handle
 }
 
 void HttpEngine::Stop() {
@@ -566,7 +561,7 @@ void HttpEngine::Stop() {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
   }
-  curl_multi_wakeup(impl_->multi);
+  curl_multi_wakeup(impl_->multi.get());
   impl_->io_thread.join();
 }
 
@@ -577,7 +572,7 @@ void HttpEngine::Cancel(const std::vector<uint64_t>& ids) {
     if (impl_->stopping) return;
     impl_->cancelled.insert(impl_->cancelled.end(), ids.begin(), ids.end());
   }
-  curl_multi_wakeup(impl_->multi);
+  curl_multi_wakeup(impl_->multi.get());
 }
 
 uint64_t HttpEngine::Submit(providers::HttpRequest request, std::chrono::milliseconds timeout,
@@ -601,7 +596,7 @@ uint64_t HttpEngine::Submit(providers::HttpRequest request, std::chrono::millise
     impl_->queue.push_back(std::move(transfer));
   }
   // Thread-safe by libcurl's contract; makes curl_multi_poll return at once.
-  curl_multi_wakeup(impl_->multi);
+  curl_multi_wakeup(impl_->multi.get());
   return id;
 }
 

@@ -1,94 +1,59 @@
 #include "worker/logging.h"
 
+#include <rapidjson/memorystream.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <cstdint>
+#include <string>
 
 namespace crmsync::worker {
 namespace {
 
-// Length of the valid UTF-8 sequence starting at text[i], 0 if there is none.
-size_t Utf8SequenceLength(std::string_view text, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<uint8_t>(text[k]); };
-  const uint8_t lead = byte(i);
-  size_t length = 0;
-  uint8_t low = 0x80, high = 0xBF;  // bounds of the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // no overlong forms
-    if (lead == 0xED) high = 0x9F;  // no surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // no overlong forms
-    if (lead == 0xF4) high = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
+// rapidjson output stream appending to a std::string.
+struct StringSink {
+  using Ch = char;
+  std::string& out;
+  void Put(char c) { out.push_back(c); }
+  void Flush() {}
+};
+
+// `text` with every byte that does not belong to a valid UTF-8 sequence
+// replaced by U+FFFD (RapidJSON's validation: no overlong forms, surrogates
+// or code points above U+10FFFF).
+std::string ValidUtf8(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  StringSink sink{out};
+  size_t at = 0;
+  while (at < text.size()) {
+    rapidjson::MemoryStream in(text.data() + at, text.size() - at);
+    const size_t written = out.size();
+    if (rapidjson::UTF8<>::Validate(in, sink)) {
+      at += in.Tell();
+    } else {
+      out.resize(written);
+      out.append("\xEF\xBF\xBD");
+      ++at;  // resynchronise on the next byte
+    }
   }
-  if (i + length > text.size()) return 0;
-  if (byte(i + 1) < low || byte(i + 1) > high) return 0;
-  for (size_t k = 2; k < length; ++k) {
-    if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
-  }
-  return length;
+  return out;
 }
 
-// Appends `text` JSON-escaped to `out` (std::string or spdlog's buffer).
+// Appends `text` JSON-escaped (RapidJSON's writer: quotes, backslashes and
+// control characters) to `out` (std::string or spdlog's buffer).
 template <typename Buffer>
 void EscapeInto(std::string_view text, Buffer& out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  const auto append = [&out](std::string_view piece) {
-    out.append(piece.data(), piece.data() + piece.size());
-  };
-  for (size_t i = 0; i < text.size();) {
-    const auto c = static_cast<uint8_t>(text[i]);
-    if (c >= 0x80) {
-      if (const size_t length = Utf8SequenceLength(text, i); length > 0) {
-        append(text.substr(i, length));
-        i += length;
-      } else {
-        append("\\ufffd");  // not UTF-8: the replacement character
-        ++i;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"':
-        append("\\\"");
-        break;
-      case '\\':
-        append("\\\\");
-        break;
-      case '\n':
-        append("\\n");
-        break;
-      case '\r':
-        append("\\r");
-        break;
-      case '\t':
-        append("\\t");
-        break;
-      case '\b':
-        append("\\b");
-        break;
-      case '\f':
-        append("\\f");
-        break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-          append(std::string_view(escaped, sizeof(escaped)));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-    ++i;
-  }
+  const std::string valid = ValidUtf8(text);
+  rapidjson::StringBuffer json;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(json);
+  writer.String(valid.data(), static_cast<rapidjson::SizeType>(valid.size()));
+  // Without the surrounding quotes.
+  out.append(json.GetString() + 1, json.GetString() + json.GetSize() - 1);
 }
 
 // %* : the message, JSON-escaped.

@@ -14,7 +14,6 @@
 
 #include "mapping/config.h"
 #include "providers/registry.h"
-#include "worker/demo.h"
 #include "worker/dry_run.h"
 #include "worker/logging.h"
 #include "worker/metrics.h"
@@ -138,16 +137,16 @@ int main(int argc, char** argv) {
                    "events: one message per line (key<TAB>value or value), or '-' for stdin")
       ->capture_default_str();
 
-  crmsync::worker::DemoOptions demo_options;
+  // The demo is its own program, so that this one carries no simulator.
   CLI::App* demo =
-      app.add_subcommand("demo", "embedded broker, simulator and sample events; no setup needed");
-  demo->add_option("--events", demo_options.events, "events to produce")->capture_default_str();
-  demo->add_option("--contacts", demo_options.contacts, "distinct contacts")->capture_default_str();
-  demo->add_option("--latency-ms", demo_options.latency_ms, "simulated provider latency")
-      ->capture_default_str();
-  demo->add_flag("--verbose", demo_options.verbose, "show the worker's log");
-  demo->add_option("--bootstrap", demo_options.bootstrap,
-                   "a real Kafka cluster (host:port,...) instead of the embedded mock");
+      app.add_subcommand("demo", "the demo is the program crmsync-demo (same options)");
+  // crmsync-demo's options, accepted so that the message below is what an old
+  // command line gets.
+  std::string ignored;
+  for (const char* name : {"--events", "--contacts", "--latency-ms", "--bootstrap"}) {
+    demo->add_option(name, ignored)->group("");
+  }
+  demo->add_flag("--verbose")->group("");
 
   CLI11_PARSE(app, argc, argv);
   crmsync::worker::SetupLogging(
@@ -157,7 +156,12 @@ int main(int argc, char** argv) {
   try {
     if (*run) return Run(config_path);
     if (*check) return CheckConfig(check_path, with_secrets);
-    if (*demo) return crmsync::worker::RunDemo(demo_options);
+    if (*demo) {
+      std::fprintf(stderr,
+                   "crmsync: the demo is the program crmsync-demo (same options; `make "
+                   "demo`)\n");
+      return 2;
+    }
     if (*dry_run) return crmsync::worker::RunDryRun(dry_run_options, std::cout, std::cerr);
   } catch (const crmsync::mapping::ConfigError& e) {
     // The worker's output is its log (JSON lines for collectors); the

@@ -509,8 +509,10 @@ void Worker::UpdatePauses(Clock::time_point now) {
                       std::back_inserter(pause));
   std::set_difference(paused_set_.begin(), paused_set_.end(), want.begin(), want.end(),
                       std::back_inserter(resume));
-  if (!pause.empty()) consumer_->Pause(pause);
-  if (!resume.empty()) consumer_->Resume(resume);
+  // A partition librdkafka refused to pause or resume keeps its previous
+  // state here, so that the next update tries again.
+  for (const auto& tp : consumer_->Pause(pause)) want.erase(tp);
+  for (const auto& tp : consumer_->Resume(resume)) want.insert(tp);
   paused_set_ = std::move(want);
 }
 
@@ -631,7 +633,9 @@ int Worker::Run(const std::atomic<bool>& stop) {
   metrics_.SetGroupJoined(false);
   spdlog::info("stopping: draining {} pending operation(s)", dispatcher_.Pending());
   const std::vector<kafka::TopicPartition> owned(assigned_.begin(), assigned_.end());
-  consumer_->Pause(owned);  // stop fetching
+  // Stop fetching; a partition that cannot be paused (logged) is only read
+  // until the drain ends.
+  consumer_->Pause(owned);
   Drain(owned, started + config_.worker.drain_timeout, /*serve_consumer=*/true);
   CommitNow();
   delivery_.Stop();

@@ -45,6 +45,14 @@ std::string ReadFile(const std::string& path) {
 
 const std::string kMissingConfig = "/nonexistent/crmsync-cli-test.json";
 
+TEST(CliTest, DemoPointsToItsOwnProgram) {
+  // The worker binary carries no simulator: `crmsync demo` names crmsync-demo
+  // and fails, whatever options follow.
+  const auto [rc, output] = Crmsync("demo --events 10");
+  EXPECT_EQ(rc, 2) << output;
+  EXPECT_THAT(output, HasSubstr("crmsync-demo"));
+}
+
 TEST(CliTest, LogFormatAfterTheSubcommandApplies) {
   // `run` logs its start-up error in the chosen format: JSON lines here...
   const auto [json_rc, json] = Crmsync("run --config " + kMissingConfig + " --log-format json");

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 
+#include "worker/kafka/conf.h"
 #include "worker/kafka/handles.h"
 
 namespace crmsync::kafka {
@@ -15,14 +17,6 @@ using Clock = std::chrono::steady_clock;
 
 [[noreturn]] void Fail(const std::string& what, rd_kafka_resp_err_t err) {
   throw std::runtime_error("group lag: " + what + ": " + rd_kafka_err2name(err));
-}
-
-void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  char errstr[512];
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
-      RD_KAFKA_CONF_OK) {
-    throw std::runtime_error("group lag: kafka property '" + name + "': " + errstr);
-  }
 }
 
 // Failures surface as exceptions naming the librdkafka error, so the
@@ -63,18 +57,14 @@ std::vector<PartitionLag> QueryGroupLag(const std::string& bootstrap_servers,
                                         std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   ConfPtr conf(rd_kafka_conf_new());
-  Set(conf.get(), "bootstrap.servers", bootstrap_servers);
+  SetProperty(conf.get(), "bootstrap.servers", bootstrap_servers, "group lag: ");
   // The handle only reads the group's committed offsets: it never subscribes,
   // so it never joins the group or disturbs its members.
-  Set(conf.get(), "group.id", group_id);
-  Set(conf.get(), "enable.auto.commit", "false");
-  Set(conf.get(), "client.id", "crmsync-lag");
+  SetProperty(conf.get(), "group.id", group_id, "group lag: ");
+  SetProperty(conf.get(), "enable.auto.commit", "false", "group lag: ");
+  SetProperty(conf.get(), "client.id", "crmsync-lag", "group lag: ");
   rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
-  char errstr[512];
-  // rd_kafka_new takes ownership of the configuration only on success.
-  KafkaPtr handle(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr)));
-  if (!handle) throw std::runtime_error(std::string("group lag: ") + errstr);
-  conf.release();
+  KafkaPtr handle = NewClient(RD_KAFKA_CONSUMER, std::move(conf), "group lag: ");
   rd_kafka_t* rk = handle.get();
 
   const int partition_count = PartitionCount(rk, topic, deadline);
@@ -116,58 +106,55 @@ int64_t TotalLag(const std::vector<PartitionLag>& lags) {
 void CreateTopic(const std::string& bootstrap_servers, const std::string& topic, int partitions,
                  const std::map<std::string, std::string>& configs, int replication_factor,
                  std::chrono::milliseconds timeout) {
+  ConfPtr conf(rd_kafka_conf_new());
+  SetProperty(conf.get(), "bootstrap.servers", bootstrap_servers, "create topic: ");
+  KafkaPtr rk = NewClient(RD_KAFKA_PRODUCER, std::move(conf), "create topic: ");
   char errstr[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap_servers.c_str(), errstr, sizeof(errstr));
-  KafkaPtr rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)));
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    throw std::runtime_error(std::string("create topic: ") + errstr);
-  }
-  rd_kafka_NewTopic_t* new_topic =
-      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof(errstr));
-  if (new_topic == nullptr) throw std::runtime_error(std::string("create topic: ") + errstr);
+  NewTopicPtr new_topic(
+      rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, errstr, sizeof(errstr)));
+  if (!new_topic) throw std::runtime_error(std::string("create topic: ") + errstr);
   for (const auto& [name, value] : configs) {
-    rd_kafka_NewTopic_set_config(new_topic, name.c_str(), value.c_str());
+    if (rd_kafka_resp_err_t err =
+            rd_kafka_NewTopic_set_config(new_topic.get(), name.c_str(), value.c_str())) {
+      throw std::runtime_error("create topic " + topic + ": config '" + name +
+                               "': " + rd_kafka_err2str(err));
+    }
   }
-  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk.get());
-  rd_kafka_CreateTopics(rk.get(), &new_topic, 1, nullptr, queue);
-  rd_kafka_event_t* event = rd_kafka_queue_poll(queue, static_cast<int>(timeout.count()));
+  QueuePtr queue(rd_kafka_queue_new(rk.get()));
+  rd_kafka_NewTopic_t* new_topics[] = {new_topic.get()};
+  rd_kafka_CreateTopics(rk.get(), new_topics, 1, nullptr, queue.get());
+  EventPtr event(rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count())));
   std::string error;
-  if (event == nullptr) {
+  if (!event) {
     error = "no answer in time";
-  } else if (rd_kafka_event_error(event) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    error = rd_kafka_event_error_string(event);
+  } else if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    error = rd_kafka_event_error_string(event.get());
   } else {
     size_t count = 0;
-    const rd_kafka_topic_result_t** results =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(
+        rd_kafka_event_CreateTopics_result(event.get()), &count);
     if (count != 1) {
       error = "no result";
     } else if (rd_kafka_topic_result_error(results[0]) != RD_KAFKA_RESP_ERR_NO_ERROR) {
       error = rd_kafka_topic_result_error_string(results[0]);
     }
   }
-  if (event != nullptr) rd_kafka_event_destroy(event);
-  rd_kafka_queue_destroy(queue);
-  rd_kafka_NewTopic_destroy(new_topic);
   if (!error.empty()) throw std::runtime_error("create topic " + topic + ": " + error);
 
   // Every partition has a leader before the test produces or consumes.
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    rd_kafka_topic_t* handle = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
-    const rd_kafka_metadata_t* metadata = nullptr;
+    TopicPtr handle(rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr));
+    const rd_kafka_metadata_t* raw = nullptr;
     bool ready = false;
-    if (rd_kafka_metadata(rk.get(), 0, handle, &metadata, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_metadata(rk.get(), 0, handle.get(), &raw, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      MetadataPtr metadata(raw);
       ready = metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
               metadata->topics[0].partition_cnt == partitions;
       for (int i = 0; ready && i < metadata->topics[0].partition_cnt; ++i) {
         ready = metadata->topics[0].partitions[i].leader >= 0;
       }
-      rd_kafka_metadata_destroy(metadata);
     }
-    rd_kafka_topic_destroy(handle);
     if (ready) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

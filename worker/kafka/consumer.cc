@@ -6,23 +6,13 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "worker/kafka/conf.h"
+#include "worker/kafka/handles.h"
 
 namespace crmsync::kafka {
 namespace {
-
-void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  char errstr[512];
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
-      RD_KAFKA_CONF_OK) {
-    // librdkafka quotes the value, which may be a secret (sasl.password).
-    std::string error = errstr;
-    for (size_t at = value.empty() ? std::string::npos : error.find(value); at != std::string::npos;
-         at = error.find(value, at + 5)) {
-      error.replace(at, value.size(), "*****");
-    }
-    throw std::runtime_error("kafka property '" + name + "': " + error);
-  }
-}
 
 std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list) {
   std::vector<TopicPartition> out;
@@ -32,19 +22,6 @@ std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list
   }
   return out;
 }
-
-void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  // syslog levels: 0..3 error, 4 warning, 5..6 info, 7 debug.
-  if (level <= 3) {
-    spdlog::error("kafka {}: {}", facility, message);
-  } else if (level == 4) {
-    spdlog::warn("kafka {}: {}", facility, message);
-  } else {
-    spdlog::debug("kafka {}: {}", facility, message);
-  }
-}
-
-}  // namespace
 
 TopicPartitionListPtr MakePartitionList(const std::vector<TopicPartition>& partitions) {
   TopicPartitionListPtr list(
@@ -64,13 +41,35 @@ TopicPartitionListPtr MakeOffsetList(
   return list;
 }
 
+// The eager protocol's (un)assignment; a failure leaves the previous one.
+void Assign(rd_kafka_t* rk, const rd_kafka_topic_partition_list_t* partitions) {
+  if (rd_kafka_resp_err_t err = rd_kafka_assign(rk, partitions)) {
+    spdlog::error("kafka {}: {}", partitions != nullptr ? "assign" : "unassign",
+                  rd_kafka_err2str(err));
+  }
+}
+
+}  // namespace
+
+// librdkafka's callbacks, with access to the consumer they serve (the opaque).
+struct Consumer::Callbacks {
+  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                          rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
+  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+  static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
+  static void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+};
+
 // librdkafka 2.0.2 resets a position it cannot fetch from (OFFSET_OUT_OF_RANGE
 // after retention, a recreated topic) in rd_kafka_offset_reset(), which logs
 // "<topic> [<partition>]: offset reset (at offset ...) to ...: <reason>" with
 // facility OFFSET at LOG_WARNING; resets without an error (no committed
 // offset yet) are only debug-logged. That warning is the only signal: no
 // error event reaches the application unless auto.offset.reset=error.
-void Consumer::OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+void Consumer::Callbacks::OnLog(const rd_kafka_t* rk, int level, const char* facility,
+                                const char* message) {
   if (level <= 4 && std::strcmp(facility, "OFFSET") == 0 &&
       std::strstr(message, "]: offset reset") != nullptr) {
     std::string_view text(message);
@@ -95,49 +94,45 @@ void Consumer::OnLog(const rd_kafka_t* rk, int level, const char* facility, cons
     if (self != nullptr && self->on_offset_reset_) self->on_offset_reset_(tp, message);
     return;
   }
-  LogFromKafka(rk, level, facility, message);
+  ForwardLog("kafka", level, facility, message);
 }
 
 Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
     : listener_(listener), on_offset_reset_(options.on_offset_reset) {
   ConfPtr conf(rd_kafka_conf_new());
   // Defaults a user may override.
-  Set(conf.get(), "auto.offset.reset", "earliest");
-  Set(conf.get(), "enable.partition.eof", "false");
-  Set(conf.get(), "client.id", "crmsync");
+  SetProperty(conf.get(), "auto.offset.reset", "earliest");
+  SetProperty(conf.get(), "enable.partition.eof", "false");
+  SetProperty(conf.get(), "client.id", "crmsync");
   // librdkafka prefetches up to 64 MiB per partition by default: a lagging
   // group on many partitions would hold gigabytes before the worker's own
   // backpressure (pausing partitions) has a say. Bound the prefetch by
   // bytes; a message-count bound (queued.min.messages) starves the fetcher
   // of small messages on a single broker.
-  Set(conf.get(), "queued.max.messages.kbytes", "32768");
+  SetProperty(conf.get(), "queued.max.messages.kbytes", "32768");
   // Statistics tell BrokerReachable() when a broker is back after an outage
   // that no message or rebalance would reveal (an idle group).
-  Set(conf.get(), "statistics.interval.ms", "5000");
-  for (const auto& [name, value] : options.properties) Set(conf.get(), name, value);
+  SetProperty(conf.get(), "statistics.interval.ms", "5000");
+  for (const auto& [name, value] : options.properties) SetProperty(conf.get(), name, value);
   // Forced after the passthrough properties so that they cannot be overridden:
   // offsets are stored only once every operation of a message (and of all
   // earlier messages) is done, and committed by the worker itself.
-  Set(conf.get(), "bootstrap.servers", options.bootstrap_servers);
-  Set(conf.get(), "group.id", options.group_id);
-  Set(conf.get(), "enable.auto.offset.store", "false");
-  Set(conf.get(), "enable.auto.commit", "true");
-  Set(conf.get(), "auto.commit.interval.ms",
-      std::to_string(std::max<int64_t>(options.commit_interval.count(), 1)));
-  Set(conf.get(), "partition.assignment.strategy", "cooperative-sticky");
+  SetProperty(conf.get(), "bootstrap.servers", options.bootstrap_servers);
+  SetProperty(conf.get(), "group.id", options.group_id);
+  SetProperty(conf.get(), "enable.auto.offset.store", "false");
+  SetProperty(conf.get(), "enable.auto.commit", "true");
+  SetProperty(conf.get(), "auto.commit.interval.ms",
+              std::to_string(std::max<int64_t>(options.commit_interval.count(), 1)));
+  SetProperty(conf.get(), "partition.assignment.strategy", "cooperative-sticky");
   rd_kafka_conf_set_opaque(conf.get(), this);
-  rd_kafka_conf_set_rebalance_cb(conf.get(), &Consumer::OnRebalance);
-  rd_kafka_conf_set_offset_commit_cb(conf.get(), &Consumer::OnCommit);
-  rd_kafka_conf_set_error_cb(conf.get(), &Consumer::OnError);
-  rd_kafka_conf_set_stats_cb(conf.get(), &Consumer::OnStatistics);
-  rd_kafka_conf_set_log_cb(conf.get(), &Consumer::OnLog);
+  rd_kafka_conf_set_rebalance_cb(conf.get(), &Callbacks::OnRebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf.get(), &Callbacks::OnCommit);
+  rd_kafka_conf_set_error_cb(conf.get(), &Callbacks::OnError);
+  rd_kafka_conf_set_stats_cb(conf.get(), &Callbacks::OnStatistics);
+  rd_kafka_conf_set_log_cb(conf.get(), &Callbacks::OnLog);
 
-  char errstr[512];
-  // rd_kafka_new takes ownership of the conf only on success.
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr));
-  if (rk == nullptr) throw std::runtime_error(std::string("kafka consumer: ") + errstr);
-  conf.release();
-  handle_.reset(rk);
+  handle_ = NewClient(RD_KAFKA_CONSUMER, std::move(conf), "kafka consumer: ");
+  rd_kafka_t* rk = handle_.get();
   // Serve the main queue (errors, logs, commit results) from consumer_poll too.
   rd_kafka_poll_set_consumer(rk);
 
@@ -155,7 +150,7 @@ Consumer::~Consumer() {
   if (!closed_) Close();
   if (abandoned_) {
     // Closing did not finish in time: destroying would wait for it again.
-    rd_kafka_destroy_flags(handle_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    DestroyWithoutClose(std::move(handle_));
   }
 }
 
@@ -219,28 +214,41 @@ bool Consumer::CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>&
       spdlog::warn("kafka commit: no answer within {} ms", deadline.count());
       return false;
     }
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), static_cast<int>(left.count()));
-    if (event == nullptr) continue;
-    const bool is_commit = rd_kafka_event_type(event) == RD_KAFKA_EVENT_OFFSET_COMMIT;
-    const rd_kafka_resp_err_t result = rd_kafka_event_error(event);
-    std::string reason = result ? rd_kafka_event_error_string(event) : "";
-    rd_kafka_event_destroy(event);
-    if (!is_commit) continue;
-    if (result) spdlog::warn("kafka commit: {}", reason);
+    EventPtr event(rd_kafka_queue_poll(queue.get(), static_cast<int>(left.count())));
+    if (!event || rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_OFFSET_COMMIT) continue;
+    const rd_kafka_resp_err_t result = rd_kafka_event_error(event.get());
+    if (result) spdlog::warn("kafka commit: {}", rd_kafka_event_error_string(event.get()));
     return result == RD_KAFKA_RESP_ERR_NO_ERROR;
   }
 }
 
-void Consumer::Pause(const std::vector<TopicPartition>& partitions) {
-  if (partitions.empty()) return;
-  TopicPartitionListPtr list = MakePartitionList(partitions);
-  rd_kafka_pause_partitions(handle_.get(), list.get());
+std::vector<TopicPartition> Consumer::Pause(const std::vector<TopicPartition>& partitions) {
+  return PauseOrResume(partitions, /*pause=*/true);
 }
 
-void Consumer::Resume(const std::vector<TopicPartition>& partitions) {
-  if (partitions.empty()) return;
+std::vector<TopicPartition> Consumer::Resume(const std::vector<TopicPartition>& partitions) {
+  return PauseOrResume(partitions, /*pause=*/false);
+}
+
+std::vector<TopicPartition> Consumer::PauseOrResume(const std::vector<TopicPartition>& partitions,
+                                                    bool pause) {
+  if (partitions.empty()) return {};
+  const char* what = pause ? "pause" : "resume";
   TopicPartitionListPtr list = MakePartitionList(partitions);
-  rd_kafka_resume_partitions(handle_.get(), list.get());
+  const rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(handle_.get(), list.get())
+                                        : rd_kafka_resume_partitions(handle_.get(), list.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    spdlog::warn("kafka {} of {} partition(s): {}", what, partitions.size(), rd_kafka_err2str(err));
+    return partitions;
+  }
+  std::vector<TopicPartition> failed;
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& elem = list->elems[i];
+    if (elem.err == RD_KAFKA_RESP_ERR_NO_ERROR) continue;
+    failed.push_back({elem.topic, elem.partition});
+    spdlog::warn("kafka {} of {}: {}", what, failed.back().ToString(), rd_kafka_err2str(elem.err));
+  }
+  return failed;
 }
 
 std::optional<int64_t> Consumer::HighWatermark(const TopicPartition& tp) const {
@@ -311,9 +319,8 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
   // The asynchronous close lets us bound the wait: rebalance callbacks and
   // the final commit are served from our queue until the group is left.
   QueuePtr queue(rd_kafka_queue_new(rk));
-  if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(rk, queue.get())) {
-    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
+  if (ErrorPtr error{rd_kafka_consumer_close_queue(rk, queue.get())}) {
+    spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error.get()));
     return false;
   }
   const auto end = std::chrono::steady_clock::now() + timeout;
@@ -332,47 +339,43 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
   return true;
 }
 
-void Consumer::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                           rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+void Consumer::Callbacks::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                      rd_kafka_topic_partition_list_t* partitions, void* opaque) {
   auto* self = static_cast<Consumer*>(opaque);
   const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
       self->broker_reachable_ = true;  // the group coordinator answered
       self->listener_->OnAssigned(ToVector(partitions));
-      rd_kafka_error_t* error = nullptr;
       if (cooperative) {
-        error = rd_kafka_incremental_assign(rk, partitions);
+        if (ErrorPtr error{rd_kafka_incremental_assign(rk, partitions)}) {
+          spdlog::error("kafka assign: {}", rd_kafka_error_string(error.get()));
+        }
       } else {
-        rd_kafka_assign(rk, partitions);
-      }
-      if (error) {
-        spdlog::error("kafka assign: {}", rd_kafka_error_string(error));
-        rd_kafka_error_destroy(error);
+        Assign(rk, partitions);
       }
       break;
     }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {
       self->listener_->OnRevoking(ToVector(partitions), rd_kafka_assignment_lost(rk) != 0);
       if (cooperative) {
-        if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(rk, partitions)) {
-          spdlog::error("kafka unassign: {}", rd_kafka_error_string(error));
-          rd_kafka_error_destroy(error);
+        if (ErrorPtr error{rd_kafka_incremental_unassign(rk, partitions)}) {
+          spdlog::error("kafka unassign: {}", rd_kafka_error_string(error.get()));
         }
       } else {
-        rd_kafka_assign(rk, nullptr);
+        Assign(rk, nullptr);
       }
       break;
     }
     default:
       spdlog::error("kafka rebalance error: {}", rd_kafka_err2str(err));
-      rd_kafka_assign(rk, nullptr);
+      Assign(rk, nullptr);
       break;
   }
 }
 
-void Consumer::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*,
-                        void* opaque) {
+void Consumer::Callbacks::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t*, void* opaque) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) static_cast<Consumer*>(opaque)->broker_reachable_ = true;
   // _NO_OFFSET: nothing new to commit. Other failures (e.g. REBALANCE_IN_PROGRESS)
   // are retried by the next periodic commit; they never lose data.
@@ -381,7 +384,7 @@ void Consumer::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_par
   }
 }
 
-void Consumer::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
+void Consumer::Callbacks::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
   const auto code = static_cast<rd_kafka_resp_err_t>(err);
   if (code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
     static_cast<Consumer*>(opaque)->broker_reachable_ = false;
@@ -390,7 +393,7 @@ void Consumer::OnError(rd_kafka_t*, int err, const char* reason, void* opaque) {
   spdlog::warn("kafka consumer: {} ({})", reason, rd_kafka_err2name(code));
 }
 
-int Consumer::OnStatistics(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+int Consumer::Callbacks::OnStatistics(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
   rapidjson::Document stats;
   stats.Parse(json, json_len);
   if (stats.HasParseError() || !stats.IsObject()) return 0;

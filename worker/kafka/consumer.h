@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/kafka/handles.h"
+#include "worker/kafka/handle_fwd.h"
 #include "worker/kafka/message.h"
 #include "worker/kafka/topic_partition.h"
 
@@ -73,8 +73,10 @@ class Consumer {
   bool CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
                   std::chrono::milliseconds deadline);
 
-  void Pause(const std::vector<TopicPartition>& partitions);
-  void Resume(const std::vector<TopicPartition>& partitions);
+  // Stop and restart fetching these partitions. Return the ones librdkafka
+  // refused (already logged), e.g. no longer assigned; empty on success.
+  std::vector<TopicPartition> Pause(const std::vector<TopicPartition>& partitions);
+  std::vector<TopicPartition> Resume(const std::vector<TopicPartition>& partitions);
   std::vector<TopicPartition> Assignment() const;
 
   // Whether a broker is reachable, as far as this client knows: set by any
@@ -106,14 +108,9 @@ class Consumer {
   bool Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
-  static void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                          rd_kafka_topic_partition_list_t* partitions, void* opaque);
-  static void OnCommit(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                       rd_kafka_topic_partition_list_t* offsets, void* opaque);
-  static void OnError(rd_kafka_t* rk, int err, const char* reason, void* opaque);
-  static int OnStatistics(rd_kafka_t* rk, char* json, size_t json_len, void* opaque);
-
-  static void OnLog(const rd_kafka_t* rk, int level, const char* facility, const char* message);
+  struct Callbacks;  // librdkafka's callbacks, in consumer.cc
+  std::vector<TopicPartition> PauseOrResume(const std::vector<TopicPartition>& partitions,
+                                            bool pause);
 
   KafkaPtr handle_;
   RebalanceListener* listener_;
@@ -122,10 +119,5 @@ class Consumer {
   bool abandoned_ = false;  // Close() gave up waiting
   bool broker_reachable_ = false;
 };
-
-// Builds a librdkafka partition list (offsets set when given).
-TopicPartitionListPtr MakePartitionList(const std::vector<TopicPartition>& partitions);
-TopicPartitionListPtr MakeOffsetList(
-    const std::vector<std::pair<TopicPartition, int64_t>>& offsets);
 
 }  // namespace crmsync::kafka

@@ -5,33 +5,16 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
+
+#include "worker/kafka/conf.h"
+#include "worker/kafka/handles.h"
 
 namespace crmsync::kafka {
 namespace {
 
-void Set(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {
-  char errstr[512];
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=
-      RD_KAFKA_CONF_OK) {
-    // librdkafka quotes the value, which may be a secret (sasl.password).
-    std::string error = errstr;
-    for (size_t at = value.empty() ? std::string::npos : error.find(value); at != std::string::npos;
-         at = error.find(value, at + 5)) {
-      error.replace(at, value.size(), "*****");
-    }
-    throw std::runtime_error("producer: kafka property '" + name + "': " + error);
-  }
-}
-
 void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
-  // syslog levels: 0..3 error, 4 warning, 5..7 informational and debug.
-  if (level <= 3) {
-    spdlog::error("kafka producer {}: {}", facility, message);
-  } else if (level == 4) {
-    spdlog::warn("kafka producer {}: {}", facility, message);
-  } else {
-    spdlog::debug("kafka producer {}: {}", facility, message);
-  }
+  ForwardLog("kafka producer", level, facility, message);
 }
 
 // How long Produce() keeps retrying a full local queue before giving up.
@@ -41,29 +24,32 @@ constexpr int kCloseFlushMs = 5000;
 
 }  // namespace
 
+// librdkafka's delivery report, with access to the producer (the opaque).
+struct Producer::Callbacks {
+  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+};
+
 Producer::Producer(const std::string& bootstrap_servers,
                    const std::map<std::string, std::string>& properties) {
   ConfPtr conf(rd_kafka_conf_new());
   // Defaults a caller may override: a short linger batches bursts, and lz4
   // keeps bulk test data under the mock broker's per-partition size cap.
-  Set(conf.get(), "linger.ms", "5");
-  Set(conf.get(), "compression.type", "lz4");
+  SetProperty(conf.get(), "linger.ms", "5");
+  SetProperty(conf.get(), "compression.type", "lz4");
   // Durable writes (the dead-letter topic is the only copy of what it holds):
   // every in-sync replica has a record before it counts as delivered, and
   // retries neither duplicate nor reorder records.
-  Set(conf.get(), "acks", "all");
-  Set(conf.get(), "enable.idempotence", "true");
-  for (const auto& [name, value] : properties) Set(conf.get(), name, value);
-  Set(conf.get(), "bootstrap.servers", bootstrap_servers);
+  SetProperty(conf.get(), "acks", "all");
+  SetProperty(conf.get(), "enable.idempotence", "true");
+  for (const auto& [name, value] : properties) {
+    SetProperty(conf.get(), name, value, "producer: ");
+  }
+  SetProperty(conf.get(), "bootstrap.servers", bootstrap_servers, "producer: ");
   rd_kafka_conf_set_opaque(conf.get(), this);
-  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Producer::OnDelivery);
+  rd_kafka_conf_set_dr_msg_cb(conf.get(), &Callbacks::OnDelivery);
   rd_kafka_conf_set_log_cb(conf.get(), &LogFromKafka);
 
-  char errstr[512];
-  // rd_kafka_new takes ownership of the configuration only on success.
-  handle_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof(errstr)));
-  if (!handle_) throw std::runtime_error(std::string("producer: ") + errstr);
-  conf.release();
+  handle_ = NewClient(RD_KAFKA_PRODUCER, std::move(conf), "producer: ");
 }
 
 Producer::~Producer() {
@@ -110,9 +96,9 @@ void Producer::ProduceRecord(const std::string& topic, std::string_view key, std
   auto callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
   const auto give_up = std::chrono::steady_clock::now() + kQueueFullPatience;
   for (;;) {
-    rd_kafka_headers_t* list = rd_kafka_headers_new(headers.size());
+    HeadersPtr list(rd_kafka_headers_new(headers.size()));
     for (const auto& [name, text] : headers) {
-      rd_kafka_header_add(list, name.data(), static_cast<ssize_t>(name.size()), text.data(),
+      rd_kafka_header_add(list.get(), name.data(), static_cast<ssize_t>(name.size()), text.data(),
                           static_cast<ssize_t>(text.size()));
     }
     // On success the message owns the headers; the callback travels as the
@@ -121,13 +107,13 @@ void Producer::ProduceRecord(const std::string& topic, std::string_view key, std
         rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
                           RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-                          RD_KAFKA_V_HEADERS(list), RD_KAFKA_V_OPAQUE(callback.get()),
+                          RD_KAFKA_V_HEADERS(list.get()), RD_KAFKA_V_OPAQUE(callback.get()),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      list.release();
       callback.release();
       break;
     }
-    rd_kafka_headers_destroy(list);
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || std::chrono::steady_clock::now() >= give_up) {
       throw std::runtime_error("producer: cannot produce to '" + topic +
                                "': " + rd_kafka_err2name(err));
@@ -161,7 +147,7 @@ void Producer::Flush(std::chrono::milliseconds timeout) {
                            " message(s) failed delivery; first error: " + first_error);
 }
 
-void Producer::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
+void Producer::Callbacks::OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque) {
   auto* self = static_cast<Producer*>(opaque);
   if (msg->_private != nullptr) {
     std::unique_ptr<DeliveryCallback> callback(static_cast<DeliveryCallback*>(msg->_private));

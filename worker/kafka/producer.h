@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/kafka/handles.h"
+#include "worker/kafka/handle_fwd.h"
 
 namespace crmsync::kafka {
 
@@ -57,7 +57,7 @@ class Producer {
   uint64_t Delivered() const { return delivered_.load(); }
 
  private:
-  static void OnDelivery(rd_kafka_t*, const rd_kafka_message_t* msg, void* opaque);
+  struct Callbacks;  // librdkafka's delivery report, in producer.cc
 
   KafkaPtr handle_;
   std::atomic<uint64_t> delivered_{0};

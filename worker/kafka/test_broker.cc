@@ -4,6 +4,9 @@
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
+#include <utility>
+
+#include "worker/kafka/conf.h"
 
 namespace crmsync::kafka {
 namespace {
@@ -20,24 +23,13 @@ void Check(rd_kafka_resp_err_t err, const std::string& what) {
   }
 }
 
-void Set(rd_kafka_conf_t* conf, const char* name, const char* value) {
-  char errstr[512];
-  if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-    throw std::runtime_error(std::string("test broker: kafka property '") + name + "': " + errstr);
-  }
-}
-
 }  // namespace
 
 TestBroker::TestBroker(int broker_count) {
   ConfPtr conf(rd_kafka_conf_new());
-  Set(conf.get(), "client.id", "crmsync-testbroker");
+  SetProperty(conf.get(), "client.id", "crmsync-testbroker", "test broker: ");
   rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
-  char errstr[512];
-  // rd_kafka_new takes ownership of the configuration only on success.
-  handle_.reset(rd_kafka_new(RD_KAFKA_PRODUCER, conf.get(), errstr, sizeof(errstr)));
-  if (!handle_) throw std::runtime_error(std::string("test broker: ") + errstr);
-  conf.release();
+  handle_ = NewClient(RD_KAFKA_PRODUCER, std::move(conf), "test broker: ");
 
   cluster_ = rd_kafka_mock_cluster_new(handle_.get(), broker_count);
   if (cluster_ == nullptr) {

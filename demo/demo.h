@@ -1,4 +1,4 @@
-// The `crmsync demo` job: an embedded test broker and provider simulator on
+// crmsync-demo: an embedded test broker and provider simulator on
 // loopback, a sample stream of CRM events, the real worker run until the
 // group's lag is zero, live progress and a summary of every campaign.
 //
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-namespace crmsync::worker {
+namespace crmsync::demo {
 
 struct DemoOptions {
   size_t events = 5000;
@@ -24,4 +24,4 @@ struct DemoOptions {
 
 int RunDemo(const DemoOptions& options);
 
-}  // namespace crmsync::worker
+}  // namespace crmsync::demo

@@ -1,4 +1,4 @@
-#include "worker/demo.h"
+#include "demo/demo.h"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -24,8 +24,14 @@
 #include "worker/sample_events.h"
 #include "worker/worker.h"
 
-namespace crmsync::worker {
+namespace crmsync::demo {
 namespace {
+
+using worker::GenerateSampleEvents;
+using worker::Metrics;
+using worker::SampleEvent;
+using worker::SampleOptions;
+using worker::Worker;
 
 constexpr char kTopic[] = "crm.contacts";
 // Documented rate limits (Whippy: ten list writes a minute) run this many
@@ -170,7 +176,7 @@ int RunDemo(const DemoOptions& options) {
   config.worker.metrics_listen = "127.0.0.1:0";
   config.worker.commit_interval = std::chrono::milliseconds(200);
 
-  std::printf("crmsync demo\n");
+  std::printf("crmsync-demo\n");
   std::printf("  Kafka (%s): %s, topic %s with %d partitions\n",
               embedded ? "librdkafka mock cluster" : "external cluster", bootstrap.c_str(),
               topic.c_str(), options.partitions);
@@ -247,4 +253,4 @@ int RunDemo(const DemoOptions& options) {
   return done ? 0 : 1;
 }
 
-}  // namespace crmsync::worker
+}  // namespace crmsync::demo

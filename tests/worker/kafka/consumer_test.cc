@@ -1,0 +1,99 @@
+// kafka::Consumer against the test broker: what it does with librdkafka's
+// refusals (pause/resume of partitions it does not own, rejected properties).
+#include "worker/kafka/consumer.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/support/broker_fixture.h"
+#include "worker/kafka/producer.h"
+
+namespace crmsync::kafka {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+class Listener : public RebalanceListener {
+ public:
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override {
+    assigned.insert(assigned.end(), partitions.begin(), partitions.end());
+  }
+  void OnRevoking(const std::vector<TopicPartition>&, bool) override {}
+  std::vector<TopicPartition> assigned;
+};
+
+class ConsumerTest : public testing::BrokerTest {};
+
+TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
+  const std::string topic = MakeTopic(2);
+  Listener listener;
+  ConsumerOptions options;
+  options.bootstrap_servers = Bootstrap();
+  options.group_id = MakeGroup();
+  options.topics = {topic};
+  Consumer consumer(options, &listener);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+        return listener.assigned.size() == 2;
+      },
+      std::chrono::seconds(30)));
+
+  const TopicPartition unknown{"not-" + topic, 0};
+  EXPECT_THAT(consumer.Pause({{topic, 0}, unknown}), ElementsAre(unknown));
+  EXPECT_THAT(consumer.Pause({{topic, 1}}), IsEmpty());
+  EXPECT_THAT(consumer.Resume({unknown, {topic, 0}, {topic, 1}}), ElementsAre(unknown));
+  EXPECT_THAT(consumer.Resume({}), IsEmpty());
+
+  // Still consuming after all of it.
+  Producer producer(Bootstrap());
+  producer.Produce(topic, "k", "v", 1);
+  producer.Flush();
+  size_t received = 0;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        received += consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+        return received == 1;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_TRUE(consumer.Close());
+}
+
+TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
+  ConsumerOptions options;
+  options.bootstrap_servers = Bootstrap();
+  options.group_id = MakeGroup();
+  options.topics = {MakeTopic(1)};
+  options.properties = {{"session.timeout.ms", "s3cr3t-value"}};
+  try {
+    Consumer consumer(options, nullptr);
+    FAIL() << "the consumer accepted session.timeout.ms=s3cr3t-value";
+  } catch (const std::runtime_error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("kafka property 'session.timeout.ms'"));
+    EXPECT_THAT(e.what(), Not(HasSubstr("s3cr3t-value")));
+  }
+}
+
+TEST_F(ConsumerTest, ProducerNamesARejectedProperty) {
+  EXPECT_THROW(
+      {
+        try {
+          Producer producer(Bootstrap(), {{"linger.ms", "soon"}});
+        } catch (const std::runtime_error& e) {
+          EXPECT_THAT(e.what(), HasSubstr("producer: kafka property 'linger.ms'"));
+          throw;
+        }
+      },
+      std::runtime_error);
+}
+
+}  // namespace
+}  // namespace crmsync::kafka
