@@ -21,6 +21,7 @@
 
 #include "crmsync_schemas.h"
 #include "mapping/json_schema.h"
+#include "mapping/state_config.h"
 
 namespace crmsync::mapping {
 namespace {
@@ -61,6 +62,9 @@ struct StopDefault {
   std::optional<std::string> status;
   std::optional<std::string> default_status;
   std::string options_json;
+  // The statuses the provider documents for stopping outreach: an event
+  // status outside them is replaced by default_status.
+  std::vector<std::string> statuses = {};
 };
 
 // The providers crmsync can deliver to, in one place: the provider registry
@@ -100,7 +104,7 @@ const std::vector<KnownProvider>& KnownProviders() {
        true,
        // updateOnly so that stopping outreach never adds the contact; the
        // event's completed/disqualified status is sent.
-       {Action::kUpdateOnly, std::nullopt, "completed", ""},
+       {Action::kUpdateOnly, std::nullopt, "completed", "", {"completed", "disqualified"}},
        100},
       {"whippy",
        "https://api.whippy.co/v1",
@@ -238,6 +242,8 @@ class Builder {
     ReadRules(Member(&root, "rules"), config);
     ReadWorker(Member(&root, "worker"), config);
     ReadProviderPolicies(Member(&root, "providers"), config);
+    // Contact state and the status table: mapping/state_config.cc.
+    ReadStateConfig(root, config, problems_);
     return config;
   }
 
@@ -951,6 +957,7 @@ class Builder {
         action.action = resolved.action;
         action.status = resolved.status;
         action.default_status = resolved.default_status;
+        action.accepted_statuses = resolved.statuses;
         action.options_json = MergeOptions(resolved.options_json, explicit_options);
       } else if (auto parsed = CheckAction(path + "/action", Text(*name), *known, true)) {
         action.action = *parsed;

@@ -370,6 +370,11 @@ DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
   return DecodeCanonicalDocument(doc, key);
 }
 
+std::optional<std::string> DebeziumTombstoneContactKey(std::string_view key,
+                                                       const DecodeOptions& options) {
+  return internal::DebeziumTombstoneKey(key, options.debezium);
+}
+
 InputFormat DetectFormat(std::string_view payload) {
   size_t i = 0;
   while (i < payload.size() && std::isspace(static_cast<unsigned char>(payload[i]))) ++i;

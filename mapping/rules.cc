@@ -132,7 +132,10 @@ std::optional<std::string> StatusFor(const RuleAction& action, const CrmEvent& e
   if (event.status) {
     auto mapped = action.status_map.find(*event.status);
     if (mapped != action.status_map.end()) return mapped->second;
-    if (action.pass_event_status) return event.status;
+    if (action.pass_event_status &&
+        (action.accepted_statuses.empty() || Contains(action.accepted_statuses, *event.status))) {
+      return event.status;
+    }
   }
   return action.default_status;
 }

@@ -1,0 +1,75 @@
+#include "mapping/state_config.h"
+
+namespace crmsync::mapping {
+namespace {
+
+const rapidjson::Value* Member(const rapidjson::Value* object, const char* name) {
+  if (object == nullptr || !object->IsObject()) return nullptr;
+  auto it = object->FindMember(name);
+  return it == object->MemberEnd() ? nullptr : &it->value;
+}
+
+void ReadBool(const rapidjson::Value* object, const char* name, bool& out) {
+  if (const rapidjson::Value* value = Member(object, name); value != nullptr && value->IsBool()) {
+    out = value->GetBool();
+  }
+}
+
+}  // namespace
+
+std::string StateConfig::ChangelogTopic(const std::string& input_topic) const {
+  std::string name = changelog_topic;
+  for (size_t at = name.find("{topic}"); at != std::string::npos;
+       at = name.find("{topic}", at + input_topic.size())) {
+    name.replace(at, 7, input_topic);
+  }
+  return name;
+}
+
+void ReadStateConfig(const rapidjson::Value& root, Config& config,
+                     std::vector<std::string>& problems) {
+  StateConfig& state = config.state;
+  const rapidjson::Value* object = Member(&root, "state");
+  ReadBool(object, "enabled", state.enabled);
+  ReadBool(object, "createTopics", state.create_topics);
+  ReadBool(object, "deadLetterSkipped", state.dead_letter_skipped);
+  ReadBool(object, "suppressUnchanged", state.suppress_unchanged);
+  if (const rapidjson::Value* topic = Member(object, "changelogTopic");
+      topic != nullptr && topic->IsString()) {
+    state.changelog_topic.assign(topic->GetString(), topic->GetStringLength());
+  }
+  if (const rapidjson::Value* factor = Member(object, "replicationFactor");
+      factor != nullptr && factor->IsInt()) {
+    state.replication_factor = factor->GetInt();
+  }
+  if (const rapidjson::Value* timeout = Member(object, "restoreTimeoutMs");
+      timeout != nullptr && timeout->IsInt64()) {
+    state.restore_timeout = std::chrono::milliseconds(timeout->GetInt64());
+  }
+  if (state.enabled) {
+    for (const std::string& topic : config.kafka.topics) {
+      const std::string changelog = state.ChangelogTopic(topic);
+      for (const std::string& other : config.kafka.topics) {
+        if (changelog == other) {
+          problems.push_back("/state/changelogTopic: the changelog of '" + topic +
+                             "' would be the input topic '" + other + "'");
+        }
+      }
+      if (changelog == config.kafka.dead_letter_topic) {
+        problems.push_back("/state/changelogTopic: the changelog of '" + topic +
+                           "' would be the dead-letter topic");
+      }
+    }
+  }
+
+  if (const rapidjson::Value* map = Member(&root, "statusMap"); map != nullptr && map->IsObject()) {
+    for (const auto& entry : map->GetObject()) {
+      if (!entry.value.IsString()) continue;
+      config.rules.input.statuses.Set(
+          std::string_view(entry.name.GetString(), entry.name.GetStringLength()),
+          std::string(entry.value.GetString(), entry.value.GetStringLength()));
+    }
+  }
+}
+
+}  // namespace crmsync::mapping
