@@ -987,6 +987,14 @@ class Builder {
     }
     ReadBool(&object, "sendExternalId", action.send_external_id);
     ReadBool(&object, "metadataFromProperties", action.metadata_from_properties);
+    if (const Value* names = Member(&object, "metadataProperties");
+        names != nullptr && names->IsArray()) {
+      action.metadata_from_properties = true;
+      action.metadata_properties.emplace();
+      for (const Value& name : names->GetArray()) {
+        if (name.IsString()) action.metadata_properties->push_back(Text(name));
+      }
+    }
     if (const Value* tags = Member(&object, "tags"); tags != nullptr && tags->IsArray()) {
       for (const Value& tag : tags->GetArray()) {
         if (tag.IsInt64()) action.tags.push_back(tag.GetInt64());

@@ -112,6 +112,8 @@ struct RuleAction {
   bool send_external_id = true;
   // Copy the event's contact properties into Contact::metadata.
   bool metadata_from_properties = true;
+  // When set, only these properties are copied (an allow-list).
+  std::optional<std::vector<std::string>> metadata_properties;
   // Destination (see IsTemplateDestination) -> template, applied in order
   // after the defaults above.
   std::vector<std::pair<std::string, Template>> fields;

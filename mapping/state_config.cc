@@ -46,7 +46,33 @@ void ReadStateConfig(const rapidjson::Value& root, Config& config,
       timeout != nullptr && timeout->IsInt64()) {
     state.restore_timeout = std::chrono::milliseconds(timeout->GetInt64());
   }
+  std::vector<std::string> allowed;
+  if (const rapidjson::Value* names = Member(object, "metadataProperties");
+      names != nullptr && names->IsArray()) {
+    for (const auto& name : names->GetArray()) {
+      if (name.IsString()) allowed.emplace_back(name.GetString(), name.GetStringLength());
+    }
+  }
   if (state.enabled) {
+    // The state holds every CRM column: actions that copy properties and
+    // say nothing about which get the state's allow-list.
+    const rapidjson::Value* rules = Member(&root, "rules");
+    for (size_t r = 0; r < config.rules.rules.size(); ++r) {
+      const rapidjson::Value* rule =
+          rules != nullptr && rules->IsArray() && r < rules->Size() ? &(*rules)[r] : nullptr;
+      const rapidjson::Value* actions = Member(rule, "actions");
+      for (size_t a = 0; a < config.rules.rules[r].actions.size(); ++a) {
+        RuleAction& action = config.rules.rules[r].actions[a];
+        const rapidjson::Value* written =
+            actions != nullptr && actions->IsArray() && a < actions->Size() ? &(*actions)[a]
+                                                                            : nullptr;
+        if (!action.metadata_from_properties || action.metadata_properties ||
+            Member(written, "metadataFromProperties") != nullptr) {
+          continue;
+        }
+        action.metadata_properties = allowed;
+      }
+    }
     for (const std::string& topic : config.kafka.topics) {
       const std::string changelog = state.ChangelogTopic(topic);
       for (const std::string& other : config.kafka.topics) {

@@ -19,7 +19,7 @@ constexpr char kCampaign[] = "5b0e8f0c-3d2a-4c1e-9f47-a2c6d8e0b1f3";
 
 std::optional<std::string> Env(std::string_view) { return std::string("key"); }
 
-mapping::Config StateConfig() {
+mapping::Config StateConfig(const std::string& state = R"({"enabled": true})") {
   return mapping::LoadConfigFromString(R"({
   "kafka": {"bootstrapServers": "127.0.0.1:9", "topics": ["crm"]},
   "formats": {"hubspot": {"statusField": "lifecyclestage"},
@@ -38,7 +38,7 @@ mapping::Config StateConfig() {
      "actions": [{"provider": "replify", "campaignId": ")" +
                                            std::string(kCampaign) + R"(", "action": "upsert"}]}
   ],
-  "state": {"enabled": true}
+  "state": )" + state + R"(
 })",
                                        &Env);
 }
@@ -274,6 +274,22 @@ TEST(ContactStateTest, AReplayedMessageSeesTheStateBeforeIt) {
   ProcessedMessage later = stream.ProcessAt(update);
   ASSERT_EQ(later.fate, MessageFate::kOperations);
   EXPECT_EQ(later.operations.front().action, mapping::Action::kUpsert);
+}
+
+TEST(ContactStateTest, MetadataGetsTheAllowListNotEveryCrmColumn) {
+  const auto records = testing::ReadFixtureStream("salesforce.txt");
+  ASSERT_EQ(records.size(), 5u);
+  {
+    const mapping::Config config = StateConfig();
+    Stream stream(config);
+    EXPECT_TRUE(OnlyOperation(stream.Process(records[0])).contact.metadata.empty());
+  }
+  const mapping::Config config =
+      StateConfig(R"({"enabled": true, "metadataProperties": ["Company", "LeadSource"]})");
+  Stream stream(config);
+  EXPECT_EQ(
+      OnlyOperation(stream.Process(records[0])).contact.metadata,
+      (std::map<std::string, std::string>{{"Company", "Okafor Farms"}, {"LeadSource", "Web"}}));
 }
 
 }  // namespace
