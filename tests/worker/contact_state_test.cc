@@ -292,5 +292,17 @@ TEST(ContactStateTest, MetadataGetsTheAllowListNotEveryCrmColumn) {
       (std::map<std::string, std::string>{{"Company", "Okafor Farms"}, {"LeadSource", "Web"}}));
 }
 
+TEST(ContactStateTest, AChangelogThatWouldBeTheInputTopicIsAConfigError) {
+  try {
+    StateConfig(R"({"enabled": true, "changelogTopic": "{topic}"})");
+    FAIL() << "accepted";
+  } catch (const mapping::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/state/changelogTopic"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(StateConfig(R"({"enabled": true, "changelogTopic": "{topic}-state-{topic}"})")
+                .state.ChangelogTopic("crm"),
+            "crm-state-crm");
+}
+
 }  // namespace
 }  // namespace crmsync::worker
