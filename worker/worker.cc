@@ -165,9 +165,11 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
   switch (processed.fate) {
     case MessageFate::kSkipped: {
-      spdlog::info("{} {}@{}: {}",
-                   config_.state.dead_letter_skipped ? "dead-lettering" : "skipping", tp.ToString(),
-                   message.offset, MaskPii(processed.reason));
+      // A contact without its identity yet is routine (HubSpot creations
+      // carry no properties); one never seen is worth a line.
+      spdlog::log(processed.skip_label == "incomplete" ? spdlog::level::debug : spdlog::level::info,
+                  "{} {}@{}: {}", config_.state.dead_letter_skipped ? "dead-lettering" : "skipping",
+                  tp.ToString(), message.offset, MaskPii(processed.reason));
       ++stats_.skipped;
       metrics_.EventSkipped(processed.skip_label);
       const bool dead_letter = dead_letters_ && config_.state.dead_letter_skipped;
