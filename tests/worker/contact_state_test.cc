@@ -6,10 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
+#include <sstream>
 
 #include "mapping/config.h"
 #include "tests/support/fixture_stream.h"
+#include "worker/dry_run.h"
 #include "worker/process_message.h"
 
 namespace crmsync::worker {
@@ -302,6 +305,27 @@ TEST(ContactStateTest, AChangelogThatWouldBeTheInputTopicIsAConfigError) {
   EXPECT_EQ(StateConfig(R"({"enabled": true, "changelogTopic": "{topic}-state-{topic}"})")
                 .state.ChangelogTopic("crm"),
             "crm-state-crm");
+}
+
+TEST(ContactStateTest, DryRunKeepsTheStateAcrossItsInput) {
+  std::ifstream in(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync-state.json");
+  std::stringstream config;
+  config << in.rdbuf();
+  std::string input;
+  for (const testing::FixtureRecord& record : testing::ReadFixtureStream("salesforce.txt")) {
+    input += record.key + "\t" + record.value + "\n";
+  }
+  std::ostringstream out, err;
+  ASSERT_EQ(DryRunText(config.str(), input, DryRunOptions{}, out, err), 0) << err.str();
+  std::vector<std::string> lines;
+  std::istringstream printed(out.str());
+  for (std::string line; std::getline(printed, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 5u) << out.str();
+  // The status-only update: stop outreach, with the email from the state.
+  EXPECT_NE(lines[1].find(R"("rule":"stop-outreach")"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(R"("status":"disqualified")"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("ben.okafor@example.com"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[4].find(R"("action":"remove")"), std::string::npos) << lines[4];
 }
 
 }  // namespace
