@@ -44,10 +44,19 @@ std::optional<std::string> TestEnv(std::string_view) { return std::string(kKey);
 // The fan-out rules (mapping every contact to all four providers) with
 // contact state on, statuses read from each format's status field, and
 // stop-outreach on the transition to completed/disqualified.
-std::string StateConfigJson(const FanoutConfig& fanout) {
+// With `replify_only` the other providers' actions are left out.
+std::string StateConfigJson(const FanoutConfig& fanout, bool replify_only = false) {
   rapidjson::Document doc;
   doc.Parse(FanoutConfigJson(fanout).c_str());
   auto& a = doc.GetAllocator();
+  if (replify_only) {
+    for (auto& rule : doc["rules"].GetArray()) {
+      auto& actions = rule["actions"];
+      for (auto it = actions.Begin(); it != actions.End();) {
+        it = std::string((*it)["provider"].GetString()) == "replify" ? it + 1 : actions.Erase(it);
+      }
+    }
+  }
   rapidjson::Value when(rapidjson::kObjectType);
   rapidjson::Value condition(rapidjson::kObjectType);
   condition.AddMember("field", "status", a);
@@ -348,6 +357,62 @@ TEST_F(StateTest, StateSurvivesAKillNineAndIsRestoredBeforeTheRestartProcesses) 
   }
   EXPECT_EQ(contacts, static_cast<size_t>(kLeads)) << log;
   EXPECT_EQ(log.find("unknown_contact"), std::string::npos) << log;
+  EXPECT_EQ(log.find("never seen"), std::string::npos) << log;
+}
+
+TEST_F(StateTest, RepeatedKillNineMidStreamLosesNoState) {
+  const auto salesforce = ReadFixtureStream("salesforce.txt");
+  ASSERT_EQ(salesforce.size(), 5u);
+  constexpr int kLeads = 400;
+  // Every lead's creation, then every lead's status-only update: each update
+  // reaches Replify with the right email only if the state of its creation
+  // survived every kill before it.
+  std::vector<FixtureRecord> stream;
+  for (int i = 0; i < kLeads; ++i) {
+    for (auto& record : Lead(salesforce, 0, LeadId(i), LeadEmail(i))) stream.push_back(record);
+  }
+  for (int i = 0; i < kLeads; ++i) {
+    for (auto& record : Lead(salesforce, 1, LeadId(i), LeadEmail(i))) stream.push_back(record);
+  }
+  Produce(stream);
+  sim::Knobs slow;
+  slow.latency = milliseconds(30);
+  simulator_->SetKnobs(slow);
+
+  const std::string config_path = ::testing::TempDir() + "/" + group_ + ".json";
+  {
+    std::ofstream out(config_path);
+    // Replify only: the other providers' hourly rate limits, which the
+    // simulator keeps across the worker's restarts, would set the pace.
+    out << StateConfigJson(Settings(), /*replify_only=*/true);
+  }
+  WorkerProcessOptions options;
+  options.config_path = config_path;
+  options.env = {{"K", kKey}};
+  options.log_level = "info";
+  static const std::regex assigned("assigned [1-9][0-9]* partition");
+  for (int run = 0; run < 4; ++run) {
+    options.log_path = ::testing::TempDir() + "/" + group_ + "-run" + std::to_string(run) + ".log";
+    WorkerProcess worker(options);
+    ASSERT_TRUE(WaitFor([&] { return std::regex_search(worker.Log(), assigned); }, seconds(60)))
+        << worker.Log();
+    std::this_thread::sleep_for(milliseconds(700 + 300 * run));
+    worker.Kill9();
+  }
+  simulator_->SetKnobs(sim::Knobs{});
+  options.log_path = ::testing::TempDir() + "/" + group_ + "-last.log";
+  WorkerProcess last(options);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (int i = 0; i < kLeads; ++i) {
+          if (!ReplifyStatusIs(*simulator_, LeadEmail(i), "disqualified")) return false;
+        }
+        return true;
+      },
+      seconds(120)))
+      << last.Log();
+  EXPECT_TRUE(WaitFor([&] { return Committed(); }, seconds(120))) << last.Log();
+  const std::string log = last.Log();
   EXPECT_EQ(log.find("never seen"), std::string::npos) << log;
 }
 

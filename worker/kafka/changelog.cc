@@ -61,6 +61,10 @@ KafkaPtr NewConsumer(const std::string& bootstrap_servers,
   Set(conf.get(), "enable.partition.eof", "true");
   Set(conf.get(), "auto.offset.reset", "earliest");
   Set(conf.get(), "client.id", "crmsync-state");
+  // A restore reads a log to its end as fast as it can: a fetch that finds
+  // too little waits 10 ms, not the default 500 (the assignment callback
+  // waits for the restore).
+  Set(conf.get(), "fetch.wait.max.ms", "10");
   rd_kafka_conf_set_log_cb(conf.get(), &LogQuietly);
   char errstr[512];
   KafkaPtr handle(rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof(errstr)));
