@@ -138,11 +138,29 @@ struct WorkerConfig {
   std::string metrics_listen = "0.0.0.0:9464";
 };
 
+// Per-contact state (docs/STATE.md); parsed by mapping/state_config.cc.
+struct StateConfig {
+  bool enabled = false;
+  // "{topic}" stands for the input topic.
+  std::string changelog_topic = "{topic}.crmsync-state";
+  bool create_topics = true;
+  int replication_factor = 1;
+  std::chrono::milliseconds restore_timeout{120000};
+  // Skipped events (contact never seen, or without its identity yet) are
+  // dead-lettered too, not only counted and logged.
+  bool dead_letter_skipped = false;
+  bool suppress_unchanged = true;
+
+  // The changelog topic of an input topic.
+  std::string ChangelogTopic(const std::string& input_topic) const;
+};
+
 struct Config {
   KafkaConfig kafka;
   std::map<std::string, ProviderConfig> providers;  // by name
   Rules rules;
   WorkerConfig worker;
+  StateConfig state;
 };
 
 // Where an API key comes from: {"env": "NAME"} or {"file": "/path"}.

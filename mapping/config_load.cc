@@ -21,6 +21,7 @@
 #include "mapping/file.h"
 #include "mapping/json_schema.h"
 #include "mapping/provider_spec.h"
+#include "mapping/state_config.h"
 
 // The loader: parse, duplicate keys, schema, then ConfigReader section by
 // section; the generic reading helpers and the worker section.
@@ -64,6 +65,8 @@ Config ConfigReader::Build(const rapidjson::Value& root) {
   ReadRules(Member(&root, "rules"), config);
   ReadWorker(Member(&root, "worker"), config);
   ReadProviderPolicies(Member(&root, "providers"), config);
+  // Contact state and the status table: mapping/state_config.cc.
+  ReadStateConfig(root, config, problems_);
   return config;
 }
 

@@ -258,6 +258,7 @@ std::optional<RuleAction> ConfigReader::ReadAction(
       action.action = resolved.action;
       action.status = resolved.status;
       action.default_status = resolved.default_status;
+      action.accepted_statuses = resolved.statuses;
       action.options_json = MergeOptions(resolved.options_json, explicit_options);
     } else if (auto parsed = CheckAction(path + "/action", Text(*name), *spec, true)) {
       action.action = *parsed;
@@ -295,6 +296,14 @@ std::optional<RuleAction> ConfigReader::ReadAction(
   }
   ReadBool(&object, "sendExternalId", action.send_external_id);
   ReadBool(&object, "metadataFromProperties", action.metadata_from_properties);
+  if (const rapidjson::Value* names = Member(&object, "metadataProperties");
+      names != nullptr && names->IsArray()) {
+    action.metadata_from_properties = true;
+    action.metadata_properties.emplace();
+    for (const rapidjson::Value& name : names->GetArray()) {
+      if (name.IsString()) action.metadata_properties->push_back(Text(name));
+    }
+  }
   if (const rapidjson::Value* tags = Member(&object, "tags"); tags != nullptr && tags->IsArray()) {
     for (const rapidjson::Value& tag : tags->GetArray()) {
       if (tag.IsInt64()) action.tags.push_back(tag.GetInt64());

@@ -392,6 +392,11 @@ DecodeResult DecodeCanonicalWithSchema(std::string_view payload, std::string_vie
 
 }  // namespace internal
 
+std::optional<std::string> DebeziumTombstoneContactKey(std::string_view key,
+                                                       const DecodeOptions& options) {
+  return internal::DebeziumTombstoneKey(key, options.debezium);
+}
+
 namespace {
 
 bool Contains(std::string_view text, std::string_view needle) {

@@ -87,6 +87,12 @@ using DecodeMessageResult = std::variant<DecodedMessage, DecodeError>;
 DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std::string_view key,
                                   InputFormat format, const DecodeOptions& options = {});
 
+// The contact key ("<externalIdKey>:<id>") a Debezium tombstone (a record
+// with a null value) names through its Kafka key; nullopt when the key
+// names none. Used with contact state: the tombstone erases that state.
+std::optional<std::string> DebeziumTombstoneContactKey(std::string_view key,
+                                                       const DecodeOptions& options = {});
+
 // The format of a payload as kAuto detects it (canonical when nothing else fits).
 InputFormat DetectFormat(std::string_view payload);
 

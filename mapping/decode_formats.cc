@@ -79,7 +79,19 @@ std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item, cons
   if (type == nullptr || !type->IsString()) {
     return Error("subscriptionType is missing or not a string", path + "/subscriptionType");
   }
-  const std::string subscription(StringOf(*type));
+  std::string subscription(StringOf(*type));
+  // Generic webhooks ("object.creation", "object.propertyChange", ...) name
+  // the object type in objectTypeId; contacts are "0-1".
+  if (subscription.starts_with("object.")) {
+    const std::optional<std::string> object_type = IdText(Find(item, "objectTypeId"));
+    if (!object_type || *object_type != "0-1") {
+      out.ignored.push_back("hubspot event at " + (path.empty() ? "/" : path) +
+                            ": subscriptionType '" + Echo(subscription) + "' for objectTypeId '" +
+                            Echo(object_type.value_or("")) + "' is not a contact change");
+      return std::nullopt;
+    }
+    subscription = "contact." + subscription.substr(7);
+  }
   CrmEvent event;
   event.source_format = InputFormat::kHubSpot;
   event.external_id_key = options.external_id_key;
@@ -101,7 +113,8 @@ std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item, cons
     event.kind = EventKind::kUpdated;
     const rapidjson::Value* name = Find(item, "propertyName");
     if (name == nullptr || !name->IsString() || name->GetStringLength() == 0) {
-      return Error("propertyName is missing for contact.propertyChange", path + "/propertyName");
+      return Error("propertyName is missing for " + std::string(StringOf(*type)),
+                   path + "/propertyName");
     }
     const rapidjson::Value* value = Find(item, "propertyValue");
     // HubSpot sends "" when a property is cleared.
@@ -110,6 +123,7 @@ std::optional<DecodeError> DecodeHubSpotEvent(const rapidjson::Value& item, cons
     SetField(event, options, std::string(StringOf(*name)), std::move(text), true);
   } else if (subscription == "contact.deletion" || subscription == "contact.privacyDeletion") {
     event.kind = EventKind::kDeleted;
+    event.forget = subscription == "contact.privacyDeletion";
   } else if (subscription == "contact.restore") {
     event.kind = EventKind::kRestored;
   } else if (subscription == "contact.merge") {
@@ -200,6 +214,16 @@ std::optional<std::string> DebeziumKeyId(std::string_view key, const std::string
 
 }  // namespace
 
+std::optional<std::string> DebeziumTombstoneKey(std::string_view key,
+                                                const FormatOptions& options) {
+  if (key.empty()) return std::nullopt;
+  if (auto id = DebeziumKeyId(key, options.id_field)) return options.external_id_key + ":" + *id;
+  // A key already in "<externalIdKey>:<id>" form.
+  const std::string prefix = options.external_id_key + ":";
+  if (key.size() > prefix.size() && key.starts_with(prefix)) return std::string(key);
+  return std::nullopt;
+}
+
 std::optional<DecodeError> DecodeHubSpot(const rapidjson::Value& doc, const FormatOptions& options,
                                          DecodedMessage& out) {
   if (doc.IsObject()) return DecodeHubSpotEvent(doc, "", options, out);
@@ -228,6 +252,16 @@ std::optional<DecodeError> DecodeSalesforce(const rapidjson::Value& doc,
     return Error("changeType is missing or not a string", header_path + "/changeType");
   }
   const std::string change_type(StringOf(*type));
+  if (change_type == "GAP_OVERFLOW") {
+    // An overflow event: a transaction changed more records than change
+    // events are generated for. It names the entity, not the records.
+    const rapidjson::Value* entity = Find(header, "entityName");
+    out.ignored.push_back(
+        "salesforce GAP_OVERFLOW for " +
+        (entity != nullptr && entity->IsString() ? Echo(StringOf(*entity)) : std::string("?")) +
+        ": overflow event names no record");
+    return std::nullopt;
+  }
   const rapidjson::Value* ids = Find(header, "recordIds");
   if (ids == nullptr || !ids->IsArray() || ids->Empty()) {
     return Error("recordIds must be a non-empty array", header_path + "/recordIds");
@@ -316,8 +350,10 @@ std::optional<DecodeError> DecodeDebezium(const rapidjson::Value& doc, std::stri
                                           const FormatOptions& options, DecodedMessage& out) {
   const rapidjson::Value* payload = &doc;
   std::string path;
+  // The {schema, payload} envelope of the JSON converter, or a bare
+  // {"payload": ...} (schemas.enable=false with an envelope-keeping SMT).
   if (const rapidjson::Value* wrapped = Find(doc, "payload");
-      wrapped != nullptr && Find(doc, "schema") != nullptr) {
+      wrapped != nullptr && (Find(doc, "schema") != nullptr || Find(doc, "op") == nullptr)) {
     payload = wrapped;
     path = "/payload";
   }

@@ -50,6 +50,10 @@ std::optional<DecodeError> DecodeHubSpot(const rapidjson::Value& doc, const Form
                                          DecodedMessage& out);
 std::optional<DecodeError> DecodeSalesforce(const rapidjson::Value& doc,
                                             const FormatOptions& options, DecodedMessage& out);
+// The contact key a Debezium tombstone's Kafka key names ({"id": 42}, the
+// {schema, payload} form, or "<externalIdKey>:<id>"); nullopt when none.
+std::optional<std::string> DebeziumTombstoneKey(std::string_view key, const FormatOptions& options);
+
 // `key` matters here: Debezium's own Kafka key is a JSON document.
 std::optional<DecodeError> DecodeDebezium(const rapidjson::Value& doc, std::string_view key,
                                           const FormatOptions& options, DecodedMessage& out);

@@ -86,6 +86,9 @@ struct CrmEvent {
   std::string source_topic;
   // HubSpot merges: the record ids merged into this contact.
   std::vector<std::string> merged_ids;
+  // A privacy deletion (HubSpot contact.privacyDeletion): besides removing
+  // the contact, every copy the worker keeps (its state) is erased.
+  bool forget = false;
 
   // "<external_id_key>:<external_id_value>": the per-contact ordering identity.
   std::string ContactKey() const { return external_id_key + ":" + external_id_value; }

@@ -49,6 +49,9 @@ struct StopOutreachDefault {
   std::optional<std::string> status;
   std::optional<std::string> default_status;
   std::string options_json;  // "" for none
+  // The statuses the provider documents for stopping outreach: an event
+  // status outside them is replaced by default_status.
+  std::vector<std::string> statuses = {};
 };
 
 // The facts about a provider that the config loader applies generically.

@@ -132,7 +132,10 @@ std::optional<std::string> StatusFor(const RuleAction& action, const CrmEvent& e
   if (event.status) {
     auto mapped = action.status_map.find(*event.status);
     if (mapped != action.status_map.end()) return mapped->second;
-    if (action.pass_event_status) return event.status;
+    if (action.pass_event_status &&
+        (action.accepted_statuses.empty() || Contains(action.accepted_statuses, *event.status))) {
+      return event.status;
+    }
   }
   return action.default_status;
 }
@@ -154,7 +157,16 @@ std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& even
     contact.first_name = event.contact.first_name;
     contact.last_name = event.contact.last_name;
     contact.status = StatusFor(action, event);
-    if (action.metadata_from_properties) contact.metadata = event.contact.properties;
+    if (action.metadata_from_properties) {
+      if (!action.metadata_properties) {
+        contact.metadata = event.contact.properties;
+      } else {
+        for (const std::string& name : *action.metadata_properties) {
+          auto it = event.contact.properties.find(name);
+          if (it != event.contact.properties.end()) contact.metadata.insert(*it);
+        }
+      }
+    }
     contact.tags = action.tags;
   }
   for (const auto& [destination, value_template] : action.fields) {

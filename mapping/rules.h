@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "mapping/contact_state.h"
 #include "mapping/decode.h"
 #include "mapping/event.h"
 #include "mapping/operation.h"
@@ -102,12 +103,18 @@ struct RuleAction {
   std::map<std::string, std::string> status_map;
   bool pass_event_status = true;
   std::optional<std::string> default_status;
+  // When not empty, the only statuses the event may pass on (a stop-outreach
+  // action sends only the values its provider documents); any other becomes
+  // default_status.
+  std::vector<std::string> accepted_statuses;
   // Optional request-root routing (Replify multi-assistant organisations).
   std::optional<Routing> routing;
   // Send the event identity as per-contact externalIdKey/externalIdValue.
   bool send_external_id = true;
   // Copy the event's contact properties into Contact::metadata.
   bool metadata_from_properties = true;
+  // When set, only these properties are copied (an allow-list).
+  std::optional<std::vector<std::string>> metadata_properties;
   // Destination (see IsTemplateDestination) -> template, applied in order
   // after the defaults above.
   std::vector<std::pair<std::string, Template>> fields;
@@ -139,6 +146,8 @@ struct InputConfig {
   // Fixed format per topic; a topic not listed is detected per message.
   std::map<std::string, InputFormat> topic_formats;
   DecodeOptions decode;
+  // Source status -> canonical status (top-level "statusMap" over the defaults).
+  StatusTable statuses = StatusTable::Defaults();
 
   InputFormat FormatOf(std::string_view topic) const;
 };

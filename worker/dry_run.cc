@@ -80,6 +80,8 @@ std::string_view FateName(MessageFate fate) {
       return "unmatched";
     case MessageFate::kMalformed:
       return "malformed";
+    case MessageFate::kSkipped:
+      return "skipped";
   }
   return "unknown";
 }
@@ -255,6 +257,7 @@ int Run(mapping::Config config, const std::string& input, const DryRunOptions& o
   }
   Printer printer(config);
   size_t index = 0;
+  std::map<std::string, mapping::ContactState> states;
   for (const RawMessage& raw : SplitMessages(input, options.whole_input)) {
     kafka::Message message;
     message.topic = topic;
@@ -262,7 +265,27 @@ int Run(mapping::Config config, const std::string& input, const DryRunOptions& o
     message.key = raw.key;
     message.payload = raw.value;
     message.null_payload = raw.tombstone;
-    printer.Message(index++, raw, ProcessMessage(message, config.rules), out);
+    if (!config.state.enabled) {
+      printer.Message(index++, raw, ProcessMessage(message, config.rules), out);
+      continue;
+    }
+    // With contact state the messages of the input are one contact history
+    // (no changelog is read or written).
+    StateContext context;
+    context.lookup = [&states](const std::string& key) -> std::optional<mapping::ContactState> {
+      auto it = states.find(key);
+      if (it == states.end()) return std::nullopt;
+      return it->second;
+    };
+    ProcessedMessage processed = ProcessMessage(message, config.rules, context);
+    for (StateContext::Change& change : context.changes) {
+      if (change.state) {
+        states[change.key] = std::move(*change.state);
+      } else {
+        states.erase(change.key);
+      }
+    }
+    printer.Message(index++, raw, processed, out);
   }
   return 0;
 }

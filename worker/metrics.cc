@@ -220,8 +220,21 @@ struct Metrics::Impl {
                        {"format"}),
         events_skipped(Counter(*registry, "crmsync_events_skipped_total",
                                "Messages that produced no operation: malformed, unmatched "
-                               "(no rule applies) or oversized."),
+                               "(no rule applies), oversized, unknown_contact or incomplete."),
                        {"reason"}),
+        operations_suppressed(Counter(*registry, "crmsync_operations_suppressed_total",
+                                      "Operations not sent because the provider last confirmed "
+                                      "exactly them for the contact."),
+                              {"provider"}),
+        state_restored_records(Counter(*registry, "crmsync_state_restored_records_total",
+                                       "Changelog records read while restoring contact state.")
+                                   .Add({})),
+        state_restored_bytes(Counter(*registry, "crmsync_state_restored_bytes_total",
+                                     "Changelog bytes read while restoring contact state.")
+                                 .Add({})),
+        state_restore_seconds(Counter(*registry, "crmsync_state_restore_seconds_total",
+                                      "Time spent restoring contact state on assignment.")
+                                  .Add({})),
         events_dead_lettered(Counter(*registry, "crmsync_events_dead_lettered_total",
                                      "Records written to the dead-letter topic: malformed "
                                      "messages, rejected and exhausted operations."),
@@ -287,6 +300,10 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Counter> events_consumed;
   CachedFamily<prometheus::Counter> events_decoded;
   CachedFamily<prometheus::Counter> events_skipped;
+  CachedFamily<prometheus::Counter> operations_suppressed;
+  prometheus::Counter& state_restored_records;
+  prometheus::Counter& state_restored_bytes;
+  prometheus::Counter& state_restore_seconds;
   CachedFamily<prometheus::Counter> events_dead_lettered;
   CachedFamily<prometheus::Counter> operations;
   CachedFamily<prometheus::Counter> retries;
@@ -405,6 +422,12 @@ void Metrics::Initialize(const mapping::Config& config) {
   for (std::string_view reason : {"malformed", "unmatched", "oversized"}) {
     impl.events_skipped.Get({reason});
   }
+  if (config.state.enabled) {
+    for (std::string_view reason : {"unknown_contact", "incomplete"}) {
+      impl.events_skipped.Get({reason});
+    }
+    for (const auto& [name, provider] : config.providers) impl.operations_suppressed.Get({name});
+  }
   for (std::string_view reason : {"malformed", "rejected", "exhausted"}) {
     impl.events_dead_lettered.Get({reason});
   }
@@ -439,6 +462,16 @@ void Metrics::EventDecoded(std::string_view format, uint64_t n) {
 
 void Metrics::EventSkipped(std::string_view reason) {
   impl_->events_skipped.Get({reason}).Increment();
+}
+
+void Metrics::OperationSuppressed(std::string_view provider) {
+  impl_->operations_suppressed.Get({provider}).Increment();
+}
+
+void Metrics::StateRestored(uint64_t records, uint64_t bytes, double seconds) {
+  impl_->state_restored_records.Increment(static_cast<double>(records));
+  impl_->state_restored_bytes.Increment(static_cast<double>(bytes));
+  impl_->state_restore_seconds.Increment(seconds);
 }
 
 void Metrics::EventDeadLettered(std::string_view reason) {

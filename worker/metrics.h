@@ -89,13 +89,20 @@ class Metrics {
   // `n` messages were decoded into events of `format` ("canonical",
   // "hubspot", "salesforce", "debezium").
   void EventDecoded(std::string_view format, uint64_t n = 1);
-  // A message produced no operation; `reason` is "malformed", "unmatched" or
-  // "oversized".
+  // A message produced no operation; `reason` is "malformed", "unmatched",
+  // "oversized", or with contact state "unknown_contact" (a deletion or
+  // status change of a contact never seen) and "incomplete" (a contact
+  // without its identity yet).
   void EventSkipped(std::string_view reason);
   // A record was written to the dead-letter topic; `reason` is "malformed"
   // (the message itself), "rejected" (an operation the provider refused) or
   // "exhausted" (an operation whose retries ran out).
   void EventDeadLettered(std::string_view reason);
+  // Contact state: a provider operation not sent because the provider last
+  // confirmed exactly it for the contact.
+  void OperationSuppressed(std::string_view provider);
+  // Contact state: a partition's state was restored from its changelog.
+  void StateRestored(uint64_t records, uint64_t bytes, double seconds);
   // A rebalance callback; `kind` is "assigned", "revoked" or "lost".
   void Rebalance(std::string_view kind);
   // The consumer reset a partition's position of `topic` because the offset

@@ -1,16 +1,78 @@
 #include "worker/process_message.h"
 
+#include <algorithm>
+#include <map>
 #include <variant>
 
 #include "mapping/decode.h"
 
 namespace crmsync::worker {
+namespace {
 
-ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Rules& rules) {
+// Source statuses become canonical ones before any rule sees them.
+void CanonicalStatus(const mapping::Rules& rules, mapping::CrmEvent& event) {
+  if (event.status) event.status = rules.input.statuses.Canonical(*event.status);
+  if (auto previous = event.previous.find("status"); previous != event.previous.end()) {
+    previous->second = rules.input.statuses.Canonical(previous->second);
+  }
+}
+
+bool HasIdentity(const mapping::ContactFields& contact) {
+  return (contact.email && !contact.email->empty()) || (contact.phone && !contact.phone->empty());
+}
+
+// The contacts' states as this message leaves them: what the store had,
+// overlaid with what earlier events of the same message did.
+class Overlay {
+ public:
+  explicit Overlay(StateContext& context) : context_(context) {}
+
+  bool Touched(const std::string& key) const { return states_.contains(key); }
+  std::optional<mapping::ContactState> Get(const std::string& key) const {
+    if (auto it = states_.find(key); it != states_.end()) return it->second;
+    return context_.lookup ? context_.lookup(key) : std::nullopt;
+  }
+  void Set(const std::string& key, std::optional<mapping::ContactState> state) {
+    if (!states_.contains(key)) order_.push_back(key);
+    states_[key] = std::move(state);
+  }
+  void Publish() {
+    for (const std::string& key : order_) context_.changes.push_back({key, states_[key]});
+  }
+
+ private:
+  StateContext& context_;
+  std::map<std::string, std::optional<mapping::ContactState>> states_;
+  std::vector<std::string> order_;
+};
+
+ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& rules,
+                         StateContext* state) {
   ProcessedMessage out;
-  mapping::DecodeMessageResult decoded =
-      mapping::DecodeMessage(message.payload, message.null_payload, message.key,
-                             rules.input.FormatOf(message.topic), rules.input.decode);
+  std::optional<Overlay> overlay;
+  if (state != nullptr) overlay.emplace(*state);
+
+  // A Debezium tombstone follows a delete so that compaction can drop the
+  // row; with state it erases the contact's state as well.
+  const mapping::InputFormat fixed = rules.input.FormatOf(message.topic);
+  if (overlay && message.null_payload &&
+      (fixed == mapping::InputFormat::kAuto || fixed == mapping::InputFormat::kDebezium)) {
+    if (auto key = mapping::DebeziumTombstoneContactKey(message.key, rules.input.decode)) {
+      out.format = mapping::InputFormat::kDebezium;
+      out.fate = MessageFate::kUnmatched;
+      if (overlay->Get(*key)) {
+        overlay->Set(*key, std::nullopt);
+        overlay->Publish();
+        out.reason = "tombstone: the state of " + *key + " is erased";
+      } else {
+        out.reason = "tombstone for " + *key + ", a contact without state";
+      }
+      return out;
+    }
+  }
+
+  mapping::DecodeMessageResult decoded = mapping::DecodeMessage(
+      message.payload, message.null_payload, message.key, fixed, rules.input.decode);
   if (const auto* error = std::get_if<mapping::DecodeError>(&decoded)) {
     out.fate = MessageFate::kMalformed;
     out.reason = error->ToString();
@@ -20,21 +82,87 @@ ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Ru
   out.format = events.format;
   out.notes = std::move(events.ignored);
   bool unmappable = false;
+  bool unknown = false;  // an unmappable event of a contact never seen
   for (mapping::CrmEvent& event : events.events) {
     event.source_topic = std::string(message.topic);
+    CanonicalStatus(rules, event);
+    const std::string key = event.ContactKey();
+    std::optional<mapping::ContactState> prior;
+    std::optional<mapping::ContactSnapshot> before;
+    bool replayed = false;
+    if (overlay) {
+      const bool first_touch = !overlay->Touched(key);
+      prior = overlay->Get(key);
+      if (prior) {
+        before = prior->current;
+        // Delivered again (after a crash or a rebalance): the state before
+        // this message is in the history, not the current state.
+        if (first_touch) {
+          for (const auto& entry : prior->history) {
+            if (entry.offset == message.offset) {
+              before = entry.snapshot;
+              replayed = true;
+            }
+          }
+        }
+      }
+      if (!before && event.kind == mapping::EventKind::kDeleted && !HasIdentity(event.contact)) {
+        out.notes.push_back(std::string(mapping::InputFormatName(event.source_format)) + " " +
+                            std::string(mapping::EventKindName(event.kind)) + " of " + key +
+                            ": the contact was never seen, nothing to remove");
+        unmappable = unknown = true;
+        continue;
+      }
+      const mapping::ContactSnapshot after = mapping::MergeEvent(before, event);
+      mapping::ApplySnapshot(before, after, event);
+      mapping::ContactState next = prior.value_or(mapping::ContactState{});
+      if (first_touch) {
+        if (!replayed) {
+          next.history.push_back({message.offset, before});
+          if (next.history.size() > mapping::ContactState::kMaxHistory) {
+            next.history.erase(next.history.begin(),
+                               next.history.end() - mapping::ContactState::kMaxHistory);
+          }
+        }
+      }
+      next.current = after;
+      next.offset = message.offset;
+      if (event.forget) {
+        overlay->Set(key, std::nullopt);
+      } else {
+        overlay->Set(key, std::move(next));
+      }
+    }
     mapping::MapResult mapped = mapping::Map(event, rules);
     if (!mapped.rule.empty()) {
       if (!out.rule.empty()) out.rule += ',';
       out.rule += mapped.rule;
     }
     for (mapping::Operation& op : mapped.operations) out.operations.push_back(std::move(op));
-    unmappable = unmappable || !mapped.skipped.empty();
+    if (!mapped.skipped.empty()) {
+      unmappable = true;
+      if (overlay) {
+        const bool never_seen = !before && event.kind != mapping::EventKind::kCreated;
+        unknown = unknown || never_seen;
+        for (std::string& note : mapped.skipped) {
+          note = key + (never_seen ? " (never seen before): " : " (known so far): ") + note;
+        }
+      }
+    }
     for (std::string& note : mapped.skipped) out.notes.push_back(std::move(note));
   }
+  if (overlay) overlay->Publish();
   if (!out.operations.empty()) return out;
-  // A rule applied but none of its actions could be built (e.g. no email
-  // for Reply.io): the event is unmappable, which deserves a dead letter.
-  out.fate = unmappable ? MessageFate::kMalformed : MessageFate::kUnmatched;
+  if (overlay && unmappable) {
+    // Partial events of a contact not (yet) known well enough: nothing is
+    // wrong with the message, the state may complete the contact later.
+    out.fate = MessageFate::kSkipped;
+    out.skip_label = unknown ? "unknown_contact" : "incomplete";
+  } else {
+    // A rule applied but none of its actions could be built (e.g. no email
+    // for Reply.io): the event is unmappable, which deserves a dead letter.
+    out.fate = unmappable ? MessageFate::kMalformed : MessageFate::kUnmatched;
+  }
   if (!out.notes.empty()) {
     for (const std::string& note : out.notes) {
       if (!out.reason.empty()) out.reason += "; ";
@@ -46,6 +174,17 @@ ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Ru
     out.reason = "rule '" + out.rule + "' has no actions: the event is dropped on purpose";
   }
   return out;
+}
+
+}  // namespace
+
+ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Rules& rules) {
+  return Process(message, rules, nullptr);
+}
+
+ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Rules& rules,
+                                StateContext& state) {
+  return Process(message, rules, &state);
 }
 
 }  // namespace crmsync::worker

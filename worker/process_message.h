@@ -9,10 +9,12 @@
 // Pure and thread-safe; never throws on content.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "mapping/contact_state.h"
 #include "mapping/event.h"
 #include "mapping/operation.h"
 #include "mapping/rules.h"
@@ -27,6 +29,10 @@ enum class MessageFate {
                 // skipped and counted; `reason` says why
   kMalformed,   // cannot be decoded or validated, or a rule applied but none of
                 // its actions could be built: skipped with a reason
+  kSkipped,     // with contact state: valid, but the contact is not known well
+                // enough to act on (a deletion or status change of a contact
+                // never seen, a contact without its identity yet);
+                // `skip_label` says which ("unknown_contact", "incomplete")
 };
 
 struct ProcessedMessage {
@@ -40,8 +46,32 @@ struct ProcessedMessage {
   // Actions that matched but produced no operation, and records without
   // data, each with why (worth a log line even when other operations exist).
   std::vector<std::string> notes;
+  // kSkipped: the metric label.
+  std::string skip_label;
 };
 
 ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Rules& rules);
+
+// Contact state (docs/STATE.md) for one message: how to read a contact's
+// state in the message's partition, and the changes the message makes.
+struct StateContext {
+  std::function<std::optional<mapping::ContactState>(const std::string& key)> lookup;
+  struct Change {
+    std::string key;
+    std::optional<mapping::ContactState> state;  // nullopt: erased (tombstone)
+  };
+  // Filled by ProcessMessage, in order; one per contact the message touched.
+  std::vector<Change> changes;
+};
+
+// As above, with each event merged onto its contact's state first: the
+// rules see the whole contact, the previous values and the fields that
+// really changed. A message delivered again (its offset is in the state's
+// history) is evaluated against the state that preceded it. A Debezium
+// tombstone erases the contact's state; a privacy deletion maps, then
+// erases it. Events of contacts that are unknown or lack their identity
+// make the message kSkipped rather than kMalformed.
+ProcessedMessage ProcessMessage(const kafka::Message& message, const mapping::Rules& rules,
+                                StateContext& state);
 
 }  // namespace crmsync::worker

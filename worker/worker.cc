@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <iterator>
 #include <limits>
+#include <thread>
 #include <utility>
 
 #include "providers/registry.h"
@@ -103,6 +104,12 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
     dead_letters_ = std::make_unique<DeadLetterWriter>(
         config_.kafka.dead_letter_topic, config_.kafka.bootstrap_servers, config_.kafka.properties);
   }
+  if (config_.state.enabled) {
+    // Contact state: the changelog topics exist (or are created) before the
+    // group is joined.
+    state_ = std::make_unique<ContactStateStore>(config_, std::make_unique<MemoryStateBackend>());
+    state_->EnsureTopics();
+  }
   metrics_.Initialize(config_);
   delivery_.RefreshGauges(Clock::now());
   metrics_.SetConfigLoaded(true);
@@ -116,6 +123,7 @@ Worker::~Worker() {
   delivery_.Stop();
   consumer_.reset();
   dead_letters_.reset();
+  state_.reset();
 }
 
 bool Worker::IsCurrent(const MessageRef& ref) const {
@@ -145,6 +153,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   }
 
   ProcessedMessage processed;
+  std::vector<StateContext::Change> changes;
   bool oversized = false;
   if (message.payload.size() > config_.worker.max_message_bytes) {
     ++stats_.oversized;
@@ -153,11 +162,39 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
     processed.reason = "message of " + std::to_string(message.payload.size()) +
                        " bytes exceeds worker.maxMessageBytes (" +
                        std::to_string(config_.worker.max_message_bytes) + ")";
+  } else if (state_) {
+    // Contact state: events are merged onto the partition's states; the
+    // changes are applied below, once the message is registered.
+    StateContext context;
+    context.lookup = [this, &tp](const std::string& key) { return state_->Get(tp, key); };
+    processed = ProcessMessage(message, config_.rules, context);
+    changes = std::move(context.changes);
   } else {
     processed = ProcessMessage(message, config_.rules);
   }
   if (processed.format) ++decoded_tally_.at(static_cast<size_t>(*processed.format));
+  // Each state change is one more completion the message waits for: its
+  // offset is not committable before the changelog has the change.
+  const size_t state_writes = changes.size();
+  const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
   switch (processed.fate) {
+    case MessageFate::kSkipped: {
+      // A contact without its identity yet is routine (HubSpot creations
+      // carry no properties); one never seen is worth a line.
+      spdlog::log(processed.skip_label == "incomplete" ? spdlog::level::debug : spdlog::level::info,
+                  "{} {}@{}: {}", config_.state.dead_letter_skipped ? "dead-lettering" : "skipping",
+                  tp.ToString(), message.offset, MaskPii(processed.reason));
+      ++stats_.skipped;
+      metrics_.EventSkipped(processed.skip_label);
+      const bool dead_letter = dead_letters_ && config_.state.dead_letter_skipped;
+      tracker_.Add(tp, message.offset, state_writes + (dead_letter ? 1 : 0));
+      ApplyStateChanges(origin, changes);
+      if (dead_letter) {
+        DeadLetter(origin, message.key, message.payload, {{"crmsync.reason", processed.reason}},
+                   "skipped");
+      }
+      return;
+    }
     case MessageFate::kMalformed:
       // Logged without the payload, and with contact data masked.
       spdlog::warn("{} malformed message {}@{}: {}", dead_letters_ ? "dead-lettering" : "skipping",
@@ -165,19 +202,22 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
       ++stats_.malformed;
       metrics_.EventSkipped(oversized ? "oversized" : "malformed");
       if (!dead_letters_) {
-        tracker_.Add(tp, message.offset, 0);
+        tracker_.Add(tp, message.offset, state_writes);
+        ApplyStateChanges(origin, changes);
         return;
       }
       // Done only once the dead-letter topic has it.
-      tracker_.Add(tp, message.offset, 1);
-      DeadLetter(MessageRef{tp, message.offset, epochs_[tp], message.timestamp_ms}, message.key,
-                 message.payload, {{"crmsync.reason", processed.reason}}, "malformed");
+      tracker_.Add(tp, message.offset, state_writes + 1);
+      ApplyStateChanges(origin, changes);
+      DeadLetter(origin, message.key, message.payload, {{"crmsync.reason", processed.reason}},
+                 "malformed");
       return;
     case MessageFate::kUnmatched:
       spdlog::debug("skipping {}@{}: {}", tp.ToString(), message.offset, MaskPii(processed.reason));
       ++stats_.unmatched;
       metrics_.EventSkipped("unmatched");
-      tracker_.Add(tp, message.offset, 0);
+      tracker_.Add(tp, message.offset, state_writes);
+      ApplyStateChanges(origin, changes);
       return;
     case MessageFate::kOperations:
       break;
@@ -185,9 +225,12 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
   for (const std::string& note : processed.notes) {
     spdlog::info("{}@{}: {}", tp.ToString(), message.offset, MaskPii(note));
   }
-  tracker_.Add(tp, message.offset, processed.operations.size());
-  const MessageRef origin{tp, message.offset, epochs_[tp], message.timestamp_ms};
-  if (dead_letters_) {
+  // Contact state first: the delivered projection compares against the
+  // contact's state as this message leaves it.
+  ApplyStateChanges(origin, changes);
+  if (state_ && config_.state.suppress_unchanged) SuppressUnchanged(origin, processed.operations);
+  tracker_.Add(tp, message.offset, processed.operations.size() + state_writes);
+  if (dead_letters_ && !processed.operations.empty()) {
     retained_[tp][message.offset] = Retained{std::string(message.key), std::string(message.payload),
                                              processed.operations.size()};
     retained_bytes_ += message.key.size() + message.payload.size();
@@ -223,6 +266,7 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
                              .count();
   for (const Finished& finished :
        dispatcher_.OnResult(delivered.id, delivered.outcomes, now, keep_retrying)) {
+    if (state_ && IsCurrent(finished.origin)) RecordProjection(finished);
     if (finished.kind == providers::OutcomeKind::kReject) {
       ++stats_.rejected;
       if (finished.exhausted) ++stats_.exhausted;
@@ -324,6 +368,7 @@ std::optional<Clock::time_point> Worker::NextDeadline() {
   };
   consider(delivery_.NextDeadline(now));
   if (dead_letters_) consider(dead_letters_->NextRetry());
+  if (state_) consider(state_->NextRetry());
   return next;
 }
 
@@ -334,6 +379,12 @@ void Worker::Pump(bool flush_all) {
       ++stats_.dead_lettered;
       metrics_.EventDeadLettered(written.kind);
       if (IsCurrent(written.origin)) tracker_.Complete(written.origin.tp, written.origin.offset);
+    }
+  }
+  if (state_) {
+    // Changelog acknowledgements: a message's state writes are done.
+    for (const MessageRef& written : state_->Poll(now)) {
+      if (IsCurrent(written)) tracker_.Complete(written.tp, written.offset);
     }
   }
   for (const DeliveredBatch& delivered : delivery_.Pump(now)) Finish(delivered, now);
@@ -363,7 +414,7 @@ void Worker::Pump(bool flush_all) {
 void Worker::WaitForCompletions(Clock::time_point until) {
   if (auto next = NextDeadline(); next && *next < until) until = *next;
   // Dead-letter acknowledgements arrive through polling, not this queue.
-  if (dead_letters_ && dead_letters_->InFlight() > 0) {
+  if ((dead_letters_ && dead_letters_->InFlight() > 0) || (state_ && state_->InFlight() > 0)) {
     until = std::min(until, Clock::now() + kBusyPoll);
   }
   delivery_.WaitForAnswers(until);
@@ -421,6 +472,11 @@ void Worker::Disown(const std::vector<kafka::TopicPartition>& partitions) {
   for (const auto& tp : partitions) {
     dispatcher_.DropPartition(tp);
     if (dead_letters_) dead_letters_->DropPartition(tp);
+    // Contact state: the partition's states go with it; its next owner
+    // restores them from the changelog.
+    if (state_) state_->Drop(tp);
+    projections_.erase(tp);
+    unfinished_targets_.erase(tp);
     tracker_.Revoke(tp);
     if (auto it = retained_.find(tp); it != retained_.end()) {
       for (const auto& [offset, record] : it->second) {
@@ -542,6 +598,9 @@ void Worker::UpdateLag() {
 
 void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   for (const auto& tp : partitions) {
+    // Contact state is restored before the partition's first message is
+    // handed out (messages arrive only after this callback returns).
+    if (state_) RestoreState(tp);
     tracker_.Assign(tp);
     ++epochs_[tp];
   }
@@ -554,6 +613,125 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   if (observer_) {
     observer_(OwnershipChange{OwnershipChange::Kind::kAssigned, partitions, Clock::now()});
   }
+}
+
+void Worker::RestoreState(const kafka::TopicPartition& tp) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      const PartitionRestore restored = state_->Restore(tp);
+      stats_.restored_contacts += restored.contacts;
+      metrics_.StateRestored(restored.stats.records, restored.stats.bytes,
+                             static_cast<double>(restored.stats.took.count()) / 1000);
+      spdlog::info("restored the state of {}: {} contact(s) from {} record(s) ({} bytes) in {} ms",
+                   tp.ToString(), restored.contacts, restored.stats.records, restored.stats.bytes,
+                   restored.stats.took.count());
+      return;
+    } catch (const std::exception& e) {
+      // Without its state the partition cannot be processed correctly, and
+      // messages are handed out only after this callback: keep trying.
+      spdlog::error("restoring the state of {} failed (attempt {}): {}; retrying", tp.ToString(),
+                    attempt, e.what());
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(5000, 250 * attempt)));
+    }
+  }
+}
+
+void Worker::ApplyStateChanges(const MessageRef& origin,
+                               std::vector<StateContext::Change>& changes) {
+  for (StateContext::Change& change : changes) {
+    state_->Apply(origin.tp, change.key, std::move(change.state), origin);
+  }
+}
+
+namespace {
+
+std::string TargetOf(const std::string& provider, const std::string& target) {
+  return provider + "/" + target;
+}
+
+}  // namespace
+
+void Worker::SuppressUnchanged(const MessageRef& origin,
+                               std::vector<mapping::Operation>& operations) {
+  auto& unfinished = unfinished_targets_[origin.tp];
+  std::vector<Projection> projections;
+  std::vector<mapping::Operation> kept;
+  kept.reserve(operations.size());
+  for (mapping::Operation& op : operations) {
+    const std::string target = TargetOf(op.provider, op.target);
+    const uint64_t hash = mapping::StableHash(mapping::OperationJson(op));
+    const std::string line = op.contact_key + '\n' + target;
+    // A whole-list overwrite depends on the batch it travels in, never on
+    // one contact: it is always sent.
+    if (op.action != mapping::Action::kOverwrite && unfinished[line] == 0) {
+      if (auto state = state_->Get(origin.tp, op.contact_key)) {
+        auto delivered = state->delivered.find(target);
+        if (delivered != state->delivered.end() && delivered->second == hash) {
+          ++stats_.suppressed;
+          metrics_.OperationSuppressed(op.provider);
+          spdlog::debug("{}@{}: {} already has this operation of the contact; not sent",
+                        origin.tp.ToString(), origin.offset, target);
+          continue;
+        }
+      }
+    }
+    ++unfinished[line];
+    auto it = std::find_if(projections.begin(), projections.end(), [&](const Projection& p) {
+      return p.provider == op.provider && p.target == op.target;
+    });
+    if (it == projections.end()) {
+      projections.push_back(Projection{op.provider, op.target, {}, 0});
+      it = std::prev(projections.end());
+    }
+    it->contacts.emplace_back(op.contact_key, hash);
+    ++it->remaining;
+    kept.push_back(std::move(op));
+  }
+  operations = std::move(kept);
+  if (!projections.empty()) projections_[origin.tp][origin.offset] = std::move(projections);
+}
+
+void Worker::RecordProjection(const Finished& finished) {
+  auto partition = projections_.find(finished.origin.tp);
+  if (partition == projections_.end()) return;
+  auto message = partition->second.find(finished.origin.offset);
+  if (message == partition->second.end()) return;
+  auto it = std::find_if(message->second.begin(), message->second.end(), [&](const Projection& p) {
+    return p.provider == finished.provider && p.target == finished.target;
+  });
+  if (it == message->second.end() || it->remaining == 0) return;
+  if (--it->remaining > 0) return;
+  const std::string target = TargetOf(it->provider, it->target);
+  auto& unfinished = unfinished_targets_[finished.origin.tp];
+  for (const auto& [contact, hash] : it->contacts) {
+    const std::string line = contact + '\n' + target;
+    if (auto count = unfinished.find(line); count != unfinished.end() && --count->second == 0) {
+      unfinished.erase(count);
+    }
+  }
+  // One contact on this target: the outcome is that contact's. With several
+  // (a batch message), which one an outcome belongs to is not known, so
+  // none of them is recorded as delivered.
+  if (it->contacts.size() == 1) {
+    const auto& [contact, hash] = it->contacts.front();
+    if (auto state = state_->Get(finished.origin.tp, contact)) {
+      const bool delivered = finished.kind != providers::OutcomeKind::kReject;
+      auto known = state->delivered.find(target);
+      const bool unchanged = delivered ? known != state->delivered.end() && known->second == hash
+                                       : known == state->delivered.end();
+      if (!unchanged) {
+        if (delivered) {
+          state->delivered[target] = hash;
+        } else {
+          state->delivered.erase(target);
+        }
+        // Not tied to the message: a lost projection only costs a resend.
+        state_->Apply(finished.origin.tp, contact, std::move(state), std::nullopt);
+      }
+    }
+  }
+  message->second.erase(it);
+  if (message->second.empty()) partition->second.erase(message);
 }
 
 void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bool lost) {
@@ -597,7 +775,8 @@ int Worker::Run(const std::atomic<bool>& stop) {
   Clock::time_point next_lag = Clock::now() + config_.worker.commit_interval;
   while (!stop.load()) {
     std::chrono::milliseconds timeout = kIdlePoll;
-    if (dispatcher_.Pending() > 0 || (dead_letters_ && dead_letters_->InFlight() > 0)) {
+    if (dispatcher_.Pending() > 0 || (dead_letters_ && dead_letters_->InFlight() > 0) ||
+        (state_ && state_->InFlight() > 0)) {
       timeout = kBusyPoll;
     }
     if (auto next = NextDeadline()) {

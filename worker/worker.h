@@ -42,6 +42,8 @@
 #include "worker/kafka/consumer.h"
 #include "worker/metrics.h"
 #include "worker/offset_tracker.h"
+#include "worker/process_message.h"
+#include "worker/state/state_store.h"
 
 namespace crmsync::worker {
 
@@ -63,6 +65,10 @@ struct WorkerStats {
   std::atomic<uint64_t> max_outstanding_messages{0};  // the most at once so far
   std::atomic<uint64_t> revokes{0};                   // rebalances that revoked partitions
   std::atomic<uint64_t> losses{0};                    // rebalances that found partitions lost
+  // Contact state (state.enabled).
+  std::atomic<uint64_t> skipped{0};            // messages skipped: contact unknown or incomplete
+  std::atomic<uint64_t> suppressed{0};         // operations the provider already had
+  std::atomic<uint64_t> restored_contacts{0};  // contact states restored on assignment
 };
 
 // A change of this member's partition ownership, for an OwnershipObserver.
@@ -134,6 +140,18 @@ class Worker : public kafka::RebalanceListener {
   void UpdateLag();
   bool IsCurrent(const MessageRef& ref) const;
 
+  // Contact state: stores the message's state changes and writes them to
+  // the changelog; the message is done only once the broker has them (the
+  // caller counted one completion per change).
+  void ApplyStateChanges(const MessageRef& origin, std::vector<StateContext::Change>& changes);
+  // Contact state: drops the operations the provider last confirmed
+  // unchanged, and remembers what the others send.
+  void SuppressUnchanged(const MessageRef& origin, std::vector<mapping::Operation>& operations);
+  // Contact state: a finished operation updates the contact's delivered
+  // projection (confirmed: its hash; rejected: unknown).
+  void RecordProjection(const Finished& finished);
+  void RestoreState(const kafka::TopicPartition& tp);
+
   void DeadLetter(const MessageRef& origin, std::string_view key, std::string_view value,
                   std::vector<std::pair<std::string, std::string>> headers, const char* kind);
   void Release(const MessageRef& origin);
@@ -178,6 +196,22 @@ class Worker : public kafka::RebalanceListener {
   bool backpressure_ = false;
   bool stopping_ = false;  // the shutdown drain has begun
   OwnershipObserver observer_;
+
+  // Contact state (docs/STATE.md), when state.enabled.
+  std::unique_ptr<ContactStateStore> state_;
+  // What each unfinished message sends per provider target, for the
+  // delivered projection: the contacts and their operation hashes, and how
+  // many of the message's operations on that target are unfinished.
+  struct Projection {
+    std::string provider;
+    std::string target;
+    std::vector<std::pair<std::string, uint64_t>> contacts;
+    size_t remaining = 0;
+  };
+  std::map<kafka::TopicPartition, std::map<int64_t, std::vector<Projection>>> projections_;
+  // Unfinished operations per (partition, contact, "<provider>/<target>"):
+  // while any is, nothing of that contact there is suppressed.
+  std::map<kafka::TopicPartition, std::map<std::string, size_t>> unfinished_targets_;
 
   std::unique_ptr<kafka::Consumer> consumer_;
 };

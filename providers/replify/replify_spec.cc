@@ -23,7 +23,11 @@ class ReplifySpec final : public ProviderSpec {
         .request_routing = true,
         // updateOnly so that stopping outreach never adds the contact; the
         // event's completed/disqualified status is sent.
-        .stop_outreach = {mapping::Action::kUpdateOnly, std::nullopt, "completed", ""},
+        .stop_outreach = {mapping::Action::kUpdateOnly,
+                          std::nullopt,
+                          "completed",
+                          "",
+                          {"completed", "disqualified"}},
         .default_max_batch = 100,
     };
     return kTraits;

@@ -247,3 +247,77 @@ TEST(DecodeCanonicalTest, ConcurrentDecodesShareTheSchemaSafely) {
 
 }  // namespace
 }  // namespace crmsync::mapping
+
+namespace crmsync::mapping {
+namespace {
+
+const DecodedMessage& Decoded(const DecodeMessageResult& result) {
+  static const DecodedMessage kNone;
+  if (const auto* error = std::get_if<DecodeError>(&result)) {
+    ADD_FAILURE() << error->ToString();
+    return kNone;
+  }
+  return std::get<DecodedMessage>(result);
+}
+
+TEST(DecodePartialEventsTest, GenericHubSpotWebhooksOfContactsOnly) {
+  const auto contact = DecodeMessage(
+      R"([{"subscriptionType":"object.propertyChange","objectTypeId":"0-1","objectId":7,)"
+      R"("occurredAt":1764676800000,"propertyName":"email","propertyValue":"a@example.com"},)"
+      R"({"subscriptionType":"object.creation","objectTypeId":"0-3","objectId":8,)"
+      R"("occurredAt":1764676800000}])",
+      false, "", InputFormat::kHubSpot);
+  const DecodedMessage& out = Decoded(contact);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].ContactKey(), "hubspotId:7");
+  EXPECT_EQ(out.events[0].contact.email, "a@example.com");
+  ASSERT_EQ(out.ignored.size(), 1u);
+  EXPECT_NE(out.ignored[0].find("0-3"), std::string::npos) << out.ignored[0];
+}
+
+TEST(DecodePartialEventsTest, PrivacyDeletionAsksToForget) {
+  const auto result = DecodeMessage(
+      R"([{"subscriptionType":"contact.privacyDeletion","objectId":7,"occurredAt":1764676800000}])",
+      false, "", InputFormat::kHubSpot);
+  const DecodedMessage& out = Decoded(result);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, EventKind::kDeleted);
+  EXPECT_TRUE(out.events[0].forget);
+}
+
+TEST(DecodePartialEventsTest, SalesforceOverflowNamesNoRecord) {
+  const auto result = DecodeMessage(
+      R"({"ChangeEventHeader":{"entityName":"Lead","recordIds":[],"changeType":"GAP_OVERFLOW",)"
+      R"("commitTimestamp":1764676800000}})",
+      false, "", InputFormat::kSalesforce);
+  const DecodedMessage& out = Decoded(result);
+  EXPECT_TRUE(out.events.empty());
+  ASSERT_EQ(out.ignored.size(), 1u);
+  EXPECT_NE(out.ignored[0].find("GAP_OVERFLOW for Lead"), std::string::npos) << out.ignored[0];
+}
+
+TEST(DecodePartialEventsTest, DebeziumBarePayloadEnvelopeAndKeyOnlyDelete) {
+  const auto wrapped = DecodeMessage(
+      R"({"payload":{"before":null,"after":{"id":5,"email":"b@example.com"},"op":"c","ts_ms":1}})",
+      false, R"({"id":5})", InputFormat::kAuto);
+  const DecodedMessage& created = Decoded(wrapped);
+  EXPECT_EQ(created.format, InputFormat::kDebezium);
+  ASSERT_EQ(created.events.size(), 1u);
+  EXPECT_EQ(created.events[0].contact.email, "b@example.com");
+
+  const auto deleted = DecodeMessage(R"({"before":{"id":5},"after":null,"op":"d","ts_ms":2})",
+                                     false, R"({"id":5})", InputFormat::kDebezium);
+  const DecodedMessage& out = Decoded(deleted);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].kind, EventKind::kDeleted);
+  EXPECT_EQ(out.events[0].ContactKey(), "dbId:5");
+  EXPECT_FALSE(out.events[0].contact.email);
+
+  EXPECT_EQ(DebeziumTombstoneContactKey(R"({"id":5})"), "dbId:5");
+  EXPECT_EQ(DebeziumTombstoneContactKey(R"({"schema":{},"payload":{"id":"x9"}})"), "dbId:x9");
+  EXPECT_EQ(DebeziumTombstoneContactKey("dbId:5"), "dbId:5");
+  EXPECT_FALSE(DebeziumTombstoneContactKey("hubspotId:5"));
+}
+
+}  // namespace
+}  // namespace crmsync::mapping

@@ -25,11 +25,6 @@ void LogQuietly(const rd_kafka_t*, int, const char* facility, const char* messag
   spdlog::debug("kafka lag query {}: {}", facility, message);
 }
 
-int RemainingMs(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return static_cast<int>(std::max<int64_t>(left.count(), 0));
-}
-
 // Partition count of `topic`. A topic that was created a moment ago may still
 // report a transient error, so topic-level errors are retried until the deadline.
 int PartitionCount(rd_kafka_t* rk, const std::string& topic, Clock::time_point deadline) {

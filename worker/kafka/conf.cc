@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace crmsync::kafka {
@@ -39,6 +40,12 @@ void ForwardLog(const char* client, int level, const char* facility, const char*
   } else {
     spdlog::debug("{} {}: {}", client, facility, message);
   }
+}
+
+int RemainingMs(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return static_cast<int>(std::max<int64_t>(left.count(), 0));
 }
 
 }  // namespace crmsync::kafka

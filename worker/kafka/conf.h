@@ -2,6 +2,7 @@
 // properties, creates handles and forwards librdkafka's log lines.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 #include "worker/kafka/handles.h"
@@ -22,5 +23,9 @@ KafkaPtr NewClient(rd_kafka_type_t type, ConfPtr conf, const std::string& contex
 // A librdkafka log line at its syslog level (0..3 error, 4 warning, 5..7
 // debug), prefixed with `client` ("kafka", "kafka producer").
 void ForwardLog(const char* client, int level, const char* facility, const char* message);
+
+// Milliseconds left until `deadline` (0 once it passed), as librdkafka's
+// blocking calls take them.
+int RemainingMs(std::chrono::steady_clock::time_point deadline);
 
 }  // namespace crmsync::kafka

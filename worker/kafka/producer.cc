@@ -91,7 +91,7 @@ void Producer::Produce(const std::string& topic, std::string_view key, std::stri
 
 void Producer::ProduceRecord(const std::string& topic, std::string_view key, std::string_view value,
                              const std::vector<std::pair<std::string, std::string>>& headers,
-                             DeliveryCallback on_delivery) {
+                             DeliveryCallback on_delivery, int32_t partition) {
   rd_kafka_t* rk = handle_.get();
   auto callback = std::make_unique<DeliveryCallback>(std::move(on_delivery));
   const auto give_up = std::chrono::steady_clock::now() + kQueueFullPatience;
@@ -105,6 +105,7 @@ void Producer::ProduceRecord(const std::string& topic, std::string_view key, std
     // message's opaque and is freed by OnDelivery.
     const rd_kafka_resp_err_t err =
         rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                          RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA : partition),
                           RD_KAFKA_V_KEY(key.empty() ? nullptr : key.data(), key.size()),
                           RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
                           RD_KAFKA_V_HEADERS(list.get()), RD_KAFKA_V_OPAQUE(callback.get()),

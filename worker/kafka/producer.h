@@ -42,10 +42,11 @@ class Producer {
 
   // Produces one record with headers (e.g. to a dead-letter topic). Throws
   // like Produce() when librdkafka refuses it outright; `on_delivery` is then
-  // not called.
+  // not called. A `value` whose data() is null is written as a null value (a
+  // tombstone); `partition` < 0: chosen by the partitioner from the key.
   void ProduceRecord(const std::string& topic, std::string_view key, std::string_view value,
                      const std::vector<std::pair<std::string, std::string>>& headers,
-                     DeliveryCallback on_delivery);
+                     DeliveryCallback on_delivery, int32_t partition = -1);
 
   // Serves delivery reports without waiting.
   void Poll();
