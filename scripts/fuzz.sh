@@ -24,16 +24,17 @@ fi
 # known RapidJSON 1.1 report; everything else aborts.
 sanitizers="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize-recover=pointer-overflow -fno-omit-frame-pointer"
 # The mapping and provider libraries and the embedded schemas, instrumented for coverage.
-# Warnings stay warnings here: the zero-warning build is the GCC one of `make
-# check`; clang 14 also reports RapidJSON 1.1's member iterators as ambiguous
+# RapidJSON's SSE2 scans are off (AddressSanitizer reports their aligned
+# loads past a string's end; see CMakeLists.txt). Warnings stay warnings
+# here: the zero-warning build is the GCC one of `make check`; clang 14 also reports RapidJSON 1.1's member iterators as ambiguous
 # under C++20 (-Wambiguous-reversed-operator).
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR=OFF \
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR=OFF -DCRMSYNC_RAPIDJSON_SSE2=OFF \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitizers -fsanitize=fuzzer-no-link" > "$build.configure.log" 2>&1 \
   || { cat "$build.configure.log"; exit 1; }
 cmake --build "$build" -j"$jobs" --target crmsync_providers crmsync_mapping crmsync_schemas > "$build.build.log" 2>&1 \
   || { cat "$build.build.log"; exit 1; }
-clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRING=1 -DRAPIDJSON_SSE2=1 \
+clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRING=1 \
   -I"$root" -I"$build/schemas/crmsync_schemas_gen" \
   "$root/fuzz/decode_map_fuzzer.cc" \
   "$build/providers/libcrmsync_providers.a" "$build/mapping/libcrmsync_mapping.a" \
