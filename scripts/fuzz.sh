@@ -26,8 +26,9 @@ sanitizers="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanit
 # The mapping and provider libraries and the embedded schemas, instrumented for coverage.
 # RapidJSON's SSE2 scans are off (AddressSanitizer reports their aligned
 # loads past a string's end; see CMakeLists.txt). Warnings stay warnings
-# here: the zero-warning build is the GCC one of `make check`; clang 14 also reports RapidJSON 1.1's member iterators as ambiguous
-# under C++20 (-Wambiguous-reversed-operator).
+# here: the zero-warning build is the GCC one of `make check`; clang 14 also
+# reports RapidJSON 1.1's member iterators as ambiguous under C++20
+# (-Wambiguous-reversed-operator).
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRMSYNC_WERROR=OFF -DCRMSYNC_RAPIDJSON_SSE2=OFF \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DCMAKE_CXX_FLAGS="$sanitizers -fsanitize=fuzzer-no-link" > "$build.configure.log" 2>&1 \
