@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "mapping/decode.h"
 #include "sim/simulator.h"
 #include "worker/kafka/admin.h"
 #include "worker/kafka/conf.h"
@@ -64,6 +65,11 @@ struct Scenario {
   // Also run bench/python_worker.py (the simple script a user would write)
   // on the same topic and simulator, as a fresh group.
   bool python_baseline = false;
+  // A CRM stream as change streams are: most updates touch only fields no
+  // provider receives (a last-modified date, an owner id); with contact
+  // state on, the worker suppresses what the provider already has.
+  bool crm_noise = false;
+  bool contact_state = false;
 };
 
 constexpr char kList[] = "bench-list";
@@ -81,6 +87,7 @@ struct Result {
   double http_429_after_first_second = 0;
   double requests = 0;
   double operations = 0;
+  double suppressed = 0;  // operations not sent: the provider already had them
   std::optional<double> ceiling;
   std::string ceiling_note;
   // The Python baseline on the same topic, when run.
@@ -169,6 +176,44 @@ std::string RateLimitedConfigJson(const Scenario& s, const std::string& bootstra
   return out.str();
 }
 
+// Per contact: a creation, then updates of which about 85 % change only
+// `lastModifiedDate` or `ownerId` (properties no action copies) and 15 %
+// change the contact's tier, which Replify receives as metadata.
+std::vector<worker::SampleEvent> CrmNoiseEvents(size_t events, size_t contacts) {
+  std::vector<worker::SampleEvent> out;
+  out.reserve(events);
+  std::vector<int> tier(contacts, 0);
+  std::vector<bool> created(contacts, false);
+  const char* const kTiers[] = {"trial", "starter", "pro", "enterprise"};
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  const int64_t start_ms = 1795435200000;  // 2026-11-23T12:00:00Z
+  for (size_t i = 0; i < events; ++i) {
+    const size_t c = next() % contacts;
+    mapping::CrmEvent event;
+    event.event_id = "noise-" + std::to_string(i);
+    event.occurred_at = mapping::FormatRfc3339(start_ms + static_cast<int64_t>(i));
+    event.external_id_key = "hubspotId";
+    event.external_id_value = std::to_string(200000 + c);
+    event.kind = created[c] ? mapping::EventKind::kUpdated : mapping::EventKind::kCreated;
+    if (created[c] && next() % 100 < 15) tier[c] = (tier[c] + 1) % 4;
+    created[c] = true;
+    event.contact.first_name = "First" + std::to_string(c);
+    event.contact.last_name = "Last" + std::to_string(c);
+    event.contact.email = "noise" + std::to_string(c) + "@example.com";
+    event.contact.phone = "1555" + std::to_string(1000000 + c);
+    event.contact.properties["tier"] = kTiers[tier[c]];
+    event.contact.properties["lastModifiedDate"] = event.occurred_at;
+    event.contact.properties["ownerId"] = std::to_string(next() % 50);
+    out.push_back({event.external_id_key + ":" + event.external_id_value,
+                   worker::ToCanonicalJson(event), false, event});
+  }
+  return out;
+}
+
 std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const std::string& topic,
                        const std::string& base_url, int metrics_port) {
   std::ostringstream out;
@@ -193,7 +238,12 @@ std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const st
       << kCampaign << R"(", "action": "remove"}]},
   {"name": "sync", "when": {"kinds": ["contact.created", "contact.updated"]},
    "actions": [{"provider": "replify", "campaignId": ")"
-      << kCampaign << R"(", "action": "upsert"}]}],
+      << kCampaign << R"(", "action": "upsert")"
+      << (s.crm_noise ? R"(, "metadataProperties": ["tier"])" : "") << R"(}]}],)"
+      << (s.contact_state ? R"(
+ "state": {"enabled": true, "createTopics": false},)"
+                          : "")
+      << R"(
  "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,
             "metrics": {"listen": "127.0.0.1:)"
       << metrics_port << R"("}}})";
@@ -295,6 +345,9 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   kafka::TestBroker broker;
   const std::string topic = "bench-" + s.name;
   broker.CreateTopic(topic, kPartitions);
+  // The mock cluster does not answer CreateTopics: the state changelog is
+  // made here, co-partitioned with the input.
+  if (s.contact_state) broker.CreateTopic(topic + ".crmsync-state", kPartitions);
   sim::Simulator::Options sim_options;
   sim_options.api_keys = {{"replify", kKey}, {"whippy", kKey}, {"replyio", kKey}};
   sim_options.threads = 64;
@@ -309,7 +362,8 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   sample.events = s.events;
   sample.contacts = s.contacts;
   sample.seed = 99;
-  const auto events = worker::GenerateSampleEvents(sample);
+  const auto events =
+      s.crm_noise ? CrmNoiseEvents(s.events, s.contacts) : worker::GenerateSampleEvents(sample);
   auto produce = [&] {
     kafka::Producer producer(broker.BootstrapServers(),
                              {{"linger.ms", s.produce_rate > 0 ? "1" : "20"}});
@@ -403,6 +457,7 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   result.requests = MetricSum(metrics, "crmsync_http_requests_total");
   // Operations sent to providers (after coalescing), not messages finished.
   result.operations = MetricSum(metrics, "crmsync_batch_size_sum");
+  result.suppressed = MetricSum(metrics, "crmsync_operations_suppressed_total");
 
   // The worker's own peak: ru_maxrss of a forked child also counts the
   // parent's pages it shared before exec (here, a million generated events).
@@ -502,6 +557,12 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
     w.Double(r.requests);
     w.Key("provider_operations_per_event");
     w.Double(ops_per_event);
+    if (r.scenario.crm_noise) {
+      w.Key("operations_suppressed");
+      w.Double(r.suppressed);
+      w.Key("contact_state");
+      w.Bool(r.scenario.contact_state);
+    }
     if (r.ceiling) {
       w.Key("ceiling_events_per_s");
       w.Double(*r.ceiling);
@@ -537,6 +598,12 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
         r.scenario.name.c_str(), python_eps, *r.python_cpu_us_per_event, eps / python_eps,
         r.worker_cpu_us_per_event / *r.python_cpu_us_per_event);
   }
+  for (const Result& r : results) {
+    if (!r.scenario.crm_noise) continue;
+    std::printf("%-16s contact state %s: %.3f provider operations per event, %.0f suppressed\n",
+                r.scenario.name.c_str(), r.scenario.contact_state ? "on" : "off",
+                r.operations / static_cast<double>(r.scenario.events), r.suppressed);
+  }
   std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
   std::ofstream(out_path) << buffer.GetString() << "\n";
   std::printf("\nwrote %s\n", out_path.c_str());
@@ -571,6 +638,11 @@ int main(int argc, char** argv) {
       // Half the latency-100ms ceiling, produced steadily while the worker
       // keeps up: p50/p99 are the latency of a worker that is not behind.
       {"steady-100ms", 100'000 / scale, 50'000 / scale, 100, false, 500, 4, 0, 10'000},
+      // The same CRM stream twice: without contact state every update is
+      // sent; with it, updates the provider would not see are suppressed.
+      {"crm-noise", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false, true},
+      {"crm-noise-state", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false,
+       true, true},
   };
   const std::string worker = (std::filesystem::path(argv[0]).parent_path() / "crmsync").string();
   std::vector<crmsync::bench::Result> results;
