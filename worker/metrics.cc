@@ -95,7 +95,8 @@ const prometheus::Histogram::BucketBoundaries kDurationBuckets = {
 // From the event's Kafka timestamp to the provider's acknowledgement: tens of
 // milliseconds when keeping up, minutes for a lagging group.
 const prometheus::Histogram::BucketBoundaries kLatencyBuckets = {
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600};
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.125, 0.15, 0.2, 0.3, 0.5,
+    0.75,  1,     2,     5,    10,   20,   30,  60,    120,  300, 600};
 // Providers cap batches between tens and a thousand items.
 const prometheus::Histogram::BucketBoundaries kBatchBuckets = {1,  2,   5,   10,  25,
                                                                50, 100, 250, 500, 1000};
