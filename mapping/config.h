@@ -117,6 +117,12 @@ struct ProviderConfig {
 struct WorkerConfig {
   // Deadline for draining in-flight work on SIGTERM or partition revoke.
   std::chrono::milliseconds drain_timeout{10000};
+  // How long a partition taken over without a handover mark from its
+  // previous owner (a crash, a lost assignment, an unfinished drain) holds
+  // its work, so that requests that owner may still have had in flight are
+  // answered or timed out first. Unset: the longest provider
+  // requestTimeoutMs; 0: never wait.
+  std::optional<std::chrono::milliseconds> takeover_fence;
   std::chrono::milliseconds commit_interval{1000};
   // Backpressure: partitions pause above this many undelivered operations.
   size_t max_pending_operations = 50000;

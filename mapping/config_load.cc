@@ -122,6 +122,11 @@ std::optional<std::string> ConfigReader::ScalarText(const rapidjson::Value& valu
 void ConfigReader::ReadWorker(const rapidjson::Value* worker, Config& config) {
   WorkerConfig& out = config.worker;
   ReadMillis(worker, "drainTimeoutMs", out.drain_timeout);
+  if (Member(worker, "takeoverFenceMs") != nullptr) {
+    std::chrono::milliseconds fence{0};
+    ReadMillis(worker, "takeoverFenceMs", fence);
+    out.takeover_fence = fence;
+  }
   ReadMillis(worker, "commitIntervalMs", out.commit_interval);
   ReadInt(worker, "maxPendingOperations", out.max_pending_operations);
   ReadInt(worker, "maxPendingMessages", out.max_pending_messages);

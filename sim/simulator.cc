@@ -572,7 +572,9 @@ ProviderSim* Simulator::Provider(std::string_view name) const {
 
 Counters Simulator::GetCounters() const {
   std::lock_guard lock(impl_->mutex);
-  return impl_->counters;
+  Counters counters = impl_->counters;
+  counters.in_flight = impl_->in_flight;
+  return counters;
 }
 
 std::string Simulator::StateJson() const {

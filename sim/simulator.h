@@ -100,6 +100,8 @@ struct Counters {
   // Per provider name: the most of its requests in the server at once
   // (from routing to the written response, latency and hangs included).
   std::map<std::string, uint64_t> max_concurrent;
+  // ... and how many are in the server now.
+  std::map<std::string, uint64_t> in_flight;
   uint64_t request_log_dropped = 0;  // oldest records let go (request_log_limit)
 };
 

@@ -282,6 +282,11 @@ struct Metrics::Impl {
                               "Positions reset because the offset to fetch from was no longer "
                               "on the broker (retention overtook the group): events skipped."),
                       {"topic"}),
+        takeovers(Counter(*registry, "crmsync_partition_takeovers_total",
+                          "Partitions assigned, by how their previous owner handed them over: "
+                          "drained, fenced (its work waits out the previous owner's requests), "
+                          "uncommitted."),
+                  {"handover"}),
         committed(Gauge(*registry, "crmsync_committed_offset",
                         "Last offset stored for commit, per partition."),
                   {"topic", "partition"}),
@@ -319,6 +324,7 @@ struct Metrics::Impl {
   CachedFamily<prometheus::Gauge> rate_limit_tokens;
   CachedFamily<prometheus::Counter> rebalances;
   CachedFamily<prometheus::Counter> offset_resets;
+  CachedFamily<prometheus::Counter> takeovers;
   CachedFamily<prometheus::Gauge> committed;
   CachedFamily<prometheus::Gauge> lag;
   prometheus::Gauge& pending;
@@ -433,6 +439,9 @@ void Metrics::Initialize(const mapping::Config& config) {
     impl.events_dead_lettered.Get({reason});
   }
   for (std::string_view kind : {"assigned", "revoked", "lost"}) impl.rebalances.Get({kind});
+  for (std::string_view handover : {"drained", "fenced", "uncommitted"}) {
+    impl.takeovers.Get({handover});
+  }
 
   for (const auto& [name, provider] : config.providers) {
     impl.retries.Get({name});
@@ -482,6 +491,10 @@ void Metrics::EventDeadLettered(std::string_view reason) {
 void Metrics::Rebalance(std::string_view kind) { impl_->rebalances.Get({kind}).Increment(); }
 
 void Metrics::OffsetReset(std::string_view topic) { impl_->offset_resets.Get({topic}).Increment(); }
+
+void Metrics::PartitionTakenOver(std::string_view handover, uint64_t partitions) {
+  if (partitions > 0) impl_->takeovers.Get({handover}).Increment(static_cast<double>(partitions));
+}
 
 void Metrics::SetCommitted(std::string_view topic, int32_t partition, int64_t offset) {
   impl_->committed.Get({topic, std::to_string(partition)}).Set(static_cast<double>(offset));

@@ -32,6 +32,7 @@
 //   rebalances_total{kind}                  committed_offset{topic,partition}
 //   consumer_lag{topic,partition}       build_info{version,librdkafka} (1)
 //   provider_auth_failures_total{provider}  offset_resets_total{topic}
+//   partition_takeovers_total{handover}
 // and, read from /proc/self at each scrape, process_cpu_seconds_total,
 // process_resident_memory_bytes, process_virtual_memory_bytes,
 // process_open_fds, process_max_fds and process_start_time_seconds.
@@ -108,6 +109,11 @@ class Metrics {
   // The consumer reset a partition's position of `topic` because the offset
   // to fetch from was gone (e.g. deleted by retention while the group lagged).
   void OffsetReset(std::string_view topic);
+  // A partition was assigned; `handover` is "drained" (its previous owner
+  // finished its work and said so), "fenced" (it may not have: the
+  // partition's work waits out the previous owner's requests) or
+  // "uncommitted" (the group has no offset for it yet).
+  void PartitionTakenOver(std::string_view handover, uint64_t partitions);
   // The offset last stored for commit for a partition.
   void SetCommitted(std::string_view topic, int32_t partition, int64_t offset);
   // High watermark minus the committed position of a partition.

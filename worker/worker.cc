@@ -91,6 +91,18 @@ constexpr std::chrono::milliseconds kStuckRefresh{200};
 constexpr std::chrono::milliseconds kStoreInterval{100};
 // How often the circuit-state and rate-limit-token gauges are refreshed.
 constexpr std::chrono::milliseconds kGaugeRefresh{100};
+// The commit metadata of a partition whose owner gave it up with all its
+// work done: its next owner need not wait for requests still in flight.
+constexpr std::string_view kHandoverMark = "crmsync:handover:drained";
+
+std::chrono::milliseconds TakeoverFence(const mapping::Config& config) {
+  if (config.worker.takeover_fence) return *config.worker.takeover_fence;
+  std::chrono::milliseconds longest{0};
+  for (const auto& [name, provider] : config.providers) {
+    longest = std::max(longest, provider.request_timeout);
+  }
+  return longest;
+}
 
 }  // namespace
 
@@ -98,7 +110,8 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
     : config_(std::move(config)),
       metrics_(metrics),
       dispatcher_(LimitsFrom(config_), PolicyFrom(config_.worker.retry)),
-      delivery_(config_, metrics_, ProvidersFrom(config_), EngineFor(config_)) {
+      delivery_(config_, metrics_, ProvidersFrom(config_), EngineFor(config_)),
+      takeover_fence_(TakeoverFence(config_)) {
   if (!config_.kafka.dead_letter_topic.empty()) {
     // The user's passthrough properties carry the cluster's security settings.
     dead_letters_ = std::make_unique<DeadLetterWriter>(
@@ -133,6 +146,15 @@ bool Worker::IsCurrent(const MessageRef& ref) const {
 
 void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now) {
   kafka::TopicPartition tp{std::string(message.topic), message.partition};
+  if (!fences_.empty()) {
+    // Taken before its pause did: processed when the fence ends.
+    if (auto fence = fences_.find(tp); fence != fences_.end()) {
+      fence->second.held.push_back(HeldRecord{message.offset, std::string(message.key),
+                                              std::string(message.payload), message.null_payload,
+                                              message.timestamp_ms});
+      return;
+    }
+  }
   ++stats_.consumed;
   if (consumed_tally_.empty() || consumed_tally_.back().first != message.topic) {
     auto it = std::find_if(consumed_tally_.begin(), consumed_tally_.end(),
@@ -369,6 +391,7 @@ std::optional<Clock::time_point> Worker::NextDeadline() {
   consider(delivery_.NextDeadline(now));
   if (dead_letters_) consider(dead_letters_->NextRetry());
   if (state_) consider(state_->NextRetry());
+  for (const auto& [tp, fence] : fences_) consider(fence.until);
   return next;
 }
 
@@ -459,12 +482,117 @@ void Worker::StoreCommittable() {
   }
 }
 
-bool Worker::CommitNow() {
+bool Worker::CommitNow(const std::set<kafka::TopicPartition>& handed_over) {
   StoreCommittable();
   // Every owned partition, not only those being revoked: the ones kept
   // would otherwise stay behind until the next timer commit.
-  std::vector<std::pair<kafka::TopicPartition, int64_t>> offsets(stored_.begin(), stored_.end());
+  std::vector<kafka::CommittedOffset> offsets;
+  for (const auto& [tp, offset] : stored_) {
+    offsets.push_back({tp, offset, handed_over.contains(tp) ? std::string(kHandoverMark) : ""});
+  }
+  // A partition handed over without progress of its own keeps the group's
+  // offset, now with the mark.
+  for (const auto& tp : handed_over) {
+    if (stored_.contains(tp)) continue;
+    if (auto it = committed_.find(tp); it != committed_.end()) {
+      offsets.push_back({tp, it->second, std::string(kHandoverMark)});
+    }
+  }
   return consumer_->CommitSync(offsets, kCommitDeadline);
+}
+
+std::set<kafka::TopicPartition> Worker::HandedOver(
+    const std::vector<kafka::TopicPartition>& partitions) const {
+  std::set<kafka::TopicPartition> out;
+  for (const auto& tp : partitions) {
+    if (!fences_.contains(tp) && tracker_.Outstanding(tp) == 0) out.insert(tp);
+  }
+  return out;
+}
+
+void Worker::TakeOver(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point now) {
+  if (takeover_fence_.count() == 0 || partitions.empty()) return;
+  const auto committed = consumer_->Committed(partitions, kCommitDeadline);
+  // What this member commits now, before it can have a request in flight
+  // for them: a crash from then on must not look like a handover, nor like
+  // a partition no owner ever had.
+  std::vector<kafka::CommittedOffset> claims;
+  std::vector<kafka::TopicPartition> fenced;
+  size_t drained = 0, uncommitted = 0;
+  for (const auto& tp : partitions) {
+    // Without an answer nothing is known of the previous owner.
+    if (!committed) {
+      fenced.push_back(tp);
+      continue;
+    }
+    auto it = std::find_if(committed->begin(), committed->end(),
+                           [&](const kafka::CommittedOffset& c) { return c.tp == tp; });
+    if (it == committed->end()) {
+      // No owner has finished a message of it yet. The claim is the offset
+      // it starts from, the same as no commit at all.
+      if (const std::optional<int64_t> start = consumer_->StartOffset(tp, kCommitDeadline)) {
+        claims.push_back({tp, *start, ""});
+        ++uncommitted;
+      } else {
+        fenced.push_back(tp);
+      }
+      continue;
+    }
+    committed_[tp] = it->offset;
+    if (it->metadata == kHandoverMark) {
+      claims.push_back({tp, it->offset, ""});  // clears the mark
+      ++drained;
+    } else {
+      fenced.push_back(tp);
+    }
+  }
+  if (!claims.empty() && !consumer_->CommitSync(claims, kCommitDeadline)) {
+    // Their work waits as after a crash; the claim is tried again at its end.
+    for (const auto& claim : claims) {
+      fenced.push_back(claim.tp);
+      fences_[claim.tp].claim = claim.offset;
+    }
+    drained = uncommitted = 0;
+  }
+  metrics_.PartitionTakenOver("drained", drained);
+  metrics_.PartitionTakenOver("uncommitted", uncommitted);
+  metrics_.PartitionTakenOver("fenced", fenced.size());
+  if (fenced.empty()) return;
+  for (const auto& tp : fenced) fences_[tp].until = now + takeover_fence_;
+  std::vector<kafka::TopicPartition> refused = consumer_->Pause(fenced);
+  for (const auto& tp : fenced) {
+    if (std::find(refused.begin(), refused.end(), tp) == refused.end()) paused_set_.insert(tp);
+  }
+  spdlog::info(
+      "{} partition(s) taken over without a handover from their previous owner ({}): their work "
+      "waits {} ms, until requests that owner may still have in flight are answered or timed out",
+      fenced.size(), Named(fenced), takeover_fence_.count());
+}
+
+void Worker::ReleaseFences(Clock::time_point now) {
+  for (auto it = fences_.begin(); it != fences_.end();) {
+    if (now < it->second.until) {
+      ++it;
+      continue;
+    }
+    const kafka::TopicPartition tp = it->first;
+    Fence fence = std::move(it->second);
+    it = fences_.erase(it);
+    if (fence.claim &&
+        !consumer_->CommitSync({kafka::CommittedOffset{tp, *fence.claim, ""}}, kCommitDeadline)) {
+      spdlog::warn(
+          "{}: could not commit this member's claim; a crash before its first commit would not "
+          "make its next owner wait",
+          tp.ToString());
+    }
+    spdlog::info("{}: takeover wait over, {} held message(s) go first", tp.ToString(),
+                 fence.held.size());
+    for (const HeldRecord& r : fence.held) {
+      HandleMessage(kafka::Message{tp.topic, tp.partition, r.offset, r.key, r.payload,
+                                   r.null_payload, r.timestamp_ms},
+                    now);
+    }
+  }
 }
 
 void Worker::Disown(const std::vector<kafka::TopicPartition>& partitions) {
@@ -485,6 +613,7 @@ void Worker::Disown(const std::vector<kafka::TopicPartition>& partitions) {
       retained_.erase(it);
     }
     ++epochs_[tp];
+    fences_.erase(tp);
     stored_.erase(tp);
     committed_.erase(tp);
     assigned_.erase(tp);
@@ -558,6 +687,7 @@ void Worker::UpdatePauses(Clock::time_point now) {
       for (const auto& tp : partitions) add(tp);
     }
     for (const auto& tp : stuck_) add(tp);
+    for (const auto& [tp, fence] : fences_) add(tp);
   }
   if (want == paused_set_) return;
   std::vector<kafka::TopicPartition> pause, resume;
@@ -580,8 +710,8 @@ void Worker::UpdateLag() {
     if (committed_.count(tp) == 0) unknown.push_back(tp);
   }
   if (!unknown.empty()) {
-    for (const auto& [tp, offset] : consumer_->Committed(unknown, std::chrono::milliseconds(500))) {
-      committed_[tp] = offset;
+    if (auto committed = consumer_->Committed(unknown, std::chrono::milliseconds(500))) {
+      for (const kafka::CommittedOffset& c : *committed) committed_[c.tp] = c.offset;
     }
   }
   for (const kafka::TopicPartition& tp : assigned_) {
@@ -610,6 +740,7 @@ void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   // Joined, even when the group gave this member no partition.
   if (!stopping_) metrics_.SetGroupJoined(true);
   spdlog::info("assigned {} partition(s): {}", partitions.size(), Named(partitions));
+  if (!stopping_) TakeOver(partitions, Clock::now());
   if (observer_) {
     observer_(OwnershipChange{OwnershipChange::Kind::kAssigned, partitions, Clock::now()});
   }
@@ -747,7 +878,7 @@ void Worker::OnRevoking(const std::vector<kafka::TopicPartition>& partitions, bo
     StoreCommittable();
   } else {
     Drain(partitions, Clock::now() + config_.worker.drain_timeout, /*serve_consumer=*/false);
-    CommitNow();
+    CommitNow(HandedOver(partitions));
   }
   Disown(partitions);
   spdlog::info("revoked {} partition(s): {}", partitions.size(), Named(partitions));
@@ -783,6 +914,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
       auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now());
       timeout = std::clamp(until, std::chrono::milliseconds(0), timeout);
     }
+    if (!fences_.empty()) ReleaseFences(Clock::now());
     consumer_->Poll(timeout, kMaxMessagesPerPoll, [this](const kafka::Message& message) {
       HandleMessage(message, Clock::now());
     });
@@ -816,7 +948,7 @@ int Worker::Run(const std::atomic<bool>& stop) {
   // until the drain ends.
   consumer_->Pause(owned);
   Drain(owned, started + config_.worker.drain_timeout, /*serve_consumer=*/true);
-  CommitNow();
+  CommitNow(HandedOver(owned));
   delivery_.Stop();
   consumer_->Close(kCloseDeadline);
   spdlog::info(

@@ -125,8 +125,20 @@ class Worker : public kafka::RebalanceListener {
   // offsets on its own timer, only while the group is stable).
   void StoreCommittable();
   // Stores, then commits the stored offsets of every owned partition and
-  // waits for the answer (revoke and shutdown).
-  bool CommitNow();
+  // waits for the answer (revoke and shutdown). The commits of `handed_over`
+  // partitions carry the handover mark.
+  bool CommitNow(const std::set<kafka::TopicPartition>& handed_over = {});
+  // Of these partitions, those whose work is all done and that hold none of
+  // a previous owner's: their next owner need not wait.
+  std::set<kafka::TopicPartition> HandedOver(
+      const std::vector<kafka::TopicPartition>& partitions) const;
+  // Newly assigned partitions whose committed offset carries no handover
+  // mark are fenced: paused, their messages held, until takeover_fence_ has
+  // passed. The others are claimed: a mark found is cleared, a partition
+  // without a committed offset gets the one it starts from.
+  void TakeOver(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point now);
+  // Ends the fences that are over and processes what they held.
+  void ReleaseFences(Clock::time_point now);
   // Gives up partitions: nothing of theirs is sent from now on.
   void Disown(const std::vector<kafka::TopicPartition>& partitions);
   // Pauses and resumes partitions: all of them under backpressure
@@ -176,6 +188,23 @@ class Worker : public kafka::RebalanceListener {
   std::map<kafka::TopicPartition, uint64_t> epochs_;
   std::map<kafka::TopicPartition, int64_t> stored_;     // last stored offset
   std::map<kafka::TopicPartition, int64_t> committed_;  // the group's, for lag
+  // Takeover fences (docs/ARCHITECTURE.md, "Handover").
+  std::chrono::milliseconds takeover_fence_{0};
+  struct HeldRecord {
+    int64_t offset = 0;
+    std::string key;
+    std::string payload;
+    bool null_payload = false;
+    int64_t timestamp_ms = -1;
+  };
+  struct Fence {
+    Clock::time_point until;
+    // The offset this member could not commit yet to claim the partition
+    // (clearing a handover mark, or first of all owners).
+    std::optional<int64_t> claim;
+    std::vector<HeldRecord> held;  // messages that arrived before the pause
+  };
+  std::map<kafka::TopicPartition, Fence> fences_;
   // The original record of every message with operations still pending
   // (only with a dead-letter topic), so that a rejected operation can be
   // written with its message's key and value.

@@ -22,6 +22,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <random>
 #include <regex>
 #include <set>
@@ -345,9 +346,20 @@ TEST_F(RealKafkaTest, WorkerRidesOutBrokerStopAndKill) {
 // again. The broker does not rebalance the group: the other member's
 // assignment callbacks stay silent and the broker logs no new rebalance,
 // where a dynamic member (or the mock cluster, which ignores the id) would
-// rebalance both.
+// rebalance both. Taking its partitions back at once, the restarted member
+// finds no handover mark (it was killed mid-request) and holds their work
+// until the killed process's requests have been answered.
 TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithoutRebalance) {
-  auto simulator = StartStreamSimulator(48);
+  // Each process has its own key, so that the request log tells the killed
+  // process's requests from its successor's.
+  sim::Simulator::Options options;
+  options.api_keys = {{"replify", kStreamApiKey}};
+  options.labelled_api_keys["replify"] = {
+      {"key-a1", "a1"}, {"key-a2", "a2"}, {"key-b1", "b1"}, {"key-b2", "b2"}};
+  options.request_log_limit = 1'000'000;
+  options.threads = 48;
+  auto simulator = std::make_unique<sim::Simulator>(options);
+  simulator->Start();
   constexpr int kPartitions = 8;
   topic_ = MakeTopic(kPartitions);
   group_ = MakeGroup();
@@ -369,34 +381,42 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
     return WriteFile(group_ + "-" + id, text);
   };
   // B first: the group's leader stays up; A is the member restarted.
-  WorkerProcess b = StartStream(config_for("static-b"), "b");
-  ASSERT_TRUE(WaitFor([&] { return HoldsPartitions(b) || !b.Running(); }, seconds(60))) << b.Log();
-  auto a = std::make_unique<WorkerProcess>(
-      WorkerProcessOptions{config_for("static-a"),
-                           {{kStreamApiKeyEnv, kStreamApiKey}},
-                           ::testing::TempDir() + "/" + group_ + "-a1.log",
-                           "info"});
+  auto start = [&](const std::string& id, const std::string& incarnation) {
+    return std::make_unique<WorkerProcess>(
+        WorkerProcessOptions{config_for("static-" + id.substr(0, 1)),
+                             {{kStreamApiKeyEnv, "key-" + incarnation}},
+                             ::testing::TempDir() + "/" + group_ + "-" + incarnation + ".log",
+                             "info"});
+  };
+  auto b = start("b", "b1");
+  ASSERT_TRUE(WaitFor([&] { return HoldsPartitions(*b) || !b->Running(); }, seconds(60)))
+      << b->Log();
+  auto a = start("a", "a1");
   ASSERT_TRUE(WaitFor(
       [&] {
-        return HeldByLog(a->Log()) > 0 && HeldByLog(b.Log()) + HeldByLog(a->Log()) == kPartitions;
+        return HeldByLog(a->Log()) > 0 && HeldByLog(b->Log()) + HeldByLog(a->Log()) == kPartitions;
       },
       seconds(60)))
       << "A:\n"
       << a->Log() << "\nB:\n"
-      << b.Log();
+      << b->Log();
   const int a_held = HeldByLog(a->Log());
   ASSERT_TRUE(WaitFor([&] { return Committed() > 0; }, seconds(60)));
+  // A is killed in the middle of its work: it has had answers and has
+  // requests in flight.
+  auto sent_by = [&](const std::string& label) {
+    size_t n = 0;
+    for (const auto& r : simulator->RequestLog()) n += r.key_label == label ? 1 : 0;
+    return n;
+  };
+  ASSERT_TRUE(WaitFor([&] { return sent_by("a1") >= 3; }, seconds(60))) << a->Log();
   ASSERT_FALSE(FullyCommitted()) << "the stream ended before the restart";
 
-  const std::string b_before = b.Log();
+  const std::string b_before = b->Log();
   const std::string rebalance = "Preparing to rebalance group " + group_ + " ";
   const int broker_rebalances = CountLines(Broker().Log(), rebalance);
   a->Kill9();
-  a = std::make_unique<WorkerProcess>(
-      WorkerProcessOptions{config_for("static-a"),
-                           {{kStreamApiKeyEnv, kStreamApiKey}},
-                           ::testing::TempDir() + "/" + group_ + "-a2.log",
-                           "info"});
+  a = start("a", "a2");
   // Back well within the 30 s session, with the same partitions.
   ASSERT_TRUE(WaitFor([&] { return HeldByLog(a->Log()) > 0 || !a->Running(); }, seconds(25)))
       << a->Log();
@@ -406,24 +426,24 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
   simulator->SetKnobs(sim::Knobs{});
   std::this_thread::sleep_for(seconds(5));
   ASSERT_TRUE(a->Running()) << a->Log();
-  const std::string b_after = b.Log().substr(b_before.size());
+  const std::string b_after = b->Log().substr(b_before.size());
   EXPECT_EQ(CountLines(b_after, "assigned [0-9]+ partition|revoked [0-9]+ partition|lost"), 0)
       << "B was rebalanced:\n"
       << b_after;
 
   // Then B is restarted the same way (a rolling restart of the group): it
   // takes its own partitions back, again without a rebalance of A.
-  const int b_held = HeldByLog(b.Log());
+  const int b_held = HeldByLog(b->Log());
   const std::string a_before = a->Log();
-  b.Kill9();
-  WorkerProcess b2 = StartStream(config_for("static-b"), "b2");
-  ASSERT_TRUE(WaitFor([&] { return HeldByLog(b2.Log()) > 0 || !b2.Running(); }, seconds(25)))
-      << b2.Log();
-  EXPECT_EQ(HeldByLog(b2.Log()), b_held) << b2.Log();
+  b->Kill9();
+  auto b2 = start("b", "b2");
+  ASSERT_TRUE(WaitFor([&] { return HeldByLog(b2->Log()) > 0 || !b2->Running(); }, seconds(25)))
+      << b2->Log();
+  EXPECT_EQ(HeldByLog(b2->Log()), b_held) << b2->Log();
   ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(120)))
       << LagText(Bootstrap(), group_, topic_) << "\nA:\n"
       << a->Log() << "\nB:\n"
-      << b2.Log();
+      << b2->Log();
   const std::string a_after = a->Log().substr(a_before.size());
   EXPECT_EQ(CountLines(a_after, "assigned [0-9]+ partition|revoked [0-9]+ partition|lost"), 0)
       << "A was rebalanced:\n"
@@ -431,7 +451,29 @@ TEST_F(RealKafkaTest, StaticMemberRestartedWithinSessionTakesItsPartitionsWithou
   EXPECT_EQ(CountLines(Broker().Log(), rebalance), broker_rebalances)
       << "the broker rebalanced the group";
   EXPECT_EQ(a->Terminate(), 0) << a->Log();
-  EXPECT_EQ(b2.Terminate(), 0) << b2.Log();
+  EXPECT_EQ(b2->Terminate(), 0) << b2->Log();
+  // A killed process's requests were all answered before its successor,
+  // which found no handover mark, sent its first: a successor replaying from
+  // the committed offset must not write a contact's later state before an
+  // earlier one of the killed process lands.
+  EXPECT_TRUE(a->LogContains("taken over without a handover")) << a->Log();
+  const auto log = simulator->RequestLog();
+  auto expect_no_overlap = [&](const std::string& killed, const std::string& successor) {
+    std::optional<std::chrono::steady_clock::time_point> last_answer, first_arrival;
+    for (const auto& r : log) {
+      if (r.key_label == killed && (!last_answer || r.responded > *last_answer))
+        last_answer = r.responded;
+      if (r.key_label == successor && (!first_arrival || r.arrived < *first_arrival))
+        first_arrival = r.arrived;
+    }
+    if (!last_answer || !first_arrival) return;  // one of them had nothing to send
+    EXPECT_TRUE(*first_arrival > *last_answer)
+        << successor << "'s first request arrived "
+        << duration_cast<milliseconds>(*last_answer - *first_arrival).count() << " ms before "
+        << killed << "'s last was answered";
+  };
+  expect_no_overlap("a1", "a2");
+  expect_no_overlap("b1", "b2");
   ExpectCampaign(*simulator, events);
 }
 

@@ -3,7 +3,9 @@
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -113,7 +115,10 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   // Statistics tell BrokerReachable() when a broker is back after an outage
   // that no message or rebalance would reveal (an idle group).
   SetProperty(conf.get(), "statistics.interval.ms", "5000");
-  for (const auto& [name, value] : options.properties) SetProperty(conf.get(), name, value);
+  for (const auto& [name, value] : options.properties) {
+    SetProperty(conf.get(), name, value);
+    if (name == "auto.offset.reset") offset_reset_ = value;
+  }
   // Forced after the passthrough properties so that they cannot be overridden:
   // offsets are stored only once every operation of a message (and of all
   // earlier messages) is done, and committed by the worker itself.
@@ -193,10 +198,22 @@ void Consumer::StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>
   }
 }
 
-bool Consumer::CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
+bool Consumer::CommitSync(const std::vector<CommittedOffset>& offsets,
                           std::chrono::milliseconds deadline) {
   if (offsets.empty()) return true;
-  TopicPartitionListPtr list = MakeOffsetList(offsets);
+  TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const CommittedOffset& c : offsets) {
+    rd_kafka_topic_partition_t* elem =
+        rd_kafka_topic_partition_list_add(list.get(), c.tp.topic.c_str(), c.tp.partition);
+    elem->offset = c.offset;
+    if (!c.metadata.empty()) {
+      // The list frees it (with free()) when it is destroyed.
+      elem->metadata = std::malloc(c.metadata.size());
+      if (elem->metadata == nullptr) throw std::bad_alloc();
+      std::memcpy(elem->metadata, c.metadata.data(), c.metadata.size());
+      elem->metadata_size = c.metadata.size();
+    }
+  }
   // A private queue lets us wait for this commit's result with a deadline
   // instead of rd_kafka_commit(sync), which can block for a socket timeout.
   QueuePtr queue(rd_kafka_queue_new(handle_.get()));
@@ -217,8 +234,29 @@ bool Consumer::CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>&
     EventPtr event(rd_kafka_queue_poll(queue.get(), static_cast<int>(left.count())));
     if (!event || rd_kafka_event_type(event.get()) != RD_KAFKA_EVENT_OFFSET_COMMIT) continue;
     const rd_kafka_resp_err_t result = rd_kafka_event_error(event.get());
-    if (result) spdlog::warn("kafka commit: {}", rd_kafka_event_error_string(event.get()));
-    return result == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (result) {
+      spdlog::warn("kafka commit: {}", rd_kafka_event_error_string(event.get()));
+      return false;
+    }
+    KeepMetadata(offsets);
+    return true;
+  }
+}
+
+void Consumer::KeepMetadata(const std::vector<CommittedOffset>& offsets) {
+  // librdkafka commits a partition's stored offset again, without metadata,
+  // on its timer and when the partition is unassigned (2.0.2 commits the
+  // stored offsets of removed partitions whether or not they changed).
+  // Forgetting the stored offset keeps the metadata just committed.
+  TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const CommittedOffset& c : offsets) {
+    if (c.metadata.empty()) continue;
+    rd_kafka_topic_partition_list_add(list.get(), c.tp.topic.c_str(), c.tp.partition)->offset =
+        RD_KAFKA_OFFSET_INVALID;
+  }
+  if (list->cnt == 0) return;
+  if (rd_kafka_resp_err_t err = rd_kafka_offsets_store(handle_.get(), list.get())) {
+    spdlog::debug("kafka offsets_store (forget): {}", rd_kafka_err2str(err));
   }
 }
 
@@ -271,6 +309,24 @@ std::optional<int64_t> Consumer::LowWatermark(const TopicPartition& tp) const {
   return low;
 }
 
+std::optional<int64_t> Consumer::StartOffset(const TopicPartition& tp,
+                                             std::chrono::milliseconds timeout) const {
+  const bool earliest =
+      offset_reset_ == "earliest" || offset_reset_ == "smallest" || offset_reset_ == "beginning";
+  const bool latest =
+      offset_reset_ == "latest" || offset_reset_ == "largest" || offset_reset_ == "end";
+  if (!earliest && !latest) return std::nullopt;
+  int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
+  if (rd_kafka_query_watermark_offsets(handle_.get(), tp.topic.c_str(), tp.partition, &low, &high,
+                                       static_cast<int>(timeout.count())) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return std::nullopt;
+  }
+  const int64_t start = earliest ? low : high;
+  if (start < 0) return std::nullopt;
+  return start;
+}
+
 std::optional<int64_t> Consumer::Position(const TopicPartition& tp) const {
   TopicPartitionListPtr list = MakePartitionList({tp});
   if (rd_kafka_position(handle_.get(), list.get()) != RD_KAFKA_RESP_ERR_NO_ERROR ||
@@ -287,19 +343,24 @@ std::vector<TopicPartition> Consumer::Assignment() const {
   return ToVector(list.get());
 }
 
-std::vector<std::pair<TopicPartition, int64_t>> Consumer::Committed(
+std::optional<std::vector<CommittedOffset>> Consumer::Committed(
     const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const {
-  std::vector<std::pair<TopicPartition, int64_t>> out;
+  std::vector<CommittedOffset> out;
   if (partitions.empty()) return out;
   TopicPartitionListPtr list = MakePartitionList(partitions);
   if (rd_kafka_committed(handle_.get(), list.get(), static_cast<int>(timeout.count())) !=
       RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return out;
+    return std::nullopt;
   }
   for (int i = 0; i < list->cnt; ++i) {
     const auto& elem = list->elems[i];
     if (elem.err == RD_KAFKA_RESP_ERR_NO_ERROR && elem.offset >= 0) {
-      out.emplace_back(TopicPartition{elem.topic, elem.partition}, elem.offset);
+      CommittedOffset& c = out.emplace_back();
+      c.tp = TopicPartition{elem.topic, elem.partition};
+      c.offset = elem.offset;
+      if (elem.metadata != nullptr) {
+        c.metadata.assign(static_cast<const char*>(elem.metadata), elem.metadata_size);
+      }
     }
   }
   return out;
@@ -346,7 +407,6 @@ void Consumer::Callbacks::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
       self->broker_reachable_ = true;  // the group coordinator answered
-      self->listener_->OnAssigned(ToVector(partitions));
       if (cooperative) {
         if (ErrorPtr error{rd_kafka_incremental_assign(rk, partitions)}) {
           spdlog::error("kafka assign: {}", rd_kafka_error_string(error.get()));
@@ -354,6 +414,9 @@ void Consumer::Callbacks::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
       } else {
         Assign(rk, partitions);
       }
+      // After the assignment, so that the listener may pause partitions;
+      // no message of theirs is handed out before this callback returns.
+      self->listener_->OnAssigned(ToVector(partitions));
       break;
     }
     case RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS: {

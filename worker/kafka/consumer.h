@@ -33,6 +33,14 @@ class RebalanceListener {
   virtual void OnRevoking(const std::vector<TopicPartition>& partitions, bool lost) = 0;
 };
 
+// An offset of the group (next to consume) with the metadata string
+// committed alongside it ("" for none).
+struct CommittedOffset {
+  TopicPartition tp;
+  int64_t offset = 0;
+  std::string metadata;
+};
+
 struct ConsumerOptions {
   std::string bootstrap_servers;
   std::string group_id;
@@ -68,10 +76,13 @@ class Consumer {
   // answered ILLEGAL_GENERATION and librdkafka 2.0.2 would then treat the
   // whole assignment as lost.
   void StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>>& offsets);
-  // Commits these offsets and waits for the broker's answer at most until
-  // `deadline`. Returns true if the commit was acknowledged.
-  bool CommitSync(const std::vector<std::pair<TopicPartition, int64_t>>& offsets,
-                  std::chrono::milliseconds deadline);
+  // Commits these offsets, each with its metadata, and waits for the
+  // broker's answer at most until `deadline`. Returns true if the commit was
+  // acknowledged. (Offsets stored with StoreOffsets() are committed without
+  // metadata: librdkafka 2.0.2 does not keep what offsets_store is given.
+  // A partition committed with metadata forgets its stored offset, so that
+  // librdkafka's own commits do not replace the metadata.)
+  bool CommitSync(const std::vector<CommittedOffset>& offsets, std::chrono::milliseconds deadline);
 
   // Stop and restart fetching these partitions. Return the ones librdkafka
   // refused (already logged), e.g. no longer assigned; empty on success.
@@ -95,10 +106,16 @@ class Consumer {
   // consumed + 1); nullopt while unknown.
   std::optional<int64_t> Position(const TopicPartition& tp) const;
 
-  // The group's committed offsets of these partitions, asking the
-  // coordinator and waiting at most `timeout`; partitions without one are
-  // left out.
-  std::vector<std::pair<TopicPartition, int64_t>> Committed(
+  // Where a partition without a committed offset starts, as auto.offset.reset
+  // says (earliest: the log start, latest: the log end), asking the broker
+  // and waiting at most `timeout`; nullopt when it cannot be told (no answer,
+  // or auto.offset.reset=error).
+  std::optional<int64_t> StartOffset(const TopicPartition& tp,
+                                     std::chrono::milliseconds timeout) const;
+  // The group's committed offsets of these partitions with their metadata,
+  // asking the coordinator and waiting at most `timeout`; partitions without
+  // one are left out. nullopt when the coordinator did not answer.
+  std::optional<std::vector<CommittedOffset>> Committed(
       const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const;
 
   // Leaves the group (revoking through the listener) and closes the handle,
@@ -108,12 +125,14 @@ class Consumer {
   bool Close(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
+  void KeepMetadata(const std::vector<CommittedOffset>& offsets);
   struct Callbacks;  // librdkafka's callbacks, in consumer.cc
   std::vector<TopicPartition> PauseOrResume(const std::vector<TopicPartition>& partitions,
                                             bool pause);
 
   KafkaPtr handle_;
   RebalanceListener* listener_;
+  std::string offset_reset_ = "earliest";  // auto.offset.reset in effect
   std::function<void(const TopicPartition&, const std::string&)> on_offset_reset_;
   bool closed_ = false;
   bool abandoned_ = false;  // Close() gave up waiting

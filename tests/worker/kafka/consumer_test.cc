@@ -67,6 +67,54 @@ TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
   EXPECT_TRUE(consumer.Close());
 }
 
+// The handover mark travels as commit metadata: what CommitSync commits with
+// an offset, Committed() reads back; a later commit without it clears it,
+// and closing the consumer does not.
+TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
+  const std::string topic = MakeTopic(2);
+  Producer producer(Bootstrap());
+  for (int i = 0; i < 10; ++i) producer.Produce(topic, "k", "v", i % 2);
+  producer.Flush();
+  Listener listener;
+  ConsumerOptions options;
+  options.bootstrap_servers = Bootstrap();
+  options.group_id = MakeGroup();
+  options.topics = {topic};
+  Consumer consumer(options, &listener);
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+        return listener.assigned.size() == 2;
+      },
+      std::chrono::seconds(30)));
+  const TopicPartition p0{topic, 0}, p1{topic, 1};
+  ASSERT_TRUE(consumer.CommitSync({{p0, 3, "marked"}, {p1, 2, ""}}, std::chrono::seconds(10)));
+  auto committed = consumer.Committed({p0, p1}, std::chrono::seconds(10));
+  ASSERT_TRUE(committed.has_value());
+  ASSERT_EQ(committed->size(), 2u);
+  EXPECT_EQ((*committed)[0].tp, p0);
+  EXPECT_EQ((*committed)[0].offset, 3);
+  EXPECT_EQ((*committed)[0].metadata, "marked");
+  EXPECT_EQ((*committed)[1].offset, 2);
+  EXPECT_EQ((*committed)[1].metadata, "");
+
+  ASSERT_TRUE(consumer.CommitSync({{p0, 3, ""}}, std::chrono::seconds(10)));
+  committed = consumer.Committed({p0}, std::chrono::seconds(10));
+  ASSERT_TRUE(committed.has_value() && committed->size() == 1u);
+  EXPECT_EQ(committed->front().metadata, "");
+  // librdkafka commits stored offsets again when it closes (and unassigns):
+  // a commit with metadata keeps it all the same.
+  consumer.StoreOffsets({{p0, 5}});
+  ASSERT_TRUE(consumer.CommitSync({{p0, 5, "marked"}}, std::chrono::seconds(10)));
+  EXPECT_TRUE(consumer.Close());
+  Listener other_listener;
+  Consumer other(options, &other_listener);
+  committed = other.Committed({p0}, std::chrono::seconds(10));
+  ASSERT_TRUE(committed.has_value() && committed->size() == 1u);
+  EXPECT_EQ(committed->front().offset, 5);
+  EXPECT_EQ(committed->front().metadata, "marked");
+}
+
 TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
   ConsumerOptions options;
   options.bootstrap_servers = Bootstrap();
