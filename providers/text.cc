@@ -34,23 +34,33 @@ std::string TruncateReason(std::string text) {
 }
 
 std::string NormalizeEmail(std::string_view email) {
+  std::string out;
+  NormalizeEmailTo(email, out);
+  return out;
+}
+
+void NormalizeEmailTo(std::string_view email, std::string& out) {
   auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!email.empty() && is_space(email.front())) email.remove_prefix(1);
   while (!email.empty() && is_space(email.back())) email.remove_suffix(1);
-  std::string out(email);
+  out.assign(email);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
-  return out;
 }
 
 std::string PhoneDigits(std::string_view phone) {
   std::string out;
+  PhoneDigitsTo(phone, out);
+  return out;
+}
+
+void PhoneDigitsTo(std::string_view phone, std::string& out) {
+  out.clear();
   out.reserve(phone.size());
   for (const char c : phone) {
     if (c >= '0' && c <= '9') out += c;
   }
-  return out;
 }
 
 bool SamePhoneDigits(std::string_view a, std::string_view b) {
