@@ -55,6 +55,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -100,8 +101,11 @@ struct ProviderLimits {
 // One operation's final result (delivered or deliberately rejected).
 struct Finished {
   MessageRef origin;
-  std::string provider;
-  std::string target;
+  // The dispatcher's own copies (its queues live as long as it does): a
+  // batch finishes hundreds of messages, and copying these into each cost
+  // more than the rest of the record.
+  std::string_view provider;
+  std::string_view target;
   providers::OutcomeKind kind = providers::OutcomeKind::kDone;  // kDone or kReject
   std::string reason;
   int http_status = 0;
@@ -179,9 +183,13 @@ class Dispatcher {
   bool AuthRefused(const std::string& provider) const { return auth_refused_.contains(provider); }
 
  private:
+  struct Queue;
   struct Item {
+    Item(mapping::Operation&& operation, Queue* batch_queue)
+        : op(std::move(operation)), queue(batch_queue) {}
+
     mapping::Operation op;
-    std::string queue_key;            // op.BatchKey()
+    Queue* queue;                     // the queue of op.BatchKey(); queues are never erased
     std::vector<MessageRef> origins;  // every message this operation finishes
     int attempts = 0;
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
@@ -194,8 +202,11 @@ class Dispatcher {
     std::optional<Clock::time_point> auth_since;
     Clock::duration auth_paused{0};
   };
+  // Items move between a contact's line, a batch and the backoff schedule
+  // several times each: as pointers, not as an operation's dozen strings.
+  using ItemPtr = std::unique_ptr<Item>;
   struct ContactLine {
-    std::deque<Item> waiting;  // in order; the front is the next to go
+    std::deque<ItemPtr> waiting;  // in order; the front is the next to go
     // An operation is in flight, backing off, or the contact is held for its
     // coalescing window.
     bool busy = false;
@@ -206,10 +217,14 @@ class Dispatcher {
     std::optional<uint64_t> draining_to;
   };
   // Everything of one (provider, target).
+  // By contact key. Elements stay put when the map grows, so a ready set
+  // can point at one; a line is erased only when it is in no ready set.
+  using Lines = std::unordered_map<std::string, ContactLine>;
+  using LineEntry = Lines::value_type;
   struct Lane {
-    std::unordered_map<std::string, ContactLine> lines;  // by contact key
+    Lines lines;
     // Retries not yet due, by due time (insertion order among equals).
-    std::multimap<Clock::time_point, std::pair<std::string, Item>> backing_off;
+    std::multimap<Clock::time_point, std::pair<std::string, ItemPtr>> backing_off;
     // Hot contacts held for their coalescing window, by release time.
     std::multimap<Clock::time_point, std::string> held;
   };
@@ -220,19 +235,19 @@ class Dispatcher {
     std::shared_ptr<const mapping::ProviderOptions> options;
     std::string lane_key;
     // Contacts whose front operation may go in this queue, by its seq.
-    std::map<uint64_t, std::string> ready;
+    std::map<uint64_t, LineEntry*> ready;
   };
   struct InFlightBatch {
     bool probe = false;  // sent by a half-open circuit
-    std::string queue_key;
-    std::vector<Item> items;
+    Queue* queue = nullptr;
+    std::vector<ItemPtr> items;
     providers::Batch batch;
   };
 
   static bool Merge(Item& into, Item& next);
-  static bool MergeAll(std::deque<Item>& waiting, Item& next);
+  static bool MergeAll(std::deque<ItemPtr>& waiting, Item& next);
   std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch, Clock::time_point now);
-  void MarkReady(Lane& lane, const std::string& contact);
+  void MarkReady(Lane& lane, Lines::iterator line);
   // The contact's operation finished: its next one may go, unless the
   // contact is hot and is held for its coalescing window.
   void Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
