@@ -106,7 +106,7 @@ bool Dispatcher::Merge(Item& into, Item& next) {
   return true;
 }
 
-bool Dispatcher::MergeAll(std::deque<ItemPtr>& waiting, Item& next) {
+bool Dispatcher::MergeAll(ItemLine& waiting, Item& next) {
   if (waiting.empty() || !Merge(*waiting.back(), next)) return false;
   // A removal goes on absorbing what waited before it.
   while (waiting.size() >= 2 && IsRemoval(waiting.back()->op.action)) {
@@ -163,9 +163,11 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
     queue.routing = op.routing;
     queue.options = op.options;
     queue.lane_key = op.provider + '\x1f' + op.target;
+    queue.lane = &lanes_[queue.lane_key];
+    queue.limits = &limits_[queue.provider];
   }
-  Lane& lane = lanes_[queue.lane_key];
-  const ProviderLimits& limits = limits_[queue.provider];
+  Lane& lane = *queue.lane;
+  const ProviderLimits& limits = *queue.limits;
   auto item = std::make_unique<Item>(std::move(op), &queue);
   // Read before merging, which may move the operation out of `item`.
   const std::string& contact = item->op.contact_key;
@@ -243,7 +245,7 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
   std::vector<OutgoingBatch> out;
   for (auto& [key, lane] : lanes_) Wake(lane, now, flush_all);
   for (auto& [key, queue] : queues_) {
-    const ProviderLimits& limits = limits_[queue.provider];
+    const ProviderLimits& limits = *queue.limits;
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
     while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
       const Item& oldest = *queue.ready.begin()->second->second.waiting.front();
@@ -313,8 +315,8 @@ std::vector<Finished> Dispatcher::OnResult(
   if (node.empty()) return finished;
   InFlightBatch& batch = node.mapped();
   Queue& queue = *batch.queue;
-  Lane& lane = lanes_.at(queue.lane_key);
-  const ProviderLimits& limits = limits_[queue.provider];
+  Lane& lane = *queue.lane;
+  const ProviderLimits& limits = *queue.limits;
   const RetryPolicy& policy = RetryFor(queue.provider);
   --in_flight_per_provider_[queue.provider];
   in_flight_ops_ -= batch.items.size();
@@ -453,7 +455,7 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
   for (auto& [key, lane] : lanes_) {
     for (auto& [contact, line] : lane.lines) {
       const size_t before = line.waiting.size();
-      std::erase_if(line.waiting, [&strip](ItemPtr& item) { return strip(*item); });
+      line.waiting.EraseIf([&strip](ItemPtr& item) { return strip(*item); });
       queued_ -= before - line.waiting.size();
     }
     for (auto it = lane.backing_off.begin(); it != lane.backing_off.end();) {

@@ -46,8 +46,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -205,8 +205,62 @@ class Dispatcher {
   // Items move between a contact's line, a batch and the backoff schedule
   // several times each: as pointers, not as an operation's dozen strings.
   using ItemPtr = std::unique_ptr<Item>;
+  // A contact's waiting operations, in order. Usually one or two: a vector
+  // with a moving front, which allocates nothing while empty, where a deque
+  // allocates two blocks for every line that is created.
+  class ItemLine {
+   public:
+    bool empty() const { return head_ == items_.size(); }
+    size_t size() const { return items_.size() - head_; }
+    ItemPtr& front() { return items_[head_]; }
+    const ItemPtr& front() const { return items_[head_]; }
+    ItemPtr& back() { return items_.back(); }
+    const ItemPtr& back() const { return items_.back(); }
+    ItemPtr& operator[](size_t i) { return items_[head_ + i]; }
+    auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    auto end() const { return items_.end(); }
+
+    void push_back(ItemPtr item) { items_.push_back(std::move(item)); }
+    void push_front(ItemPtr item) {
+      if (head_ > 0) {
+        items_[--head_] = std::move(item);
+      } else {
+        items_.insert(items_.begin(), std::move(item));
+      }
+    }
+    void pop_front() {
+      items_[head_++].reset();
+      // The slots before the front are dropped once they are the majority,
+      // so that a line that never empties does not grow.
+      if (empty()) {
+        items_.clear();
+        head_ = 0;
+      } else if (head_ >= 16 && 2 * head_ >= items_.size()) {
+        items_.erase(items_.begin(), begin());
+        head_ = 0;
+      }
+    }
+    void pop_back() {
+      items_.pop_back();
+      if (empty()) {
+        items_.clear();
+        head_ = 0;
+      }
+    }
+    // Erases the items `remove` is true of.
+    template <typename Predicate>
+    void EraseIf(Predicate remove) {
+      items_.erase(items_.begin(), begin());
+      head_ = 0;
+      std::erase_if(items_, remove);
+    }
+
+   private:
+    std::vector<ItemPtr> items_;
+    size_t head_ = 0;  // the front; the slots before it are empty
+  };
   struct ContactLine {
-    std::deque<ItemPtr> waiting;  // in order; the front is the next to go
+    ItemLine waiting;  // the front is the next to go
     // An operation is in flight, backing off, or the contact is held for its
     // coalescing window.
     bool busy = false;
@@ -234,6 +288,10 @@ class Dispatcher {
     std::optional<mapping::Routing> routing;
     std::shared_ptr<const mapping::ProviderOptions> options;
     std::string lane_key;
+    // lanes_[lane_key] and limits_[provider], looked up once (std::map
+    // elements stay put and are never erased).
+    Lane* lane = nullptr;
+    const ProviderLimits* limits = nullptr;
     // Contacts whose front operation may go in this queue, by its seq.
     std::map<uint64_t, LineEntry*> ready;
   };
@@ -245,7 +303,7 @@ class Dispatcher {
   };
 
   static bool Merge(Item& into, Item& next);
-  static bool MergeAll(std::deque<ItemPtr>& waiting, Item& next);
+  static bool MergeAll(ItemLine& waiting, Item& next);
   std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch, Clock::time_point now);
   void MarkReady(Lane& lane, Lines::iterator line);
   // The contact's operation finished: its next one may go, unless the
