@@ -39,14 +39,31 @@ std::string NormalizeEmail(std::string_view email) {
   return out;
 }
 
-void NormalizeEmailTo(std::string_view email, std::string& out) {
+namespace {
+
+std::string_view TrimEmail(std::string_view email) {
   auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!email.empty() && is_space(email.front())) email.remove_prefix(1);
   while (!email.empty() && is_space(email.back())) email.remove_suffix(1);
-  out.assign(email);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return email;
+}
+
+char FoldCase(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+}  // namespace
+
+void NormalizeEmailTo(std::string_view email, std::string& out) {
+  out.assign(TrimEmail(email));
+  for (char& c : out) c = FoldCase(c);
+}
+
+bool EqualsNormalizedEmail(std::string_view email, std::string_view normalized) {
+  email = TrimEmail(email);
+  if (email.size() != normalized.size()) return false;
+  for (size_t i = 0; i < email.size(); ++i) {
+    if (FoldCase(email[i]) != normalized[i]) return false;
   }
+  return true;
 }
 
 std::string PhoneDigits(std::string_view phone) {
@@ -56,11 +73,12 @@ std::string PhoneDigits(std::string_view phone) {
 }
 
 void PhoneDigitsTo(std::string_view phone, std::string& out) {
-  out.clear();
-  out.reserve(phone.size());
+  out.resize(phone.size());
+  size_t digits = 0;
   for (const char c : phone) {
-    if (c >= '0' && c <= '9') out += c;
+    if (c >= '0' && c <= '9') out[digits++] = c;
   }
+  out.resize(digits);
 }
 
 bool SamePhoneDigits(std::string_view a, std::string_view b) {

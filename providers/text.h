@@ -32,6 +32,8 @@ std::string PhoneDigits(std::string_view phone);
 // The same into `out` (replacing its content), reusing its capacity.
 void NormalizeEmailTo(std::string_view email, std::string& out);
 void PhoneDigitsTo(std::string_view phone, std::string& out);
+// Whether NormalizeEmail(email) == normalized, without building it.
+bool EqualsNormalizedEmail(std::string_view email, std::string_view normalized);
 
 // Whether two phones' digits name the same number: equal, or one is the
 // other with a country code of 1 to 3 digits in front (a provider answering

@@ -302,14 +302,15 @@ class ItemMatcher {
   // candidate, so it is the first of the index's candidates.
   bool IsFirstChoice(size_t i) {
     const mapping::Contact& contact = batch_.items[i]->contact;
-    NormalizeEmailInto(item_email_, NonEmpty(contact.email));
+    const std::string_view item_email = contact.email ? std::string_view(*contact.email) : "";
     PhoneDigitsInto(item_phone_, NonEmpty(contact.phone));
     if (!email_.empty()) {
-      return item_email_ == email_ &&
+      return EqualsNormalizedEmail(item_email, email_) &&
              (phone_.empty() ? item_phone_.empty() : SamePhoneDigits(item_phone_, phone_));
     }
-    if (!phone_.empty()) return item_email_.empty() && item_phone_ == phone_;
-    return item_email_.empty() && item_phone_.empty();
+    const bool no_item_email = EqualsNormalizedEmail(item_email, "");
+    if (!phone_.empty()) return no_item_email && item_phone_ == phone_;
+    return no_item_email && item_phone_.empty();
   }
 
   void BuildIndex() {
@@ -351,7 +352,7 @@ class ItemMatcher {
   std::vector<bool> taken_;
   size_t next_ = 0;  // no item before it is untaken
   // The current entry's identity, and an item's, normalised; reused.
-  std::string email_, phone_, item_email_, item_phone_;
+  std::string email_, phone_, item_phone_;
   bool indexed_ = false;
   std::vector<std::string> emails_;  // normalised, "" if none
   std::vector<std::string> phones_;  // digits, "" if none
