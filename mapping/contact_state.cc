@@ -170,7 +170,7 @@ void ApplySnapshot(const std::optional<ContactSnapshot>& before, const ContactSn
   event.contact = after.contact;
   event.status = after.status;
   if (!before) return;
-  std::set<std::string> changed;
+  FieldSet changed;
   auto note = [&](const std::string& ref, const std::optional<std::string>& old_value,
                   const std::optional<std::string>& new_value) {
     if (old_value != new_value) changed.insert(ref);

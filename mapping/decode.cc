@@ -6,7 +6,6 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
-#include <set>
 
 #include "crmsync_schemas.h"
 #include "mapping/decode_internal.h"
@@ -177,8 +176,9 @@ std::optional<std::string> OptionalString(const rapidjson::Value& object, const 
 
 // Every field the event carries, as field references: what "changed" means
 // when the producer does not say (an update carries what changed).
-std::set<std::string> FieldsCarried(const CrmEvent& event) {
-  std::set<std::string> fields;
+FieldSet FieldsCarried(const CrmEvent& event) {
+  FieldSet fields;
+  fields.reserve(5 + event.contact.properties.size());
   if (event.contact.first_name) fields.insert("contact.firstName");
   if (event.contact.last_name) fields.insert("contact.lastName");
   if (event.contact.email) fields.insert("contact.email");

@@ -1,8 +1,28 @@
 #include "mapping/event.h"
 
+#include <algorithm>
 #include <array>
+#include <utility>
 
 namespace crmsync::mapping {
+
+FieldSet::FieldSet(std::initializer_list<std::string> fields) {
+  fields_.reserve(fields.size());
+  for (const std::string& field : fields) insert(field);
+}
+
+bool FieldSet::contains(std::string_view field) const {
+  const auto it = std::lower_bound(fields_.begin(), fields_.end(), field);
+  return it != fields_.end() && *it == field;
+}
+
+bool FieldSet::insert(std::string field) {
+  const auto it = std::lower_bound(fields_.begin(), fields_.end(), field);
+  if (it != fields_.end() && *it == field) return false;
+  fields_.insert(it, std::move(field));
+  return true;
+}
+
 namespace {
 
 constexpr std::array<EventKind, 6> kAllKinds = {EventKind::kCreated, EventKind::kUpdated,

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <set>
@@ -57,6 +58,34 @@ struct ContactFields {
   bool operator==(const ContactFields&) const = default;
 };
 
+// A sorted set of field references, as std::set<std::string> but in one
+// vector: an event names a handful of changed fields, and a tree node per
+// field cost more than deciding and using them.
+class FieldSet {
+ public:
+  using const_iterator = std::vector<std::string>::const_iterator;
+  using value_type = std::string;
+
+  FieldSet() = default;
+  FieldSet(std::initializer_list<std::string> fields);
+
+  bool contains(std::string_view field) const;
+  // Adds `field` unless present; whether it was added.
+  bool insert(std::string field);
+  bool emplace(std::string_view field) { return insert(std::string(field)); }
+
+  const_iterator begin() const { return fields_.begin(); }
+  const_iterator end() const { return fields_.end(); }
+  size_t size() const { return fields_.size(); }
+  bool empty() const { return fields_.empty(); }
+  void reserve(size_t n) { fields_.reserve(n); }
+
+  bool operator==(const FieldSet&) const = default;
+
+ private:
+  std::vector<std::string> fields_;  // sorted, unique
+};
+
 struct CrmEvent {
   std::string event_id;
   // RFC 3339 timestamp (as sent, or rendered from a format's epoch ms), and
@@ -73,7 +102,7 @@ struct CrmEvent {
   // Field references known to have changed ("properties.lifecyclestage",
   // "contact.email", "status"). Formats without change information list every
   // field the event carries (an update carries what changed).
-  std::set<std::string> changed_fields;
+  FieldSet changed_fields;
   // Values before the change, by field reference, where the format says
   // (Debezium "before", canonical "previous"); a field absent here is unknown
   // or was null.

@@ -21,6 +21,13 @@ void WriteKey(JsonWriter& writer, std::string_view key);
 // "key": "value".
 void WriteString(JsonWriter& writer, std::string_view key, std::string_view value);
 
+// `text` as a JSON string literal ("..." with the escapes RapidJSON's Writer
+// uses: \b \t \n \f \r \" \\ and \u00XX for other control characters),
+// appended to `out`. Byte for byte what JsonWriter::String writes, for
+// request bodies whose shape is fixed enough to be written directly: the
+// Writer's per-value bookkeeping costs more than the bytes themselves.
+void AppendJsonString(std::string& out, std::string_view text);
+
 // "key": {"k": "v", ...} from a string map.
 void WriteStringMap(JsonWriter& writer, std::string_view key,
                     const std::map<std::string, std::string>& values);

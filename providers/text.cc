@@ -34,23 +34,51 @@ std::string TruncateReason(std::string text) {
 }
 
 std::string NormalizeEmail(std::string_view email) {
+  std::string out;
+  NormalizeEmailTo(email, out);
+  return out;
+}
+
+namespace {
+
+std::string_view TrimEmail(std::string_view email) {
   auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   while (!email.empty() && is_space(email.front())) email.remove_prefix(1);
   while (!email.empty() && is_space(email.back())) email.remove_suffix(1);
-  std::string out(email);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return email;
+}
+
+char FoldCase(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+}  // namespace
+
+void NormalizeEmailTo(std::string_view email, std::string& out) {
+  out.assign(TrimEmail(email));
+  for (char& c : out) c = FoldCase(c);
+}
+
+bool EqualsNormalizedEmail(std::string_view email, std::string_view normalized) {
+  email = TrimEmail(email);
+  if (email.size() != normalized.size()) return false;
+  for (size_t i = 0; i < email.size(); ++i) {
+    if (FoldCase(email[i]) != normalized[i]) return false;
   }
-  return out;
+  return true;
 }
 
 std::string PhoneDigits(std::string_view phone) {
   std::string out;
-  out.reserve(phone.size());
-  for (const char c : phone) {
-    if (c >= '0' && c <= '9') out += c;
-  }
+  PhoneDigitsTo(phone, out);
   return out;
+}
+
+void PhoneDigitsTo(std::string_view phone, std::string& out) {
+  out.resize(phone.size());
+  size_t digits = 0;
+  for (const char c : phone) {
+    if (c >= '0' && c <= '9') out[digits++] = c;
+  }
+  out.resize(digits);
 }
 
 bool SamePhoneDigits(std::string_view a, std::string_view b) {

@@ -29,6 +29,11 @@ std::string TruncateReason(std::string text);
 // (lower-case email, E.164 phone) still names the item that was sent.
 std::string NormalizeEmail(std::string_view email);
 std::string PhoneDigits(std::string_view phone);
+// The same into `out` (replacing its content), reusing its capacity.
+void NormalizeEmailTo(std::string_view email, std::string& out);
+void PhoneDigitsTo(std::string_view phone, std::string& out);
+// Whether NormalizeEmail(email) == normalized, without building it.
+bool EqualsNormalizedEmail(std::string_view email, std::string_view normalized);
 
 // Whether two phones' digits name the same number: equal, or one is the
 // other with a country code of 1 to 3 digits in front (a provider answering

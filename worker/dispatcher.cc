@@ -42,6 +42,12 @@ bool AcceptsCredentials(const providers::Outcome& outcome) {
   return outcome.kind == providers::OutcomeKind::kDone || outcome.http_status != 0;
 }
 
+const providers::Outcome& MissingOutcome() {
+  static const providers::Outcome kMissing{
+      providers::OutcomeKind::kRetry, "no outcome for item", 0, {}};
+  return kMissing;
+}
+
 template <typename T>
 void Override(std::optional<T>& into, std::optional<T>& next) {
   if (next) into = std::move(next);
@@ -58,7 +64,7 @@ bool Dispatcher::Merge(Item& into, Item& next) {
   mapping::Operation& b = next.op;
   // Different request options or routing travel in different requests; an
   // operation that has been attempted keeps its own retry accounting.
-  if (into.queue_key != next.queue_key || into.attempts > 0) return false;
+  if (into.queue != next.queue || into.attempts > 0) return false;
   if (IsRemoval(b.action) && !IsRemoval(a.action)) {
     // Whatever waited is undone by the removal; an overwrite also drops the
     // list's other members, which a single removal would not, so it stays.
@@ -100,33 +106,32 @@ bool Dispatcher::Merge(Item& into, Item& next) {
   return true;
 }
 
-bool Dispatcher::MergeAll(std::deque<Item>& waiting, Item& next) {
-  if (waiting.empty() || !Merge(waiting.back(), next)) return false;
+bool Dispatcher::MergeAll(ItemLine& waiting, Item& next) {
+  if (waiting.empty() || !Merge(*waiting.back(), next)) return false;
   // A removal goes on absorbing what waited before it.
-  while (waiting.size() >= 2 && IsRemoval(waiting.back().op.action)) {
-    Item& before = waiting[waiting.size() - 2];
-    if (!Merge(before, waiting.back())) break;
+  while (waiting.size() >= 2 && IsRemoval(waiting.back()->op.action)) {
+    Item& before = *waiting[waiting.size() - 2];
+    if (!Merge(before, *waiting.back())) break;
     waiting.pop_back();
   }
   return true;
 }
 
-void Dispatcher::MarkReady(Lane& lane, const std::string& contact) {
-  auto it = lane.lines.find(contact);
-  if (it == lane.lines.end()) return;
+void Dispatcher::MarkReady(Lane& lane, Lines::iterator it) {
   ContactLine& line = it->second;
   if (line.busy) return;
   if (line.waiting.empty()) {
     lane.lines.erase(it);
     return;
   }
-  const Item& front = line.waiting.front();
-  queues_.at(front.queue_key).ready.emplace(front.seq, contact);
+  const Item& front = *line.waiting.front();
+  front.queue->ready.emplace(front.seq, &*it);
 }
 
 void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
                          Clock::time_point now, uint64_t released_seq) {
-  ContactLine& line = lane.lines[contact];
+  const auto it = lane.lines.try_emplace(contact).first;
+  ContactLine& line = it->second;
   line.busy = false;
   if (limits.coalesce_window.count() > 0) {
     if (line.waiting.empty()) {
@@ -146,12 +151,11 @@ void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderL
       }
     }
   }
-  MarkReady(lane, contact);
+  MarkReady(lane, it);
 }
 
 void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now) {
-  std::string key = op.BatchKey();
-  auto [it, inserted] = queues_.try_emplace(key);
+  auto [it, inserted] = queues_.try_emplace(op.BatchKey());
   Queue& queue = it->second;
   if (inserted) {
     queue.provider = op.provider;
@@ -159,19 +163,21 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
     queue.routing = op.routing;
     queue.options = op.options;
     queue.lane_key = op.provider + '\x1f' + op.target;
+    queue.lane = &lanes_[queue.lane_key];
+    queue.limits = &limits_[queue.provider];
   }
-  Lane& lane = lanes_[queue.lane_key];
-  const ProviderLimits& limits = limits_[queue.provider];
-  const std::string contact = op.contact_key;
-  ContactLine& line = lane.lines[contact];
-  Item item;
-  item.op = std::move(op);
-  item.queue_key = std::move(key);
-  item.origins.push_back(std::move(origin));
-  item.ready_at = now + limits.linger;
-  item.seq = next_seq_++;
+  Lane& lane = *queue.lane;
+  const ProviderLimits& limits = *queue.limits;
+  auto item = std::make_unique<Item>(std::move(op), &queue);
+  // Read before merging, which may move the operation out of `item`.
+  const std::string& contact = item->op.contact_key;
+  const auto line_it = lane.lines.try_emplace(contact).first;
+  ContactLine& line = line_it->second;
+  item->origins.push_back(std::move(origin));
+  item->ready_at = now + limits.linger;
+  item->seq = next_seq_++;
   const size_t before = line.waiting.size();
-  if (MergeAll(line.waiting, item)) {
+  if (MergeAll(line.waiting, *item)) {
     ++coalesced_;
     const size_t absorbed = before - line.waiting.size();
     coalesced_ += absorbed;
@@ -180,7 +186,7 @@ void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_p
   }
   line.waiting.push_back(std::move(item));
   ++queued_;
-  if (line.waiting.size() == 1) MarkReady(lane, contact);
+  if (line.waiting.size() == 1) MarkReady(lane, line_it);
 }
 
 void Dispatcher::Wake(Lane& lane, Clock::time_point now, bool flush_all) {
@@ -189,17 +195,19 @@ void Dispatcher::Wake(Lane& lane, Clock::time_point now, bool flush_all) {
   while (!lane.backing_off.empty() && lane.backing_off.begin()->first <= now) {
     auto node = lane.backing_off.extract(lane.backing_off.begin());
     auto& [contact, item] = node.mapped();
-    ContactLine& line = lane.lines[contact];
+    const auto it = lane.lines.try_emplace(contact).first;
+    ContactLine& line = it->second;
     line.busy = false;
     line.waiting.push_front(std::move(item));
-    MarkReady(lane, contact);
+    MarkReady(lane, it);
   }
   while (!lane.held.empty() && (flush_all || lane.held.begin()->first <= now)) {
     auto node = lane.held.extract(lane.held.begin());
-    ContactLine& line = lane.lines[node.mapped()];
+    const auto it = lane.lines.try_emplace(node.mapped()).first;
+    ContactLine& line = it->second;
     line.busy = false;
-    if (!line.waiting.empty()) line.draining_to = line.waiting.back().seq;
-    MarkReady(lane, node.mapped());
+    if (!line.waiting.empty()) line.draining_to = line.waiting.back()->seq;
+    MarkReady(lane, it);
   }
 }
 
@@ -207,10 +215,9 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
                                                                Clock::time_point now) {
   InFlightBatch batch;
   std::optional<mapping::Action> action;
-  Lane& lane = lanes_.at(queue.lane_key);
   for (auto it = queue.ready.begin(); it != queue.ready.end() && batch.items.size() < max_batch;) {
-    ContactLine& line = lane.lines.at(it->second);
-    Item& front = line.waiting.front();
+    ContactLine& line = it->second->second;
+    Item& front = *line.waiting.front();
     // A batch carries one action; a contact whose next operation is another
     // action stays ready for the next batch.
     if (action && front.op.action != *action) {
@@ -218,13 +225,14 @@ std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, siz
       continue;
     }
     action = front.op.action;
-    batch.items.push_back(std::move(front));
+    batch.items.push_back(std::move(line.waiting.front()));
     line.waiting.pop_front();
     line.busy = true;
     line.last_sent = now;
     it = queue.ready.erase(it);
   }
   if (batch.items.empty()) return std::nullopt;
+  batch.queue = &queue;
   batch.batch.target = queue.target;
   batch.batch.action = *action;
   batch.batch.routing = queue.routing;
@@ -237,11 +245,10 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
   std::vector<OutgoingBatch> out;
   for (auto& [key, lane] : lanes_) Wake(lane, now, flush_all);
   for (auto& [key, queue] : queues_) {
-    const Lane& lane = lanes_.at(queue.lane_key);
-    const ProviderLimits& limits = limits_[queue.provider];
+    const ProviderLimits& limits = *queue.limits;
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
     while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
-      const Item& oldest = lane.lines.at(queue.ready.begin()->second).waiting.front();
+      const Item& oldest = *queue.ready.begin()->second->second.waiting.front();
       const bool due = flush_all || limits.send_when_idle ||
                        queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
@@ -252,11 +259,9 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
       if (!formed) break;
       formed->probe = may_send && allowed == 1;
       const uint64_t id = next_id_++;
-      formed->queue_key = key;
       InFlightBatch& stored = in_flight_.emplace(id, std::move(*formed)).first->second;
-      // Item addresses are final only once the batch sits in the map.
       stored.batch.items.reserve(stored.items.size());
-      for (const Item& item : stored.items) stored.batch.items.push_back(&item.op);
+      for (const ItemPtr& item : stored.items) stored.batch.items.push_back(&item->op);
       queued_ -= stored.items.size();
       in_flight_ops_ += stored.items.size();
       ++provider_in_flight;
@@ -264,8 +269,8 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
           out.emplace_back(OutgoingBatch{id, queue.provider, &stored.batch, {}, stored.probe});
       // A batch's items come from a few partitions: a linear look-up beats
       // copying every origin's partition and sorting the copies.
-      for (const Item& item : stored.items) {
-        for (const MessageRef& origin : item.origins) {
+      for (const ItemPtr& item : stored.items) {
+        for (const MessageRef& origin : item->origins) {
           if (std::find(sent.partitions.begin(), sent.partitions.end(), origin.tp) ==
               sent.partitions.end()) {
             sent.partitions.push_back(origin.tp);
@@ -309,9 +314,9 @@ std::vector<Finished> Dispatcher::OnResult(
   auto node = in_flight_.extract(id);
   if (node.empty()) return finished;
   InFlightBatch& batch = node.mapped();
-  Queue& queue = queues_.at(batch.queue_key);
-  Lane& lane = lanes_.at(queue.lane_key);
-  const ProviderLimits& limits = limits_[queue.provider];
+  Queue& queue = *batch.queue;
+  Lane& lane = *queue.lane;
+  const ProviderLimits& limits = *queue.limits;
   const RetryPolicy& policy = RetryFor(queue.provider);
   --in_flight_per_provider_[queue.provider];
   in_flight_ops_ -= batch.items.size();
@@ -337,8 +342,9 @@ std::vector<Finished> Dispatcher::OnResult(
     return true;
   };
   for (size_t i = 0; i < batch.items.size(); ++i) {
-    Item& item = batch.items[i];
-    const std::string contact = item.op.contact_key;
+    Item& item = *batch.items[i];
+    // Lives while the batch does (backing off moves the pointer, not the item).
+    const std::string& contact = item.op.contact_key;
     if (i < outcomes.size() && outcomes[i].kind == providers::OutcomeKind::kRetry &&
         outcomes[i].withdrawn) {
       // Withdrawn by the worker, not answered by the provider: back to the
@@ -346,15 +352,12 @@ std::vector<Finished> Dispatcher::OnResult(
       if (drop_unretried(item, contact)) continue;
       ++queued_;
       item.ready_at = now;
-      lane.backing_off.emplace(now, std::pair(contact, std::move(item)));
+      lane.backing_off.emplace(now, std::pair(contact, std::move(batch.items[i])));
       continue;
     }
     // A provider that answered fewer outcomes than items broke its contract;
     // retrying the rest is the safe reading.
-    const providers::Outcome outcome =
-        i < outcomes.size()
-            ? outcomes[i]
-            : providers::Outcome{providers::OutcomeKind::kRetry, "no outcome for item", 0, {}};
+    const providers::Outcome& outcome = i < outcomes.size() ? outcomes[i] : MissingOutcome();
     // Neither a failed probe (the circuit's test of the provider) nor refused
     // credentials (the provider's condition, which the circuit handles) is an
     // attempt of the operation.
@@ -371,7 +374,7 @@ std::vector<Finished> Dispatcher::OnResult(
       ++retries_;
       ++queued_;
       item.ready_at = now + Backoff(policy, item.auth_failures, outcome);
-      lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
+      lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(batch.items[i])));
       continue;
     }
     if (item.auth_since) {
@@ -413,7 +416,7 @@ std::vector<Finished> Dispatcher::OnResult(
         std::chrono::milliseconds wait = Backoff(policy, item.attempts, outcome);
         if (item.stuck) wait = std::max(wait, policy.max_backoff);
         item.ready_at = now + wait;
-        lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(item)));
+        lane.backing_off.emplace(item.ready_at, std::pair(contact, std::move(batch.items[i])));
         break;
       }
     }
@@ -452,11 +455,11 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
   for (auto& [key, lane] : lanes_) {
     for (auto& [contact, line] : lane.lines) {
       const size_t before = line.waiting.size();
-      std::erase_if(line.waiting, strip);
+      line.waiting.EraseIf([&strip](ItemPtr& item) { return strip(*item); });
       queued_ -= before - line.waiting.size();
     }
     for (auto it = lane.backing_off.begin(); it != lane.backing_off.end();) {
-      if (strip(it->second.second)) {
+      if (strip(*it->second.second)) {
         lane.lines[it->second.first].busy = false;
         --queued_;
         it = lane.backing_off.erase(it);
@@ -475,8 +478,8 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
         continue;
       }
       if (!line.busy) {
-        const Item& front = line.waiting.front();
-        queues_.at(front.queue_key).ready.emplace(front.seq, it->first);
+        const Item& front = *line.waiting.front();
+        front.queue->ready.emplace(front.seq, &*it);
       }
       ++it;
     }
@@ -503,8 +506,7 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline(
     if (limits != limits_.end() && queue.ready.size() >= limits->second.max_batch) {
       consider(Clock::time_point::min());
     } else {
-      const Lane& lane = lanes_.at(queue.lane_key);
-      consider(lane.lines.at(queue.ready.begin()->second).waiting.front().ready_at);
+      consider(queue.ready.begin()->second->second.waiting.front()->ready_at);
     }
   }
   return next;
@@ -518,13 +520,13 @@ std::vector<kafka::TopicPartition> Dispatcher::StuckPartitions() const {
     for (const MessageRef& ref : item.origins) stuck.insert(ref.tp);
   };
   for (const auto& [key, lane] : lanes_) {
-    for (const auto& [due, entry] : lane.backing_off) add(entry.second);
+    for (const auto& [due, entry] : lane.backing_off) add(*entry.second);
     for (const auto& [contact, line] : lane.lines) {
-      if (!line.waiting.empty()) add(line.waiting.front());
+      if (!line.waiting.empty()) add(*line.waiting.front());
     }
   }
   for (const auto& [id, batch] : in_flight_) {
-    for (const Item& item : batch.items) add(item);
+    for (const ItemPtr& item : batch.items) add(*item);
   }
   return {stuck.begin(), stuck.end()};
 }
@@ -538,14 +540,14 @@ std::vector<kafka::TopicPartition> Dispatcher::PartitionsWaitingFor(
   const std::string prefix = provider + '\x1f';
   for (const auto& [key, lane] : lanes_) {
     if (key.compare(0, prefix.size(), prefix) != 0) continue;
-    for (const auto& [due, entry] : lane.backing_off) add(entry.second);
+    for (const auto& [due, entry] : lane.backing_off) add(*entry.second);
     for (const auto& [contact, line] : lane.lines) {
-      for (const Item& item : line.waiting) add(item);
+      for (const ItemPtr& item : line.waiting) add(*item);
     }
   }
   for (const auto& [id, batch] : in_flight_) {
-    if (queues_.at(batch.queue_key).provider != provider) continue;
-    for (const Item& item : batch.items) add(item);
+    if (batch.queue->provider != provider) continue;
+    for (const ItemPtr& item : batch.items) add(*item);
   }
   return {partitions.begin(), partitions.end()};
 }

@@ -46,8 +46,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,6 +55,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -100,8 +101,11 @@ struct ProviderLimits {
 // One operation's final result (delivered or deliberately rejected).
 struct Finished {
   MessageRef origin;
-  std::string provider;
-  std::string target;
+  // The dispatcher's own copies (its queues live as long as it does): a
+  // batch finishes hundreds of messages, and copying these into each cost
+  // more than the rest of the record.
+  std::string_view provider;
+  std::string_view target;
   providers::OutcomeKind kind = providers::OutcomeKind::kDone;  // kDone or kReject
   std::string reason;
   int http_status = 0;
@@ -179,9 +183,13 @@ class Dispatcher {
   bool AuthRefused(const std::string& provider) const { return auth_refused_.contains(provider); }
 
  private:
+  struct Queue;
   struct Item {
+    Item(mapping::Operation&& operation, Queue* batch_queue)
+        : op(std::move(operation)), queue(batch_queue) {}
+
     mapping::Operation op;
-    std::string queue_key;            // op.BatchKey()
+    Queue* queue;                     // the queue of op.BatchKey(); queues are never erased
     std::vector<MessageRef> origins;  // every message this operation finishes
     int attempts = 0;
     Clock::time_point ready_at;  // enqueue time + linger, or when a retry may go
@@ -194,8 +202,65 @@ class Dispatcher {
     std::optional<Clock::time_point> auth_since;
     Clock::duration auth_paused{0};
   };
+  // Items move between a contact's line, a batch and the backoff schedule
+  // several times each: as pointers, not as an operation's dozen strings.
+  using ItemPtr = std::unique_ptr<Item>;
+  // A contact's waiting operations, in order. Usually one or two: a vector
+  // with a moving front, which allocates nothing while empty, where a deque
+  // allocates two blocks for every line that is created.
+  class ItemLine {
+   public:
+    bool empty() const { return head_ == items_.size(); }
+    size_t size() const { return items_.size() - head_; }
+    ItemPtr& front() { return items_[head_]; }
+    const ItemPtr& front() const { return items_[head_]; }
+    ItemPtr& back() { return items_.back(); }
+    const ItemPtr& back() const { return items_.back(); }
+    ItemPtr& operator[](size_t i) { return items_[head_ + i]; }
+    auto begin() const { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+    auto end() const { return items_.end(); }
+
+    void push_back(ItemPtr item) { items_.push_back(std::move(item)); }
+    void push_front(ItemPtr item) {
+      if (head_ > 0) {
+        items_[--head_] = std::move(item);
+      } else {
+        items_.insert(items_.begin(), std::move(item));
+      }
+    }
+    void pop_front() {
+      items_[head_++].reset();
+      // The slots before the front are dropped once they are the majority,
+      // so that a line that never empties does not grow.
+      if (empty()) {
+        items_.clear();
+        head_ = 0;
+      } else if (head_ >= 16 && 2 * head_ >= items_.size()) {
+        items_.erase(items_.begin(), begin());
+        head_ = 0;
+      }
+    }
+    void pop_back() {
+      items_.pop_back();
+      if (empty()) {
+        items_.clear();
+        head_ = 0;
+      }
+    }
+    // Erases the items `remove` is true of.
+    template <typename Predicate>
+    void EraseIf(Predicate remove) {
+      items_.erase(items_.begin(), begin());
+      head_ = 0;
+      std::erase_if(items_, remove);
+    }
+
+   private:
+    std::vector<ItemPtr> items_;
+    size_t head_ = 0;  // the front; the slots before it are empty
+  };
   struct ContactLine {
-    std::deque<Item> waiting;  // in order; the front is the next to go
+    ItemLine waiting;  // the front is the next to go
     // An operation is in flight, backing off, or the contact is held for its
     // coalescing window.
     bool busy = false;
@@ -206,10 +271,14 @@ class Dispatcher {
     std::optional<uint64_t> draining_to;
   };
   // Everything of one (provider, target).
+  // By contact key. Elements stay put when the map grows, so a ready set
+  // can point at one; a line is erased only when it is in no ready set.
+  using Lines = std::unordered_map<std::string, ContactLine>;
+  using LineEntry = Lines::value_type;
   struct Lane {
-    std::unordered_map<std::string, ContactLine> lines;  // by contact key
+    Lines lines;
     // Retries not yet due, by due time (insertion order among equals).
-    std::multimap<Clock::time_point, std::pair<std::string, Item>> backing_off;
+    std::multimap<Clock::time_point, std::pair<std::string, ItemPtr>> backing_off;
     // Hot contacts held for their coalescing window, by release time.
     std::multimap<Clock::time_point, std::string> held;
   };
@@ -219,20 +288,24 @@ class Dispatcher {
     std::optional<mapping::Routing> routing;
     std::shared_ptr<const mapping::ProviderOptions> options;
     std::string lane_key;
+    // lanes_[lane_key] and limits_[provider], looked up once (std::map
+    // elements stay put and are never erased).
+    Lane* lane = nullptr;
+    const ProviderLimits* limits = nullptr;
     // Contacts whose front operation may go in this queue, by its seq.
-    std::map<uint64_t, std::string> ready;
+    std::map<uint64_t, LineEntry*> ready;
   };
   struct InFlightBatch {
     bool probe = false;  // sent by a half-open circuit
-    std::string queue_key;
-    std::vector<Item> items;
+    Queue* queue = nullptr;
+    std::vector<ItemPtr> items;
     providers::Batch batch;
   };
 
   static bool Merge(Item& into, Item& next);
-  static bool MergeAll(std::deque<Item>& waiting, Item& next);
+  static bool MergeAll(ItemLine& waiting, Item& next);
   std::optional<InFlightBatch> FormBatch(Queue& queue, size_t max_batch, Clock::time_point now);
-  void MarkReady(Lane& lane, const std::string& contact);
+  void MarkReady(Lane& lane, Lines::iterator line);
   // The contact's operation finished: its next one may go, unless the
   // contact is hot and is held for its coalescing window.
   void Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,

@@ -310,8 +310,8 @@ void Worker::Finish(const DeliveredBatch& delivered, Clock::time_point now) {
         Release(finished.origin);
         // The operation is finished once the dead-letter topic has it.
         std::vector<std::pair<std::string, std::string>> headers = {
-            {"crmsync.provider", finished.provider},
-            {"crmsync.target", finished.target},
+            {"crmsync.provider", std::string(finished.provider)},
+            {"crmsync.target", std::string(finished.target)},
             {"crmsync.reason", finished.reason},
             {"crmsync.http.status", std::to_string(finished.http_status)},
             {"crmsync.attempts", std::to_string(finished.attempts)}};

@@ -1,6 +1,10 @@
 #include "providers/replify/replify.h"
 
+#include <rapidjson/reader.h>
+
 #include <optional>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -38,22 +42,49 @@ bool ReplifyProvider::Supports(mapping::Action action) const { return Spec().Sup
 
 namespace {
 
-void WriteOptional(JsonWriter& writer, std::string_view key,
-                   const std::optional<std::string>& value) {
-  if (value) WriteString(writer, key, *value);
+// The request body is written directly rather than through JsonWriter: its
+// shape is fixed, and the Writer's per-value bookkeeping cost more than the
+// bytes. AppendJsonString escapes exactly as the Writer does, so the bytes
+// are the same.
+void AppendField(std::string& out, std::string_view quoted_key, std::string_view value) {
+  out += quoted_key;
+  out += ':';
+  AppendJsonString(out, value);
 }
 
-void WriteContact(JsonWriter& writer, const mapping::Contact& contact) {
-  writer.StartObject();
-  WriteOptional(writer, "firstName", contact.first_name);
-  WriteOptional(writer, "lastName", contact.last_name);
-  WriteOptional(writer, "email", contact.email);
-  WriteOptional(writer, "phone", contact.phone);
-  WriteOptional(writer, "status", contact.status);
-  if (!contact.metadata.empty()) WriteStringMap(writer, "contactMetadata", contact.metadata);
-  WriteOptional(writer, "externalIdKey", contact.external_id_key);
-  WriteOptional(writer, "externalIdValue", contact.external_id_value);
-  writer.EndObject();
+// `first` tells whether the object has no member yet.
+void AppendOptional(std::string& out, bool& first, std::string_view quoted_key,
+                    const std::optional<std::string>& value) {
+  if (!value) return;
+  if (!first) out += ',';
+  first = false;
+  AppendField(out, quoted_key, *value);
+}
+
+void AppendContact(std::string& out, const mapping::Contact& contact) {
+  out += '{';
+  bool first = true;
+  AppendOptional(out, first, R"("firstName")", contact.first_name);
+  AppendOptional(out, first, R"("lastName")", contact.last_name);
+  AppendOptional(out, first, R"("email")", contact.email);
+  AppendOptional(out, first, R"("phone")", contact.phone);
+  AppendOptional(out, first, R"("status")", contact.status);
+  if (!contact.metadata.empty()) {
+    out += first ? R"("contactMetadata":{)" : R"(,"contactMetadata":{)";
+    first = false;
+    bool first_entry = true;
+    for (const auto& [name, value] : contact.metadata) {
+      if (!first_entry) out += ',';
+      first_entry = false;
+      AppendJsonString(out, name);
+      out += ':';
+      AppendJsonString(out, value);
+    }
+    out += '}';
+  }
+  AppendOptional(out, first, R"("externalIdKey")", contact.external_id_key);
+  AppendOptional(out, first, R"("externalIdValue")", contact.external_id_value);
+  out += '}';
 }
 
 // The human text of an error body or error entry. The shape is undocumented,
@@ -71,6 +102,147 @@ std::optional<std::string_view> ErrorText(const rapidjson::Value& object) {
   return std::nullopt;
 }
 
+// One entry of a 2xx answer's "success" or "errors" list, as far as matching
+// and reasons need it. The views point into the parsed (in situ) body.
+struct ResultEntry {
+  bool object = false;  // an entry that is no object names no item
+  // Non-empty string members, the first member of each name deciding (as
+  // StringMember with FindMember would).
+  std::optional<std::string_view> email, phone, error, message, reason;
+  std::optional<std::string_view> error_message;  // {"error": {"message"}}
+
+  // The human text of an error entry; as ErrorText for the usual spellings.
+  std::optional<std::string_view> Text() const {
+    if (error) return error;
+    if (message) return message;
+    if (reason) return reason;
+    return error_message;
+  }
+};
+
+// Reads a 2xx answer's "success" and "errors" lists by SAX, in situ: a DOM
+// for an answer of a few hundred entries costs more than the whole request
+// it answers. Only the first root member named "success" and the first named
+// "errors" count, and only if they are arrays, as with FindMember. A root
+// that is no object stops the parse, which the caller treats as unreadable.
+class ResultReader : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, ResultReader> {
+ public:
+  std::vector<ResultEntry> success, errors;
+
+  bool Key(const char* text, rapidjson::SizeType length, bool) {
+    key_ = std::string_view(text, length);
+    return true;
+  }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    return Value(Kind::kString, std::string_view(text, length));
+  }
+  bool Default() { return Value(Kind::kScalar, {}); }
+  bool StartObject() { return Open(Kind::kObject); }
+  bool EndObject(rapidjson::SizeType) { return Close(); }
+  bool StartArray() { return Open(Kind::kArray); }
+  bool EndArray(rapidjson::SizeType) { return Close(); }
+
+ private:
+  enum class Kind { kScalar, kString, kObject, kArray };
+  // Bits of ResultEntry members already met.
+  enum Seen : unsigned {
+    kEmail = 1,
+    kPhone = 2,
+    kError = 4,
+    kMessage = 8,
+    kReason = 16,
+    kErrorMessage = 32,
+  };
+
+  bool Open(Kind kind) {
+    if (!Value(kind, {})) return false;
+    ++depth_;
+    return true;
+  }
+  bool Close() {
+    --depth_;
+    if (depth_ == 1) list_ = nullptr;
+    if (depth_ == 3) in_error_object_ = false;
+    return true;
+  }
+
+  // A member named `name` met for the first time (and marked met).
+  bool First(unsigned bit) {
+    if ((seen_ & bit) != 0) return false;
+    seen_ |= bit;
+    return true;
+  }
+  static void Take(std::optional<std::string_view>& slot, Kind kind, std::string_view text) {
+    if (kind == Kind::kString && !text.empty()) slot = text;
+  }
+
+  // Every value (scalar or container) as it starts, at depth_ open containers.
+  bool Value(Kind kind, std::string_view text) {
+    switch (depth_) {
+      case 0:  // the root
+        return kind == Kind::kObject;
+      case 1:  // a root member
+        if (key_ == "success" && !seen_success_) {
+          seen_success_ = true;
+          if (kind == Kind::kArray) list_ = &success;
+        } else if (key_ == "errors" && !seen_errors_) {
+          seen_errors_ = true;
+          if (kind == Kind::kArray) list_ = &errors;
+        }
+        return true;
+      case 2:  // an entry of a list
+        if (list_ != nullptr) {
+          list_->emplace_back().object = kind == Kind::kObject;
+          seen_ = 0;
+        }
+        return true;
+      case 3:  // a member of an entry
+        if (list_ != nullptr && list_->back().object) Member(list_->back(), kind, text);
+        return true;
+      case 4:  // a member of an entry's "error" object
+        if (in_error_object_ && key_ == "message" && First(kErrorMessage)) {
+          Take(list_->back().error_message, kind, text);
+        }
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  void Member(ResultEntry& entry, Kind kind, std::string_view text) {
+    if (key_ == "email") {
+      if (First(kEmail)) Take(entry.email, kind, text);
+    } else if (key_ == "phone") {
+      if (First(kPhone)) Take(entry.phone, kind, text);
+    } else if (key_ == "error") {
+      if (First(kError)) {
+        Take(entry.error, kind, text);
+        in_error_object_ = kind == Kind::kObject;
+      }
+    } else if (key_ == "message") {
+      if (First(kMessage)) Take(entry.message, kind, text);
+    } else if (key_ == "reason") {
+      if (First(kReason)) Take(entry.reason, kind, text);
+    }
+  }
+
+  int depth_ = 0;
+  std::string_view key_;
+  bool seen_success_ = false;
+  bool seen_errors_ = false;
+  std::vector<ResultEntry>* list_ = nullptr;  // the list being read, if any
+  unsigned seen_ = 0;                         // Seen bits of the current entry
+  bool in_error_object_ = false;
+};
+
+// The normalised identity of an item or an entry ("" when none).
+void NormalizeEmailInto(std::string& out, std::optional<std::string_view> email) {
+  NormalizeEmailTo(email.value_or(std::string_view()), out);
+}
+void PhoneDigitsInto(std::string& out, std::optional<std::string_view> phone) {
+  PhoneDigitsTo(phone.value_or(std::string_view()), out);
+}
+
 // Matches per-item result entries back to batch items. Replify's results
 // carry no item index, only the contact's email and phone, and may echo them
 // normalised (lower-case email, E.164 phone), so identities compare as
@@ -79,27 +251,28 @@ std::optional<std::string_view> ErrorText(const rapidjson::Value& object) {
 // too), or for an entry without email the same phone (preferring an item
 // without email; also when the email names no item). Entries that name nobody
 // match the first unmatched item without email or phone.
+//
+// Replify answers in request order, so an entry usually names the first item
+// not yet taken; that item is checked first, and the identity indexes are
+// only built for the first entry that names another.
 class ItemMatcher {
  public:
-  explicit ItemMatcher(const Batch& batch) : taken_(batch.items.size(), false) {
-    for (size_t i = 0; i < batch.items.size(); ++i) {
-      const mapping::Contact& contact = batch.items[i]->contact;
-      const auto email = NonEmpty(contact.email);
-      const auto phone = NonEmpty(contact.phone);
-      emails_.push_back(email ? NormalizeEmail(*email) : std::string());
-      phones_.push_back(phone ? PhoneDigits(*phone) : std::string());
-      if (!emails_.back().empty()) by_email_[emails_.back()].push_back(i);
-      if (!phones_.back().empty()) by_phone_[phones_.back()].push_back(i);
-      if (emails_.back().empty() && phones_.back().empty()) anonymous_.push_back(i);
-    }
-  }
+  explicit ItemMatcher(const Batch& batch) : batch_(batch), taken_(batch.items.size(), false) {}
 
-  std::optional<size_t> Take(const rapidjson::Value& entry) {
-    if (!entry.IsObject()) return std::nullopt;
-    const auto email_member = StringMember(entry, "email");
-    const auto phone_member = StringMember(entry, "phone");
-    const std::string email = email_member ? NormalizeEmail(*email_member) : std::string();
-    const std::string phone = phone_member ? PhoneDigits(*phone_member) : std::string();
+  std::optional<size_t> Take(const ResultEntry& entry) {
+    if (!entry.object) return std::nullopt;
+    NormalizeEmailInto(email_, entry.email);
+    PhoneDigitsInto(phone_, entry.phone);
+    if (!indexed_) {
+      while (next_ < taken_.size() && taken_[next_]) ++next_;
+      if (next_ < taken_.size() && IsFirstChoice(next_)) {
+        taken_[next_] = true;
+        return next_;
+      }
+      BuildIndex();
+    }
+    const std::string& email = email_;
+    const std::string& phone = phone_;
     if (!email.empty()) {
       auto same_email = TakeFrom(Find(by_email_, email), [&](size_t i) {
         return phone.empty() ? phones_[i].empty() : SamePhoneDigits(phones_[i], phone);
@@ -124,6 +297,36 @@ class ItemMatcher {
  private:
   using Index = std::unordered_map<std::string, std::vector<size_t>>;
 
+  // Whether the index would give the current entry item `i`, the first item
+  // not yet taken: `i` has the entry's identity and is the preferred kind of
+  // candidate, so it is the first of the index's candidates.
+  bool IsFirstChoice(size_t i) {
+    const mapping::Contact& contact = batch_.items[i]->contact;
+    const std::string_view item_email = contact.email ? std::string_view(*contact.email) : "";
+    PhoneDigitsInto(item_phone_, NonEmpty(contact.phone));
+    if (!email_.empty()) {
+      return EqualsNormalizedEmail(item_email, email_) &&
+             (phone_.empty() ? item_phone_.empty() : SamePhoneDigits(item_phone_, phone_));
+    }
+    const bool no_item_email = EqualsNormalizedEmail(item_email, "");
+    if (!phone_.empty()) return no_item_email && item_phone_ == phone_;
+    return no_item_email && item_phone_.empty();
+  }
+
+  void BuildIndex() {
+    indexed_ = true;
+    for (size_t i = 0; i < batch_.items.size(); ++i) {
+      const mapping::Contact& contact = batch_.items[i]->contact;
+      const auto email = NonEmpty(contact.email);
+      const auto phone = NonEmpty(contact.phone);
+      emails_.push_back(email ? NormalizeEmail(*email) : std::string());
+      phones_.push_back(phone ? PhoneDigits(*phone) : std::string());
+      if (!emails_.back().empty()) by_email_[emails_.back()].push_back(i);
+      if (!phones_.back().empty()) by_phone_[phones_.back()].push_back(i);
+      if (emails_.back().empty() && phones_.back().empty()) anonymous_.push_back(i);
+    }
+  }
+
   static const std::vector<size_t>* Find(const Index& index, const std::string& key) {
     const auto it = index.find(key);
     return it == index.end() ? nullptr : &it->second;
@@ -145,7 +348,12 @@ class ItemMatcher {
     return fallback;
   }
 
+  const Batch& batch_;
   std::vector<bool> taken_;
+  size_t next_ = 0;  // no item before it is untaken
+  // The current entry's identity, and an item's, normalised; reused.
+  std::string email_, phone_, item_phone_;
+  bool indexed_ = false;
   std::vector<std::string> emails_;  // normalised, "" if none
   std::vector<std::string> phones_;  // digits, "" if none
   Index by_email_;
@@ -172,23 +380,25 @@ HttpRequest ReplifyProvider::BuildRequest(const Batch& batch) const {
       {"x-api-key", api_key_->Get()},
   };
 
-  // Sized for a typical contact so that the buffer rarely grows.
-  rapidjson::StringBuffer buffer(nullptr, 128 + 192 * batch.items.size());
-  JsonWriter writer(buffer);
-  writer.StartObject();
-  writer.Key("contacts");
-  writer.StartArray();
-  for (const mapping::Operation* item : batch.items) WriteContact(writer, item->contact);
-  writer.EndArray();
+  // Sized for a typical contact so that the body rarely grows.
+  std::string& body = request.body;
+  body.reserve(128 + 256 * batch.items.size());
+  body += R"({"contacts":[)";
+  for (size_t i = 0; i < batch.items.size(); ++i) {
+    if (i > 0) body += ',';
+    AppendContact(body, batch.items[i]->contact);
+  }
+  body += "],";
   // Sent even for upsert: relying on the documented default would silently
   // change meaning if Replify ever changed it.
-  WriteString(writer, "action", ActionWireName(batch.action));
+  AppendField(body, R"("action")", ActionWireName(batch.action));
   if (batch.routing) {
-    WriteString(writer, "externalIdKey", batch.routing->external_id_key);
-    WriteString(writer, "externalIdValue", batch.routing->external_id_value);
+    body += ',';
+    AppendField(body, R"("externalIdKey")", batch.routing->external_id_key);
+    body += ',';
+    AppendField(body, R"("externalIdValue")", batch.routing->external_id_value);
   }
-  writer.EndObject();
-  request.body.assign(buffer.GetString(), buffer.GetSize());
+  body += '}';
   return request;
 }
 
@@ -215,36 +425,33 @@ std::vector<Outcome> ReplifyProvider::ClassifyAccepted(const Batch& batch,
   // A 2xx means Replify accepted and processed the request; the per-item
   // detail is advisory. If it cannot be read, every item counts as done:
   // retrying would only re-apply a request that was already applied.
-  const rapidjson::Document body = ParseJson(response.body);
-  if (body.HasParseError() || !body.IsObject()) return outcomes;
+  std::string text(response.body);  // parsed in situ; the entries point into it
+  ResultReader results;
+  rapidjson::Reader reader;
+  rapidjson::InsituStringStream stream(text.data());
+  if (reader.Parse<rapidjson::kParseInsituFlag>(stream, results).IsError()) return outcomes;
 
   ItemMatcher matcher(batch);
   std::vector<bool> accounted(batch.items.size(), false);
   // Successes are matched first so that, among items with the same identity,
   // the earlier ones take the successes, as Replify processes them in order.
-  const auto success = body.FindMember("success");
-  if (success != body.MemberEnd() && success->value.IsArray()) {
-    for (const auto& entry : success->value.GetArray()) {
-      if (const auto index = matcher.Take(entry)) accounted[*index] = true;
-    }
+  for (const ResultEntry& entry : results.success) {
+    if (const auto index = matcher.Take(entry)) accounted[*index] = true;
   }
   std::optional<std::string> unplaced;  // an error entry that names no item
-  const auto errors = body.FindMember("errors");
-  if (errors != body.MemberEnd() && errors->value.IsArray()) {
-    for (const auto& entry : errors->value.GetArray()) {
-      const auto text = ErrorText(entry);
-      const std::string detail =
-          TruncateReason(Scrub(std::string(text.value_or("unspecified error"))));
-      const auto index = matcher.Take(entry);
-      if (!index) {
-        if (!unplaced) unplaced = detail;
-        continue;
-      }
-      accounted[*index] = true;
-      Outcome& outcome = outcomes[*index];
-      outcome.kind = OutcomeKind::kReject;
-      outcome.reason = "replify rejected contact: " + detail;
+  for (const ResultEntry& entry : results.errors) {
+    const auto entry_text = entry.Text();
+    const std::string detail =
+        TruncateReason(Scrub(std::string(entry_text.value_or("unspecified error"))));
+    const auto index = matcher.Take(entry);
+    if (!index) {
+      if (!unplaced) unplaced = detail;
+      continue;
     }
+    accounted[*index] = true;
+    Outcome& outcome = outcomes[*index];
+    outcome.kind = OutcomeKind::kReject;
+    outcome.reason = "replify rejected contact: " + detail;
   }
   // Items that no entry names are done: Replify's success list need not name
   // every processed contact (its own example: "Processed 3 contacts

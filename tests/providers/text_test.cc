@@ -30,6 +30,19 @@ TEST(TextTest, EmailsAreTrimmedAndCaseFolded) {
   EXPECT_EQ(NormalizeEmail(""), "");
 }
 
+TEST(TextTest, EmailsCompareToANormalisedEmailAsTheirNormalisation) {
+  EXPECT_TRUE(EqualsNormalizedEmail(" Ava.Lopez@Example.COM\t", "ava.lopez@example.com"));
+  EXPECT_FALSE(EqualsNormalizedEmail("Ava.Lopez@Example.COM", "ava.lopez@example.co"));
+  EXPECT_FALSE(EqualsNormalizedEmail("ava@example.com", "Ava@example.com"));
+  EXPECT_TRUE(EqualsNormalizedEmail(" \n", ""));
+  EXPECT_FALSE(EqualsNormalizedEmail("a", ""));
+  std::string reused = "longer than the next one@example.com";
+  NormalizeEmailTo("B@C", reused);
+  EXPECT_EQ(reused, "b@c");
+  PhoneDigitsTo("+1 (555) 123-4567", reused);
+  EXPECT_EQ(reused, "15551234567");
+}
+
 TEST(TextTest, PhonesCompareByTheirDigits) {
   EXPECT_EQ(PhoneDigits("+1 (555) 123-4567"), "15551234567");
   EXPECT_EQ(PhoneDigits("n/a"), "");

@@ -116,7 +116,7 @@ TEST(ContactStateTest, MergeKeepsWhatAPartialEventDoesNotCarry) {
   EXPECT_EQ(event.contact.email, "ava@example.com");
   EXPECT_EQ(event.previous.at("contact.phone"), "+15551230001");
   EXPECT_EQ(event.changed_fields,
-            (std::set<std::string>{"contact.phone", "properties.region", "properties.tier"}));
+            (mapping::FieldSet{"contact.phone", "properties.region", "properties.tier"}));
 }
 
 TEST(ContactStateTest, ChangelogRecordRoundTrips) {

@@ -60,6 +60,37 @@ TEST(DispatcherTest, WaitsForLingerUntilBatchIsFull) {
   EXPECT_EQ(Contacts(ready[0]), std::vector<std::string>{"a"});
 }
 
+// A contact whose operations cannot merge (statuses differ) keeps a long
+// line that never empties while it is worked off: every operation goes once,
+// in order, with retries back at the front.
+TEST(DispatcherTest, LongLineOfOneContactGoesInOrder) {
+  Dispatcher d = Make();
+  constexpr int kOps = 60;
+  for (int i = 0; i < kOps; ++i) {
+    mapping::Operation op = Op("a");
+    if (i % 2 == 1) op.contact.status = "completed";
+    d.Enqueue(std::move(op), Ref(i), kT0);
+  }
+  std::vector<int64_t> finished;
+  Clock::time_point now = kT0;
+  for (int round = 0; round < 4 * kOps && d.Pending() > 0; ++round) {
+    now += milliseconds(100);
+    const auto ready = d.TakeReady(now, /*flush_all=*/true);
+    if (ready.empty()) continue;
+    ASSERT_EQ(ready.size(), 1u);
+    ASSERT_EQ(ready[0].batch->items.size(), 1u);
+    // Every seventh answer asks for a retry: the operation returns to the front.
+    const bool retry = round % 7 == 3;
+    for (const Finished& done : d.OnResult(
+             ready[0].id, All(retry ? OutcomeKind::kRetry : OutcomeKind::kDone, 1), now, Always)) {
+      finished.push_back(done.origin.offset);
+    }
+  }
+  ASSERT_EQ(finished.size(), static_cast<size_t>(kOps));
+  for (int i = 0; i < kOps; ++i) EXPECT_EQ(finished[i], i);
+  EXPECT_EQ(d.Pending(), 0u);
+}
+
 TEST(DispatcherTest, IdleRequestSlotsTakePartialBatchesAtOnceWhenSendingWhenIdle) {
   ProviderLimits limits{3, milliseconds(50), 2, {}, std::nullopt};
   limits.send_when_idle = true;

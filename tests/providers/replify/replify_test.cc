@@ -197,6 +197,77 @@ TEST(ReplifyProvider, KeepsItemOrderAndEscapesText) {
   EXPECT_STREQ(doc["contacts"][2]["email"].GetString(), "r@example.com");
 }
 
+// The body is written directly; it must stay byte for byte what RapidJSON's
+// Writer writes for the same contacts, every byte value included.
+TEST(ReplifyProvider, BodyIsByteForByteWhatJsonWriterWrites) {
+  const ReplifyProvider provider(Config());
+  std::string every_byte;
+  for (int c = 0; c < 256; ++c) every_byte += static_cast<char>(c);
+  mapping::Contact full = Person("Ava@Example.com", "+1 (555) 123-4567");
+  full.first_name = every_byte;
+  full.last_name = "Zoë \"Q\"\n\\/";
+  full.status = "active";
+  full.metadata = {{"a\tkey", every_byte}, {"tier", "trial"}};
+  full.external_id_key = "hubspotId";
+  full.external_id_value = "1234";
+  mapping::Contact sparse;
+  sparse.phone = "2";
+  mapping::Contact only_metadata;
+  only_metadata.metadata = {{"k", "v"}};
+  Fixture f({full, sparse, only_metadata, mapping::Contact{}});
+  f.batch.routing = mapping::Routing{"siteKey", "site\x01"};
+  for (const mapping::Action action :
+       {mapping::Action::kUpsert, mapping::Action::kUpdateOnly, mapping::Action::kRemove}) {
+    f.batch.action = action;
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+    const auto string = [&w](const std::string& text) {
+      w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+    };
+    const auto optional = [&](const char* key, const std::optional<std::string>& value) {
+      if (!value) return;
+      w.Key(key);
+      string(*value);
+    };
+    w.StartObject();
+    w.Key("contacts");
+    w.StartArray();
+    for (const mapping::Operation* item : f.batch.items) {
+      const mapping::Contact& c = item->contact;
+      w.StartObject();
+      optional("firstName", c.first_name);
+      optional("lastName", c.last_name);
+      optional("email", c.email);
+      optional("phone", c.phone);
+      optional("status", c.status);
+      if (!c.metadata.empty()) {
+        w.Key("contactMetadata");
+        w.StartObject();
+        for (const auto& [name, value] : c.metadata) {
+          w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+          string(value);
+        }
+        w.EndObject();
+      }
+      optional("externalIdKey", c.external_id_key);
+      optional("externalIdValue", c.external_id_value);
+      w.EndObject();
+    }
+    w.EndArray();
+    w.Key("action");
+    w.String(action == mapping::Action::kUpsert       ? "upsert"
+             : action == mapping::Action::kUpdateOnly ? "updateOnly"
+                                                      : "remove");
+    w.Key("externalIdKey");
+    string(f.batch.routing->external_id_key);
+    w.Key("externalIdValue");
+    string(f.batch.routing->external_id_value);
+    w.EndObject();
+    EXPECT_EQ(provider.BuildRequest(f.batch).body,
+              std::string(buffer.GetString(), buffer.GetSize()));
+  }
+}
+
 TEST(ReplifyProvider, BuiltBodiesValidateAgainstRequestSchema) {
   const ReplifyProvider provider(Config());
   mapping::Contact full = Person("ava@example.com", "15551234567");
@@ -337,6 +408,60 @@ TEST(ReplifyProvider, ErrorNamingNoItemRetriesEveryUnansweredItem) {
   EXPECT_EQ(outcomes[2].kind, OutcomeKind::kRetry);
   EXPECT_NE(outcomes[1].reason.find("invalid"), std::string::npos) << outcomes[1].reason;
   EXPECT_EQ(outcomes[1].http_status, 200);
+}
+
+// Entries are read as a DOM with FindMember would: the first member of a
+// name decides, an error text may sit in {"error": {"message"}}, and only
+// arrays count as lists.
+TEST(ReplifyProvider, EntriesAreReadByTheirFirstMemberOfEachName) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2"),
+             Person("c@example.com", "3"), Person("d@example.com", "4")});
+  const auto outcomes =
+      provider.Classify(f.batch, Response(200, R"({"success":{"email":"a@example.com"},
+        "errors":[{"email":"a@example.com","email":"b@example.com","error":{"message":"nested"}},
+                  {"email":null,"email":"c@example.com","phone":"3","error":"x"},
+                  {"email":"d@example.com","error":"","message":"","reason":"late"}],
+        "success":[{"email":"a@example.com"}],
+        "errors":[{"email":"b@example.com","error":"ignored"}]})"));
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[0].reason, "replify rejected contact: nested");
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kDone);
+  // The first email is null, so this entry names its phone's item.
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].reason, "replify rejected contact: x");
+  EXPECT_EQ(outcomes[3].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[3].reason, "replify rejected contact: late");
+}
+
+// An entry that is no object names no item: as any unplaced error, every
+// item the answer does not account for is retried.
+TEST(ReplifyProvider, ErrorEntryThatIsNoObjectRetriesUnansweredItems) {
+  const ReplifyProvider provider(Config());
+  Fixture f({Person("a@example.com", "1"), Person("b@example.com", "2")});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"success":[{"email":"a@example.com"}, "b@example.com"],
+        "errors":["b@example.com"]})"));
+  ASSERT_EQ(outcomes.size(), 2u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kRetry);
+  EXPECT_NE(outcomes[1].reason.find("unspecified error"), std::string::npos) << outcomes[1].reason;
+}
+
+// Answers out of request order match as well as answers in order.
+TEST(ReplifyProvider, EntriesOutOfRequestOrderMatchTheirItems) {
+  const ReplifyProvider provider(Config());
+  Fixture f(
+      {Person("a@example.com", "1"), Person("b@example.com", "2"), Person("c@example.com", "3")});
+  const auto outcomes = provider.Classify(
+      f.batch, Response(200, R"({"success":[{"email":"C@example.com","phone":"+3"},
+        {"email":"a@example.com","phone":"1"}],
+        "errors":[{"email":"b@example.com","phone":"2","error":"bad"}]})"));
+  ASSERT_EQ(outcomes.size(), 3u);
+  EXPECT_EQ(outcomes[0].kind, OutcomeKind::kDone);
+  EXPECT_EQ(outcomes[1].kind, OutcomeKind::kReject);
+  EXPECT_EQ(outcomes[2].kind, OutcomeKind::kDone);
 }
 
 TEST(ReplifyProvider, UnreadableSuccessBodyIsDone) {
