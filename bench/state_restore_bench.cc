@@ -133,13 +133,14 @@ bool RunChild(const std::string& self, const std::string& bootstrap, const std::
                               std::to_string(partitions);
   FILE* child = popen(command.c_str(), "r");
   if (child == nullptr) return false;
-  char line[512] = {};
-  const bool read = std::fgets(line, sizeof line, child) != nullptr;
-  const int status = pclose(child);
-  return read && status == 0 &&
-         std::sscanf(line, "contacts=%zu records=%llu ms=%lld resident=%zu peak=%zu disk=%llu",
-                     &out.contacts, &out.records, &out.ms, &out.resident, &out.peak,
-                     &out.disk) == 6;
+  // The result is the child's last line; log lines may come before it.
+  char line[1024] = {};
+  int parsed = 0;
+  while (std::fgets(line, sizeof line, child) != nullptr) {
+    parsed = std::sscanf(line, "contacts=%zu records=%llu ms=%lld resident=%zu peak=%zu disk=%llu",
+                         &out.contacts, &out.records, &out.ms, &out.resident, &out.peak, &out.disk);
+  }
+  return pclose(child) == 0 && parsed == 6;
 }
 
 }  // namespace

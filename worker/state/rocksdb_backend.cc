@@ -52,7 +52,7 @@ RocksDbStateBackend::RocksDbStateBackend(const RocksDbOptions& options)
   std::error_code error;
   std::filesystem::create_directories(options.dir, error);
   if (error) {
-    throw std::runtime_error("state.dir " + options.dir + ": " + error.message());
+    throw std::runtime_error("state.dir " + options.dir + ": cannot create it: " + error.message());
   }
   rocksdb::Options db_options;
   // The database is a cache of the changelog: whatever an earlier run left
