@@ -156,6 +156,13 @@ struct StateConfig {
   // dead-lettered too, not only counted and logged.
   bool dead_letter_skipped = false;
   bool suppress_unchanged = true;
+  // Where the states live between changelog writes: in memory, or in an
+  // embedded RocksDB under `dir` (a cache the worker wipes at start-up).
+  enum class Backend { kMemory, kRocksDb };
+  Backend backend = Backend::kMemory;
+  std::string dir;
+  int rocksdb_block_cache_mb = 64;
+  int rocksdb_write_buffer_mb = 32;
 
   // The changelog topic of an input topic.
   std::string ChangelogTopic(const std::string& input_topic) const;

@@ -46,6 +46,26 @@ void ReadStateConfig(const rapidjson::Value& root, Config& config,
       timeout != nullptr && timeout->IsInt64()) {
     state.restore_timeout = std::chrono::milliseconds(timeout->GetInt64());
   }
+  if (const rapidjson::Value* backend = Member(object, "backend");
+      backend != nullptr && backend->IsString()) {
+    state.backend = std::string_view(backend->GetString(), backend->GetStringLength()) == "rocksdb"
+                        ? StateConfig::Backend::kRocksDb
+                        : StateConfig::Backend::kMemory;
+  }
+  if (const rapidjson::Value* dir = Member(object, "dir"); dir != nullptr && dir->IsString()) {
+    state.dir.assign(dir->GetString(), dir->GetStringLength());
+  }
+  const rapidjson::Value* rocksdb = Member(object, "rocksdb");
+  if (const rapidjson::Value* mb = Member(rocksdb, "blockCacheMb"); mb != nullptr && mb->IsInt()) {
+    state.rocksdb_block_cache_mb = mb->GetInt();
+  }
+  if (const rapidjson::Value* mb = Member(rocksdb, "writeBufferMb"); mb != nullptr && mb->IsInt()) {
+    state.rocksdb_write_buffer_mb = mb->GetInt();
+  }
+  if (state.backend == StateConfig::Backend::kRocksDb && state.dir.empty()) {
+    problems.push_back(
+        "/state/dir: required with state.backend \"rocksdb\" (e.g. /var/lib/crmsync/state)");
+  }
   std::vector<std::string> allowed;
   if (const rapidjson::Value* names = Member(object, "metadataProperties");
       names != nullptr && names->IsArray()) {

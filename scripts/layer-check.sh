@@ -5,6 +5,8 @@
 #     mapping/config_kafka.cc (it checks kafka.properties against librdkafka),
 #     the benchmark and tests;
 #   - its mock cluster (rdkafka_mock.h) only by the test broker and tests;
+#   - RocksDB only by the rocksdb state backend's source
+#     (worker/state/rocksdb_backend.cc; its header holds no RocksDB type);
 #   - the worker binary given as the argument holds no simulator code and
 #     calls no rd_kafka_mock_* function.
 #
@@ -26,6 +28,13 @@ mock=$(git grep -l '#include <librdkafka/rdkafka_mock\.h>' -- '*.cc' '*.h' \
   | grep -v -e '^worker/kafka/test_broker\.cc$' -e '^tests/' || true)
 if [ -n "$mock" ]; then
   echo "layer-check: the mock cluster included outside the test broker:" $mock >&2
+  status=1
+fi
+
+rocksdb=$(git grep -l '#include <rocksdb/' -- '*.cc' '*.h' \
+  | grep -v -e '^worker/state/rocksdb_backend\.cc$' || true)
+if [ -n "$rocksdb" ]; then
+  echo "layer-check: RocksDB included outside worker/state/rocksdb_backend.cc:" $rocksdb >&2
   status=1
 fi
 

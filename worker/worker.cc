@@ -12,6 +12,7 @@
 #include "providers/registry.h"
 #include "worker/process_message.h"
 #include "worker/redact.h"
+#include "worker/state/rocksdb_backend.h"
 
 namespace crmsync::worker {
 namespace {
@@ -120,7 +121,7 @@ Worker::Worker(mapping::Config config, Metrics& metrics)
   if (config_.state.enabled) {
     // Contact state: the changelog topics exist (or are created) before the
     // group is joined.
-    state_ = std::make_unique<ContactStateStore>(config_, std::make_unique<MemoryStateBackend>());
+    state_ = std::make_unique<ContactStateStore>(config_, MakeStateBackend(config_.state));
     state_->EnsureTopics();
   }
   metrics_.Initialize(config_);

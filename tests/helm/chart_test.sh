@@ -101,6 +101,7 @@ lint() { # NAME RENDERARGS...
 lint defaults
 lint keda -f "$here/values-keda.yaml"
 lint hpa -f "$here/values-hpa.yaml"
+lint state-rocksdb -f "$here/values-state-rocksdb.yaml"
 # and fails on values the schema refuses
 if "$helm" lint --strict "$chart" -f "$here/values-bad-schema.yaml" >"$work/lint-bad.log" 2>&1; then
   bad "lint bad-schema: passed although the values break the schema"
@@ -122,6 +123,9 @@ check_case keda 12 \
 check_case hpa 6 \
   --expect HorizontalPodAutoscaler --absent ScaledObject -- \
   -f "$here/values-hpa.yaml"
+
+check_case state-rocksdb 8 -- \
+  -f "$here/values-state-rocksdb.yaml"
 
 # expect_check_failure NAME PATTERN CHECKARGS... -- RENDERARGS...: renders, and
 # chartcheck must fail with PATTERN in its output.
@@ -158,6 +162,10 @@ expect_failure too-many-replicas \
 expect_failure short-grace \
   'terminationGracePeriodSeconds \(10\) must be greater than the drain deadline' \
   -f "$here/values-short-grace.yaml"
+
+expect_failure state-rocksdb-no-dir \
+  'config.state.dir is required with config.state.backend rocksdb' \
+  -f "$here/values-state-rocksdb-no-dir.yaml"
 
 expect_failure bad-schema \
   "partitions.*(integer|Invalid type)" \

@@ -265,6 +265,13 @@ TEST(LoadConfigTest, OmittedSettingsTakeTheSchemaDefaults) {
   EXPECT_EQ(config.worker.max_message_bytes, default_of(worker + "maxMessageBytes").GetUint64());
   EXPECT_EQ(config.worker.metrics_listen,
             default_of(worker + "metrics/properties/listen").GetString());
+  const std::string state = "/properties/state/properties/";
+  EXPECT_EQ(config.state.backend, StateConfig::Backend::kMemory);
+  EXPECT_STREQ(default_of(state + "backend").GetString(), "memory");
+  EXPECT_EQ(config.state.rocksdb_block_cache_mb,
+            default_of(state + "rocksdb/properties/blockCacheMb").GetInt());
+  EXPECT_EQ(config.state.rocksdb_write_buffer_mb,
+            default_of(state + "rocksdb/properties/writeBufferMb").GetInt());
 }
 
 TEST(LoadConfigTest, RetryPolicyIsPerProviderOverTheWorkerDefaults) {

@@ -309,6 +309,38 @@ TEST(ContactStateTest, AChangelogThatWouldBeTheInputTopicIsAConfigError) {
             "crm-state-crm");
 }
 
+TEST(ContactStateTest, TheRocksDbBackendNeedsADirectoryAndSaneSizes) {
+  auto problem = [](const std::string& state) {
+    try {
+      StateConfig(state);
+      return std::string("accepted");
+    } catch (const mapping::ConfigError& e) {
+      return std::string(e.what());
+    }
+  };
+  EXPECT_NE(problem(R"({"enabled": true, "backend": "rocksdb"})").find("/state/dir"),
+            std::string::npos);
+  EXPECT_NE(problem(R"({"enabled": true, "backend": "disk", "dir": "/x"})").find("/state/backend"),
+            std::string::npos);
+  EXPECT_NE(problem(R"({"enabled": true, "backend": "rocksdb", "dir": "/x",
+                        "rocksdb": {"blockCacheMb": 0}})")
+                .find("/state/rocksdb/blockCacheMb"),
+            std::string::npos);
+  EXPECT_NE(problem(R"({"enabled": true, "backend": "rocksdb", "dir": "/x",
+                        "rocksdb": {"writeBufferMb": "big"}})")
+                .find("/state/rocksdb/writeBufferMb"),
+            std::string::npos);
+  const mapping::StateConfig state =
+      StateConfig(R"({"enabled": true, "backend": "rocksdb", "dir": "/var/lib/crmsync/state",
+                      "rocksdb": {"blockCacheMb": 256, "writeBufferMb": 16}})")
+          .state;
+  EXPECT_EQ(state.backend, mapping::StateConfig::Backend::kRocksDb);
+  EXPECT_EQ(state.dir, "/var/lib/crmsync/state");
+  EXPECT_EQ(state.rocksdb_block_cache_mb, 256);
+  EXPECT_EQ(state.rocksdb_write_buffer_mb, 16);
+  EXPECT_EQ(StateConfig().state.backend, mapping::StateConfig::Backend::kMemory);
+}
+
 TEST(ContactStateTest, DryRunKeepsTheStateAcrossItsInput) {
   std::ifstream in(std::string(CRMSYNC_SOURCE_DIR) + "/examples/crmsync-state.json");
   std::stringstream config;

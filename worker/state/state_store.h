@@ -2,8 +2,7 @@
 // per input partition and keyed like the input ("<externalIdKey>:<value>").
 //
 // StateBackend is where the states live: MemoryStateBackend keeps them in
-// hash maps; an embedded key-value store (RocksDB, one column family per
-// partition) could stand behind the same interface.
+// hash maps, RocksDbStateBackend (rocksdb_backend.h) in an embedded RocksDB.
 //
 // ContactStateStore adds the source of truth: every change is written to a
 // compacted changelog topic, partition N of the changelog holding the state

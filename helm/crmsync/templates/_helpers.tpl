@@ -86,6 +86,21 @@ otherwise ceil(drainTimeoutMs / 1000) + terminationGraceMarginSeconds.
 {{- end }}
 {{- end }}
 
+{{/*
+config.state.dir when the state lives in RocksDB (config.state.backend
+rocksdb), where the chart mounts stateVolume; empty otherwise.
+*/}}
+{{- define "crmsync.stateDir" -}}
+{{- $state := .Values.config.state | default dict }}
+{{- if eq (toString ($state.backend | default "memory")) "rocksdb" }}
+{{- $dir := required "config.state.dir is required with config.state.backend rocksdb (e.g. /var/lib/crmsync/state)" $state.dir }}
+{{- if not (hasPrefix "/" (toString $dir)) }}
+{{- fail (printf "config.state.dir must be an absolute path (got %q): the chart mounts a volume there" $dir) }}
+{{- end }}
+{{- $dir }}
+{{- end }}
+{{- end }}
+
 {{/* Metrics port, taken from config.worker.metrics.listen (host:port); fails when the listener cannot serve the probes. */}}
 {{- define "crmsync.metricsPort" -}}
 {{- $worker := .Values.config.worker | default dict }}

@@ -233,6 +233,12 @@ func main() {
 	check("readOnlyRootFilesystem", cond(get(ctrSC, "readOnlyRootFilesystem") == true, "not set"))
 	check("no privilege escalation", cond(get(ctrSC, "allowPrivilegeEscalation") == false, "not disabled"))
 
+	// The RocksDB state backend writes under state.dir, on a volume (the root
+	// filesystem is read-only).
+	if str(config, "state", "backend") == "rocksdb" {
+		check("config.state.dir is on a writable volume", stateVolumeOK(pod, container, str(config, "state", "dir")))
+	}
+
 	// Grace period above the drain deadline.
 	drainMs := 10000
 	if v, ok := num(config, "worker", "drainTimeoutMs"); ok {
@@ -414,6 +420,31 @@ func podConfig(configMaps []obj, pod interface{}, container obj) (obj, error) {
 		}
 	}
 	return nil, fmt.Errorf("no ConfigMap volume is mounted at %s", filepath.Dir(path))
+}
+
+// The volume mount that holds dir (the mount point or a parent of it) is
+// writable and names one of the pod's volumes.
+func stateVolumeOK(pod interface{}, container obj, dir string) error {
+	if dir == "" {
+		return errors.New("config.state.dir is empty")
+	}
+	dir = filepath.Clean(dir)
+	for _, m := range list(container, "volumeMounts") {
+		at := filepath.Clean(str(m, "mountPath"))
+		if at != dir && !strings.HasPrefix(dir, at+"/") || at == "/" {
+			continue
+		}
+		if get(m, "readOnly") == true {
+			return fmt.Errorf("the volume mounted at %s is read-only", at)
+		}
+		for _, v := range list(pod, "volumes") {
+			if str(v, "name") == str(m, "name") {
+				return nil
+			}
+		}
+		return fmt.Errorf("volume %q mounted at %s is not defined", str(m, "name"), at)
+	}
+	return fmt.Errorf("no volume is mounted at %s", dir)
 }
 
 func apiKeyEnvs(config obj) []string {
