@@ -62,11 +62,17 @@ TEST_F(CrashLoopTest, RepeatedKillNineLosesNothingAndKeepsOrder) {
   simulator_->SetKnobs(slow);
 
   StreamConfig config{Bootstrap(), topic_, group_, simulator_->BaseUrl("replify")};
+  // Every restart finds the killed run's partitions without a handover and
+  // waits before sending: long enough for its requests (40-60 ms) to be
+  // answered, far shorter than the default (requestTimeoutMs) to keep the test
+  // short. Each run lives past that wait, so that it makes headway.
+  constexpr int kFenceMs = 500;
+  config.worker.insert(1, "\"takeoverFenceMs\": " + std::to_string(kFenceMs) + ", ");
   const std::string config_path = WriteStreamConfig(config, group_);
 
   constexpr int kKills = 10;
   std::mt19937 random(20261123);
-  std::uniform_int_distribution<int> run_ms(300, 2000);
+  std::uniform_int_distribution<int> run_ms(kFenceMs + 300, kFenceMs + 2000);
   int64_t committed = 0;
   int progressed = 0;  // runs after which more was committed than before
   for (int run = 0; run < kKills; ++run) {
