@@ -30,7 +30,18 @@ class Listener : public RebalanceListener {
   std::vector<TopicPartition> assigned;
 };
 
-class ConsumerTest : public testing::BrokerTest {};
+class ConsumerTest : public testing::BrokerTest {
+ protected:
+  // Polls until the listener holds `partitions` partitions.
+  static bool AwaitAssigned(Consumer& consumer, const Listener& listener, size_t partitions) {
+    return testing::WaitFor(
+        [&] {
+          consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+          return listener.assigned.size() == partitions;
+        },
+        std::chrono::seconds(30));
+  }
+};
 
 TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
   const std::string topic = MakeTopic(2);
@@ -40,12 +51,7 @@ TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
   options.group_id = MakeGroup();
   options.topics = {topic};
   Consumer consumer(options, &listener);
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
-        return listener.assigned.size() == 2;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(AwaitAssigned(consumer, listener, 2));
 
   const TopicPartition unknown{"not-" + topic, 0};
   EXPECT_THAT(consumer.Pause({{topic, 0}, unknown}), ElementsAre(unknown));
@@ -81,12 +87,7 @@ TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
   options.group_id = MakeGroup();
   options.topics = {topic};
   Consumer consumer(options, &listener);
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
-        return listener.assigned.size() == 2;
-      },
-      std::chrono::seconds(30)));
+  ASSERT_TRUE(AwaitAssigned(consumer, listener, 2));
   const TopicPartition p0{topic, 0}, p1{topic, 1};
   ASSERT_TRUE(consumer.CommitSync({{p0, 3, "marked"}, {p1, 2, ""}}, std::chrono::seconds(10)));
   auto committed = consumer.Committed({p0, p1}, std::chrono::seconds(10));
