@@ -7,6 +7,7 @@
 #include <httplib.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
+#include <rapidjson/document.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -70,9 +72,14 @@ struct Scenario {
   // state on, the worker suppresses what the provider already has.
   bool crm_noise = false;
   bool contact_state = false;
+  // crash: the worker is killed with SIGKILL this many times while it works
+  // through a backlog, and restarted each time; the provider writes it
+  // repeats are compared with a run that was never killed.
+  int kills = 0;
 };
 
 constexpr char kList[] = "bench-list";
+constexpr auto kWarmUp = std::chrono::seconds(2);
 constexpr int64_t kSequence = 777;
 
 struct Result {
@@ -83,6 +90,9 @@ struct Result {
   double peak_rss_mb = 0;
   double p50_ms = 0;
   double p99_ms = 0;
+  // Steady loads: the same, without the first kWarmUp of consumption (the
+  // fetchers' start and the first connections to the provider).
+  std::optional<double> p50_after_warm_up_ms, p99_after_warm_up_ms;
   double http_429 = 0;
   double http_429_after_first_second = 0;
   double requests = 0;
@@ -93,6 +103,15 @@ struct Result {
   // The Python baseline on the same topic, when run.
   std::optional<double> python_active_seconds;
   std::optional<double> python_cpu_us_per_event;
+  // crash: kills done, contacts the provider was sent (2xx requests) by the
+  // killed runs together and by a clean run of the same stream, the
+  // operations the worker held (queued or in flight) just before each kill,
+  // and whether the provider ended in the clean run's state.
+  int kills = 0;
+  double contacts_sent_crash = 0;
+  double contacts_sent_clean = 0;
+  double pending_at_kill = 0;
+  bool crash_state_matches = false;
 };
 
 // Runs the Python baseline worker to the end of the topic; its active
@@ -215,16 +234,23 @@ std::vector<worker::SampleEvent> CrmNoiseEvents(size_t events, size_t contacts) 
 }
 
 std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const std::string& topic,
-                       const std::string& base_url, int metrics_port) {
+                       const std::string& base_url, int metrics_port,
+                       const std::string& group = "") {
   std::ostringstream out;
   // librdkafka's mock broker answers a fetch that found no data only after
   // fetch.wait.max.ms (500 ms by default), where a real broker answers as
   // soon as data arrives; under a steady load that wait would be measured as
   // delivery latency.
-  const std::string fetch_wait =
-      s.produce_rate > 0 ? R"(, "properties": {"fetch.wait.max.ms": "10"})" : "";
+  std::string properties;
+  if (s.produce_rate > 0) properties = R"("fetch.wait.max.ms": "10")";
+  // crash: the mock cluster's first join of a group waits 3 s and its
+  // session check runs every second; a killed member's partitions move once
+  // its session (4 s here, 45 s by default) has expired.
+  if (s.kills > 0) properties = R"("session.timeout.ms": "4000", "heartbeat.interval.ms": "300")";
+  if (!properties.empty()) properties = R"(, "properties": {)" + properties + "}";
   out << R"({"kafka": {"bootstrapServers": ")" << bootstrap << R"(", "topics": [")" << topic
-      << R"("], "groupId": "bench-)" << s.name << R"(")" << fetch_wait << R"(},
+      << R"("], "groupId": ")" << (group.empty() ? "bench-" + s.name : group) << R"(")"
+      << properties << R"(},
  "providers": {"replify": {"baseUrl": ")"
       << base_url << R"(", "apiKey": {"env": "REPLIFY_API_KEY"}, "maxBatch": )" << s.max_batch
       << R"(, "lingerMs": 20, "maxInFlight": )" << s.max_in_flight
@@ -244,7 +270,10 @@ std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const st
  "state": {"enabled": true, "createTopics": false},)"
                           : "")
       << R"(
- "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,
+ "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,)"
+      // A restart after a kill waits this long before sending (the killed
+      // run's requests take 50 ms here; the default is requestTimeoutMs).
+      << (s.kills > 0 ? R"( "takeoverFenceMs": 500,)" : "") << R"(
             "metrics": {"listen": "127.0.0.1:)"
       << metrics_port << R"("}}})";
   return out.str();
@@ -267,8 +296,11 @@ double MetricSum(const std::string& text, const std::string& name,
 }
 
 // A percentile from a Prometheus histogram, interpolated within its bucket.
-double Percentile(const std::string& text, const std::string& name, double q) {
-  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count)
+// A histogram's buckets: (upper bound, cumulative count), in order.
+using Buckets = std::vector<std::pair<double, double>>;
+
+Buckets HistogramBuckets(const std::string& text, const std::string& name) {
+  Buckets buckets;
   std::istringstream lines(text);
   std::string line;
   const std::string prefix = name + "_bucket{";
@@ -280,6 +312,17 @@ double Percentile(const std::string& text, const std::string& name, double q) {
     const double bound = le == "+Inf" ? INFINITY : std::stod(le);
     buckets.emplace_back(bound, std::stod(line.substr(line.rfind(' ') + 1)));
   }
+  return buckets;
+}
+
+// What was observed after `before` (same histogram, same buckets).
+Buckets Since(Buckets after, const Buckets& before) {
+  if (before.size() != after.size()) return after;
+  for (size_t i = 0; i < after.size(); ++i) after[i].second -= before[i].second;
+  return after;
+}
+
+double Percentile(const Buckets& buckets, double q) {
   if (buckets.empty() || buckets.back().second == 0) return 0;
   const double target = q * buckets.back().second;
   double lower = 0, below = 0;
@@ -336,7 +379,140 @@ double CeilingConsumer(const std::string& bootstrap, const std::string& topic, s
   return seen / std::max(seconds, 1e-9);
 }
 
+// Runs the worker binary on `config_path`, with the bench's API keys.
+pid_t StartWorker(const std::string& worker_binary, const std::string& config_path) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("REPLIFY_API_KEY", kKey, 1);
+    setenv("WHIPPY_API_KEY", kKey, 1);
+    setenv("REPLYIO_API_KEY", kKey, 1);
+    execl(worker_binary.c_str(), worker_binary.c_str(), "--log-level", "warn", "run", "--config",
+          config_path.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+// Whether `group` has committed all of `topic`'s `events` messages.
+bool ZeroLag(const std::string& bootstrap, const std::string& group, const std::string& topic,
+             size_t events) {
+  try {
+    auto lags = kafka::QueryGroupLag(bootstrap, group, topic);
+    int64_t end = 0;
+    for (const auto& lag : lags) end += lag.log_end;
+    return static_cast<size_t>(end) >= events && kafka::TotalLag(lags) == 0;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Contacts carried by the provider requests the simulator answered 2xx.
+double ContactsSent(const sim::Simulator& sim) {
+  double total = 0;
+  for (const sim::RequestRecord& record : sim.RequestLog()) {
+    if (record.status < 200 || record.status >= 300) continue;
+    rapidjson::Document doc;
+    doc.Parse(record.body.data(), record.body.size());
+    if (doc.HasParseError() || !doc.IsObject()) continue;
+    auto contacts = doc.FindMember("contacts");
+    if (contacts != doc.MemberEnd() && contacts->value.IsArray()) total += contacts->value.Size();
+  }
+  return total;
+}
+
+// crash: one clean run of a backlog, then the same backlog for another group
+// with `kills` SIGKILLs at random moments of its work, each followed by a
+// restart, and a last run to zero lag. Offsets are committed only after the
+// provider confirmed, so a kill loses nothing; what the next owner repeats is
+// the work after the committed offsets.
+Result RunCrash(const Scenario& s, const std::string& worker_binary) {
+  Result result;
+  result.scenario = s;
+  std::printf("%-16s %9zu events over %zu contacts, %d kills ...", s.name.c_str(), s.events,
+              s.contacts, s.kills);
+  std::fflush(stdout);
+  kafka::TestBroker broker;
+  const std::string topic = "bench-" + s.name;
+  broker.CreateTopic(topic, kPartitions);
+  sim::Simulator::Options sim_options;
+  sim_options.api_keys = {{"replify", kKey}};
+  sim_options.threads = 64;
+  sim_options.request_log_limit = 1'000'000;
+  sim_options.request_log_max_bytes = size_t{1} << 30;
+  sim_options.knobs.latency = std::chrono::milliseconds(s.latency_ms);
+  sim::Simulator simulator(sim_options);
+  simulator.Start();
+  worker::SampleOptions sample;
+  sample.events = s.events;
+  sample.contacts = s.contacts;
+  sample.seed = 7;
+  const auto events = worker::GenerateSampleEvents(sample);
+  {
+    kafka::Producer producer(broker.BootstrapServers(), {{"linger.ms", "20"}});
+    for (const auto& event : events) producer.Produce(topic, event.key, event.payload);
+    producer.Flush(std::chrono::minutes(5));
+  }
+  const std::string config_path =
+      (std::filesystem::temp_directory_path() / ("crmsync-bench-" + s.name + ".json")).string();
+  // One run of `group` until zero lag (or `kill_after`, then SIGKILL); the
+  // operations it held just before a kill.
+  auto run = [&](const std::string& group, std::optional<std::chrono::milliseconds> kill_after) {
+    const int metrics_port = FreePort();
+    std::ofstream(config_path) << ConfigJson(s, broker.BootstrapServers(), topic,
+                                             simulator.BaseUrl("replify"), metrics_port, group);
+    const pid_t pid = StartWorker(worker_binary, config_path);
+    httplib::Client client("127.0.0.1", metrics_port);
+    double pending = 0;
+    std::optional<Clock::time_point> working;  // first event past the takeover wait
+    const auto deadline = Clock::now() + std::chrono::minutes(5);
+    while (Clock::now() < deadline &&
+           !ZeroLag(broker.BootstrapServers(), group, topic, events.size())) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (!kill_after) continue;
+      auto res = client.Get("/metrics");
+      if (!res) continue;
+      if (!working && MetricSum(res->body, "crmsync_events_consumed_total") > 0) {
+        working = Clock::now();
+      }
+      pending = MetricSum(res->body, "crmsync_operations_pending");
+      if (working && Clock::now() - *working >= *kill_after) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        return std::optional<double>(pending);
+      }
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+    return std::optional<double>();
+  };
+
+  run("bench-crash-clean", std::nullopt);
+  result.contacts_sent_clean = ContactsSent(simulator);
+  const auto clean_state = simulator.ReplifyCampaigns();
+  simulator.Reset();
+
+  std::mt19937 random(20261203);
+  std::uniform_int_distribution<int> work_ms(300, 1500);
+  const auto started = Clock::now();
+  for (int k = 0; k < s.kills; ++k) {
+    const auto pending = run("bench-crash", std::chrono::milliseconds(work_ms(random)));
+    if (!pending) break;  // the backlog was done before this kill
+    ++result.kills;
+    result.pending_at_kill += *pending;
+  }
+  if (result.kills > 0) result.pending_at_kill /= result.kills;
+  run("bench-crash", std::nullopt);
+  result.seconds = result.active_seconds =
+      std::chrono::duration<double>(Clock::now() - started).count();
+  result.contacts_sent_crash = ContactsSent(simulator);
+  result.crash_state_matches = simulator.ReplifyCampaigns() == clean_state;
+  std::filesystem::remove(config_path);
+  std::printf(" %.1f s\n", result.seconds);
+  return result;
+}
+
 Result Run(const Scenario& s, const std::string& worker_binary) {
+  if (s.kills > 0) return RunCrash(s, worker_binary);
   Result result;
   result.scenario = s;
   std::printf("%-16s %9zu events over %zu contacts ...", s.name.c_str(), s.events, s.contacts);
@@ -390,15 +566,7 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
                                                   simulator.BaseUrl("replify"), metrics_port));
 
   const auto started = Clock::now();
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("REPLIFY_API_KEY", kKey, 1);
-    setenv("WHIPPY_API_KEY", kKey, 1);
-    setenv("REPLYIO_API_KEY", kKey, 1);
-    execl(worker_binary.c_str(), worker_binary.c_str(), "--log-level", "warn", "run", "--config",
-          config_path.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = StartWorker(worker_binary, config_path);
   httplib::Client client("127.0.0.1", metrics_port);
   std::thread producer;
   if (s.produce_rate > 0) {
@@ -415,6 +583,8 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
 
   std::optional<Clock::time_point> first_consumed;
   std::optional<double> http_429_first_second;
+  std::optional<Buckets> latency_at_warm_up;
+  const std::string latency = "crmsync_delivery_latency_seconds";
   const auto deadline = Clock::now() + std::chrono::minutes(20);
   while (Clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -427,6 +597,11 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
       }
       continue;
     }
+    if (s.produce_rate > 0 && !latency_at_warm_up && Clock::now() - *first_consumed >= kWarmUp) {
+      if (auto res = client.Get("/metrics")) {
+        latency_at_warm_up = HistogramBuckets(res->body, latency);
+      }
+    }
     if (!http_429_first_second && Clock::now() - *first_consumed >= std::chrono::seconds(1)) {
       auto res = client.Get("/metrics");
       if (res) {
@@ -434,13 +609,7 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
             MetricSum(res->body, "crmsync_http_requests_total", {"code=\"429\""});
       }
     }
-    try {
-      auto lags = kafka::QueryGroupLag(broker.BootstrapServers(), "bench-" + s.name, topic);
-      int64_t end = 0;
-      for (const auto& lag : lags) end += lag.log_end;
-      if (static_cast<size_t>(end) >= events.size() && kafka::TotalLag(lags) == 0) break;
-    } catch (const std::exception&) {
-    }
+    if (ZeroLag(broker.BootstrapServers(), "bench-" + s.name, topic, events.size())) break;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.active_seconds =
@@ -449,9 +618,14 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
 
   std::string metrics;
   if (auto res = client.Get("/metrics")) metrics = res->body;
-  const std::string latency = "crmsync_delivery_latency_seconds";
-  result.p50_ms = Percentile(metrics, latency, 0.50) * 1000;
-  result.p99_ms = Percentile(metrics, latency, 0.99) * 1000;
+  const Buckets latency_buckets = HistogramBuckets(metrics, latency);
+  result.p50_ms = Percentile(latency_buckets, 0.50) * 1000;
+  result.p99_ms = Percentile(latency_buckets, 0.99) * 1000;
+  if (latency_at_warm_up) {
+    const Buckets steady = Since(latency_buckets, *latency_at_warm_up);
+    result.p50_after_warm_up_ms = Percentile(steady, 0.50) * 1000;
+    result.p99_after_warm_up_ms = Percentile(steady, 0.99) * 1000;
+  }
   result.http_429 = MetricSum(metrics, "crmsync_http_requests_total", {"code=\"429\""});
   result.http_429_after_first_second = result.http_429 - http_429_first_second.value_or(0);
   result.requests = MetricSum(metrics, "crmsync_http_requests_total");
@@ -549,6 +723,12 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
     w.Double(r.p50_ms);
     w.Key("p99_ms");
     w.Double(r.p99_ms);
+    if (r.p99_after_warm_up_ms) {
+      w.Key("p50_after_warm_up_ms");
+      w.Double(*r.p50_after_warm_up_ms);
+      w.Key("p99_after_warm_up_ms");
+      w.Double(*r.p99_after_warm_up_ms);
+    }
     w.Key("http_429");
     w.Double(r.http_429);
     w.Key("http_429_after_first_second");
@@ -562,6 +742,20 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
       w.Double(r.suppressed);
       w.Key("contact_state");
       w.Bool(r.scenario.contact_state);
+    }
+    if (r.scenario.kills > 0) {
+      w.Key("kills");
+      w.Int(r.kills);
+      w.Key("contacts_sent_clean_run");
+      w.Double(r.contacts_sent_clean);
+      w.Key("contacts_sent_with_kills");
+      w.Double(r.contacts_sent_crash);
+      w.Key("replayed_per_kill");
+      w.Double(r.kills > 0 ? (r.contacts_sent_crash - r.contacts_sent_clean) / r.kills : 0);
+      w.Key("pending_at_kill");
+      w.Double(r.pending_at_kill);
+      w.Key("final_state_matches_clean_run");
+      w.Bool(r.crash_state_matches);
     }
     if (r.ceiling) {
       w.Key("ceiling_events_per_s");
@@ -597,6 +791,21 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
         "%.2fx its cpu per event\n",
         r.scenario.name.c_str(), python_eps, *r.python_cpu_us_per_event, eps / python_eps,
         r.worker_cpu_us_per_event / *r.python_cpu_us_per_event);
+  }
+  for (const Result& r : results) {
+    if (r.scenario.kills == 0) continue;
+    std::printf(
+        "%-16s %d kills: %.0f contacts sent against %.0f without kills, %.0f replayed per kill "
+        "(%.0f operations held at a kill); final state %s the clean run's\n",
+        r.scenario.name.c_str(), r.kills, r.contacts_sent_crash, r.contacts_sent_clean,
+        r.kills > 0 ? (r.contacts_sent_crash - r.contacts_sent_clean) / r.kills : 0,
+        r.pending_at_kill, r.crash_state_matches ? "equals" : "DIFFERS FROM");
+  }
+  for (const Result& r : results) {
+    if (!r.p99_after_warm_up_ms) continue;
+    std::printf("%-16s after the first %lld s: p50 %.1f ms, p99 %.1f ms\n", r.scenario.name.c_str(),
+                static_cast<long long>(kWarmUp.count()), *r.p50_after_warm_up_ms,
+                *r.p99_after_warm_up_ms);
   }
   for (const Result& r : results) {
     if (!r.scenario.crm_noise) continue;
@@ -643,6 +852,8 @@ int main(int argc, char** argv) {
       {"crm-noise", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false, true},
       {"crm-noise-state", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false,
        true, true},
+      // Ten SIGKILLs while a backlog is worked off at 50 ms a request.
+      {"crash", 50'000 / scale, 5'000 / scale, 50, true, 20, 4, 0, 0, false, false, false, 10},
   };
   const std::string worker = (std::filesystem::path(argv[0]).parent_path() / "crmsync").string();
   std::vector<crmsync::bench::Result> results;
