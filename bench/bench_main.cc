@@ -112,6 +112,11 @@ struct Result {
   double contacts_sent_clean = 0;
   double pending_at_kill = 0;
   bool crash_state_matches = false;
+  // The same for the Python baseline, when run.
+  int python_kills = 0;
+  double python_contacts_sent_crash = 0;
+  double python_contacts_sent_clean = 0;
+  bool python_crash_state_matches = false;
 };
 
 // Runs the Python baseline worker to the end of the topic; its active
@@ -233,6 +238,12 @@ std::vector<worker::SampleEvent> CrmNoiseEvents(size_t events, size_t contacts) 
   return out;
 }
 
+// The state changelog of `group` (each group its own, as two deployments
+// of the worker would have; "" is the scenario's group).
+std::string ChangelogTopic(const std::string& topic, const std::string& group) {
+  return topic + (group.empty() ? "" : "." + group) + ".crmsync-state";
+}
+
 std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const std::string& topic,
                        const std::string& base_url, int metrics_port,
                        const std::string& group = "") {
@@ -267,7 +278,8 @@ std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const st
       << kCampaign << R"(", "action": "upsert")"
       << (s.crm_noise ? R"(, "metadataProperties": ["tier"])" : "") << R"(}]}],)"
       << (s.contact_state ? R"(
- "state": {"enabled": true, "createTopics": false},)"
+ "state": {"enabled": true, "createTopics": false, "changelogTopic": ")" +
+                                ChangelogTopic(topic, group) + R"("},)"
                           : "")
       << R"(
  "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,)"
@@ -442,6 +454,12 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
   sim_options.knobs.latency = std::chrono::milliseconds(s.latency_ms);
   sim::Simulator simulator(sim_options);
   simulator.Start();
+  const std::string clean_group = "bench-" + s.name + "-clean";
+  const std::string crash_group = "bench-" + s.name;
+  if (s.contact_state) {
+    broker.CreateTopic(ChangelogTopic(topic, clean_group), kPartitions);
+    broker.CreateTopic(ChangelogTopic(topic, crash_group), kPartitions);
+  }
   worker::SampleOptions sample;
   sample.events = s.events;
   sample.contacts = s.contacts;
@@ -486,7 +504,7 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
     return std::optional<double>();
   };
 
-  run("bench-crash-clean", std::nullopt);
+  run(clean_group, std::nullopt);
   result.contacts_sent_clean = ContactsSent(simulator);
   const auto clean_state = simulator.ReplifyCampaigns();
   simulator.Reset();
@@ -495,18 +513,69 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
   std::uniform_int_distribution<int> work_ms(300, 1500);
   const auto started = Clock::now();
   for (int k = 0; k < s.kills; ++k) {
-    const auto pending = run("bench-crash", std::chrono::milliseconds(work_ms(random)));
+    const auto pending = run(crash_group, std::chrono::milliseconds(work_ms(random)));
     if (!pending) break;  // the backlog was done before this kill
     ++result.kills;
     result.pending_at_kill += *pending;
   }
   if (result.kills > 0) result.pending_at_kill /= result.kills;
-  run("bench-crash", std::nullopt);
+  run(crash_group, std::nullopt);
   result.seconds = result.active_seconds =
       std::chrono::duration<double>(Clock::now() - started).count();
   result.contacts_sent_crash = ContactsSent(simulator);
   result.crash_state_matches = simulator.ReplifyCampaigns() == clean_state;
   std::filesystem::remove(config_path);
+
+  if (s.python_baseline) {
+    // The script killed the same way: a clean run, then ten kills at random
+    // moments after its first request, and a last run to zero lag.
+    const std::string script = std::string(CRMSYNC_SOURCE_DIR) + "/bench/python_worker.py";
+    const std::string url = simulator.BaseUrl("replify") + "/campaigns/" + kCampaign + "/contacts";
+    auto python = [&](const std::string& group,
+                      std::optional<std::chrono::milliseconds> kill_after) {
+      const uint64_t requests_before = simulator.GetCounters().requests;
+      const pid_t pid = fork();
+      if (pid == 0) {
+        setenv("REPLIFY_API_KEY", kKey, 1);
+        execl("/usr/bin/python3", "python3", script.c_str(), "--bootstrap",
+              broker.BootstrapServers().c_str(), "--topic", topic.c_str(), "--group", group.c_str(),
+              "--url", url.c_str(), "--events", "1000000000000", "--session-timeout-ms", "4000",
+              static_cast<char*>(nullptr));
+        _exit(127);
+      }
+      std::optional<Clock::time_point> working;
+      bool killed = false;
+      const auto deadline = Clock::now() + std::chrono::minutes(10);
+      while (Clock::now() < deadline &&
+             !ZeroLag(broker.BootstrapServers(), group, topic, events.size())) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (!kill_after) continue;
+        if (!working && simulator.GetCounters().requests > requests_before) working = Clock::now();
+        if (working && Clock::now() - *working >= *kill_after) {
+          killed = true;
+          break;
+        }
+      }
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+      return killed;
+    };
+    simulator.Reset();
+    python(clean_group + "-python", std::nullopt);
+    result.python_contacts_sent_clean = ContactsSent(simulator);
+    const auto python_clean_state = simulator.ReplifyCampaigns();
+    simulator.Reset();
+    std::mt19937 python_random(20261203);
+    for (int k = 0; k < s.kills; ++k) {
+      if (!python(crash_group + "-python", std::chrono::milliseconds(work_ms(python_random)))) {
+        break;
+      }
+      ++result.python_kills;
+    }
+    python(crash_group + "-python", std::nullopt);
+    result.python_contacts_sent_crash = ContactsSent(simulator);
+    result.python_crash_state_matches = simulator.ReplifyCampaigns() == python_clean_state;
+  }
   std::printf(" %.1f s\n", result.seconds);
   return result;
 }
@@ -523,7 +592,7 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   broker.CreateTopic(topic, kPartitions);
   // The mock cluster does not answer CreateTopics: the state changelog is
   // made here, co-partitioned with the input.
-  if (s.contact_state) broker.CreateTopic(topic + ".crmsync-state", kPartitions);
+  if (s.contact_state) broker.CreateTopic(ChangelogTopic(topic, ""), kPartitions);
   sim::Simulator::Options sim_options;
   sim_options.api_keys = {{"replify", kKey}, {"whippy", kKey}, {"replyio", kKey}};
   sim_options.threads = 64;
@@ -698,10 +767,15 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
   for (const Result& r : results) {
     const double eps = r.scenario.events / r.active_seconds;
     const double ops_per_event = r.operations / static_cast<double>(r.scenario.events);
-    std::printf("%-16s %9zu %8.1f %8.1f %10.0f %10.1f %8.1f %8.1f %8.1f %6.0f %8.3f %12.0f %7.2f\n",
-                r.scenario.name.c_str(), r.scenario.events, r.seconds, r.active_seconds, eps,
-                r.worker_cpu_us_per_event, r.peak_rss_mb, r.p50_ms, r.p99_ms, r.http_429,
-                ops_per_event, r.ceiling.value_or(0), r.ceiling ? eps / *r.ceiling : 0);
+    // A crash scenario's figures are its own (printed below); its time is
+    // mostly sessions expiring after kills.
+    if (r.scenario.kills == 0) {
+      std::printf(
+          "%-16s %9zu %8.1f %8.1f %10.0f %10.1f %8.1f %8.1f %8.1f %6.0f %8.3f %12.0f %7.2f\n",
+          r.scenario.name.c_str(), r.scenario.events, r.seconds, r.active_seconds, eps,
+          r.worker_cpu_us_per_event, r.peak_rss_mb, r.p50_ms, r.p99_ms, r.http_429, ops_per_event,
+          r.ceiling.value_or(0), r.ceiling ? eps / *r.ceiling : 0);
+    }
     w.StartObject();
     w.Key("scenario");
     w.String(r.scenario.name);
@@ -756,6 +830,24 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
       w.Double(r.pending_at_kill);
       w.Key("final_state_matches_clean_run");
       w.Bool(r.crash_state_matches);
+      if (r.scenario.python_baseline) {
+        w.Key("python_baseline");
+        w.StartObject();
+        w.Key("kills");
+        w.Int(r.python_kills);
+        w.Key("contacts_sent_clean_run");
+        w.Double(r.python_contacts_sent_clean);
+        w.Key("contacts_sent_with_kills");
+        w.Double(r.python_contacts_sent_crash);
+        w.Key("replayed_per_kill");
+        w.Double(r.python_kills > 0
+                     ? (r.python_contacts_sent_crash - r.python_contacts_sent_clean) /
+                           r.python_kills
+                     : 0);
+        w.Key("final_state_matches_clean_run");
+        w.Bool(r.python_crash_state_matches);
+        w.EndObject();
+      }
     }
     if (r.ceiling) {
       w.Key("ceiling_events_per_s");
@@ -800,6 +892,17 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
         r.scenario.name.c_str(), r.kills, r.contacts_sent_crash, r.contacts_sent_clean,
         r.kills > 0 ? (r.contacts_sent_crash - r.contacts_sent_clean) / r.kills : 0,
         r.pending_at_kill, r.crash_state_matches ? "equals" : "DIFFERS FROM");
+    if (r.scenario.python_baseline) {
+      std::printf(
+          "%-16s python baseline, %d kills: %.0f contacts sent against %.0f without kills, %.0f "
+          "replayed per kill; final state %s its clean run's\n",
+          r.scenario.name.c_str(), r.python_kills, r.python_contacts_sent_crash,
+          r.python_contacts_sent_clean,
+          r.python_kills > 0
+              ? (r.python_contacts_sent_crash - r.python_contacts_sent_clean) / r.python_kills
+              : 0,
+          r.python_crash_state_matches ? "equals" : "differs from");
+    }
   }
   for (const Result& r : results) {
     if (!r.p99_after_warm_up_ms) continue;
@@ -847,13 +950,22 @@ int main(int argc, char** argv) {
       // Half the latency-100ms ceiling, produced steadily while the worker
       // keeps up: p50/p99 are the latency of a worker that is not behind.
       {"steady-100ms", 100'000 / scale, 50'000 / scale, 100, false, 500, 4, 0, 10'000},
+      // What steady-100ms's latency is made of: the same load without
+      // provider latency (Kafka and the worker), and twice the slots at
+      // twice the load (the three actions of the stream, each in requests
+      // of its own, leave four slots no room).
+      {"steady-0ms", 100'000 / scale, 50'000 / scale, 0, false, 500, 4, 0, 10'000},
+      {"steady-100ms-8", 200'000 / scale, 50'000 / scale, 100, false, 500, 8, 0, 20'000},
       // The same CRM stream twice: without contact state every update is
       // sent; with it, updates the provider would not see are suppressed.
       {"crm-noise", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false, true},
       {"crm-noise-state", 100'000 / scale, 20'000 / scale, 10, false, 500, 16, 0, 5'000, false,
        true, true},
       // Ten SIGKILLs while a backlog is worked off at 50 ms a request.
-      {"crash", 50'000 / scale, 5'000 / scale, 50, true, 20, 4, 0, 0, false, false, false, 10},
+      {"crash", 50'000 / scale, 5'000 / scale, 50, true, 20, 4, 0, 0, true, false, false, 10},
+      // The same with contact state: replayed messages the provider had
+      // confirmed before the kill are skipped (docs/STATE.md).
+      {"crash-state", 50'000 / scale, 5'000 / scale, 50, true, 20, 4, 0, 0, false, false, true, 10},
   };
   const std::string worker = (std::filesystem::path(argv[0]).parent_path() / "crmsync").string();
   std::vector<crmsync::bench::Result> results;

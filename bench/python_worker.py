@@ -49,16 +49,22 @@ def main():
     parser.add_argument("--url", required=True, help="Replify campaign contacts URL")
     parser.add_argument("--events", type=int, required=True)
     parser.add_argument("--report", help="file for the seconds from first message to done")
+    parser.add_argument("--session-timeout-ms", type=int,
+                        help="session.timeout.ms (the bench's crash scenario: 4000)")
     args = parser.parse_args()
 
     session = requests.Session()
     headers = {"x-api-key": os.environ["REPLIFY_API_KEY"], "Content-Type": "application/json"}
-    consumer = Consumer({
+    settings = {
         "bootstrap.servers": args.bootstrap,
         "group.id": args.group,
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
-    })
+    }
+    if args.session_timeout_ms:
+        settings["session.timeout.ms"] = args.session_timeout_ms
+        settings["heartbeat.interval.ms"] = 300
+    consumer = Consumer(settings)
     consumer.subscribe([args.topic])
     consumed = 0
     first = None

@@ -227,6 +227,15 @@ std::string StateToJson(const ContactState& state) {
     }
     writer.EndObject();
   }
+  if (!state.delivered_at.empty()) {
+    writer.Key("a");
+    writer.StartObject();
+    for (const auto& [target, offset] : state.delivered_at) {
+      WriteString(writer, target);
+      writer.Int64(offset);
+    }
+    writer.EndObject();
+  }
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -274,6 +283,13 @@ std::optional<ContactState> StateFromJson(std::string_view text, std::string& er
       if (!entry.value.IsString()) continue;
       state.delivered[std::string(StringOf(entry.name))] =
           std::strtoull(entry.value.GetString(), nullptr, 16);
+    }
+  }
+  if (auto at = doc.FindMember("a"); at != doc.MemberEnd() && at->value.IsObject()) {
+    for (const auto& entry : at->value.GetObject()) {
+      if (entry.value.IsInt64()) {
+        state.delivered_at[std::string(StringOf(entry.name))] = entry.value.GetInt64();
+      }
     }
   }
   return state;

@@ -54,6 +54,10 @@ struct ContactState {
   // "<provider>/<target>" -> hash of the last operation the provider
   // confirmed for this contact (OperationHash).
   std::map<std::string, uint64_t> delivered;
+  // "<provider>/<target>" -> input offset of the latest message whose
+  // operation there the provider confirmed: a replay of that message, or of
+  // an earlier one of the contact, is already done there.
+  std::map<std::string, int64_t> delivered_at;
 
   static constexpr size_t kMaxHistory = 8;
 

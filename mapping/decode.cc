@@ -179,12 +179,15 @@ std::optional<std::string> OptionalString(const rapidjson::Value& object, const 
 FieldSet FieldsCarried(const CrmEvent& event) {
   FieldSet fields;
   fields.reserve(5 + event.contact.properties.size());
-  if (event.contact.first_name) fields.insert("contact.firstName");
-  if (event.contact.last_name) fields.insert("contact.lastName");
-  if (event.contact.email) fields.insert("contact.email");
-  if (event.contact.phone) fields.insert("contact.phone");
-  if (event.status) fields.insert("status");
-  for (const auto& [name, value] : event.contact.properties) fields.insert("properties." + name);
+  // In sorted order: "contact.*" < "properties.*" (the map is sorted) < "status".
+  if (event.contact.email) fields.push_back("contact.email");
+  if (event.contact.first_name) fields.push_back("contact.firstName");
+  if (event.contact.last_name) fields.push_back("contact.lastName");
+  if (event.contact.phone) fields.push_back("contact.phone");
+  for (const auto& [name, value] : event.contact.properties) {
+    fields.push_back("properties." + name);
+  }
+  if (event.status) fields.push_back("status");
   return fields;
 }
 
@@ -256,8 +259,10 @@ DecodeResult CheckCanonical(CrmEvent event, std::string_view kind_text, bool has
                            "' must not contain ':' (it separates key and value in the Kafka key)",
                        "/externalIdKey", ""};
   }
+  // Fields the event carries are references by construction, but for a
+  // property without a name.
   for (const std::string& field : event.changed_fields) {
-    if (!IsFieldReference(field)) {
+    if ((has_changed_fields || field == "properties.") && !IsFieldReference(field)) {
       return DecodeError{"changedFields item '" + Echo(field) +
                              "' is not a field reference (e.g. properties.tier, contact.email)",
                          "/changedFields", ""};

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <utility>
 
 namespace crmsync::mapping {
@@ -14,6 +15,11 @@ FieldSet::FieldSet(std::initializer_list<std::string> fields) {
 bool FieldSet::contains(std::string_view field) const {
   const auto it = std::lower_bound(fields_.begin(), fields_.end(), field);
   return it != fields_.end() && *it == field;
+}
+
+void FieldSet::push_back(std::string field) {
+  assert(fields_.empty() || fields_.back() < field);
+  fields_.push_back(std::move(field));
 }
 
 bool FieldSet::insert(std::string field) {

@@ -104,6 +104,21 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
               replayed = true;
             }
           }
+          if (!replayed && message.offset < prior->offset) {
+            // Older than the history: the current state holds later
+            // messages (a later status would make an upsert of this one a
+            // stop-outreach). The nearest state kept after it is the
+            // closest to the one before it; the next messages of the
+            // contact then follow on from this one.
+            const mapping::ContactState::Before* nearest = nullptr;
+            for (const auto& entry : prior->history) {
+              if (entry.offset > message.offset && (!nearest || entry.offset < nearest->offset)) {
+                nearest = &entry;
+              }
+            }
+            if (nearest) before = nearest->snapshot;
+            replayed = true;  // not added to the history
+          }
         }
       }
       if (!before && event.kind == mapping::EventKind::kDeleted && !HasIdentity(event.contact)) {

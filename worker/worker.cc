@@ -781,6 +781,16 @@ std::string TargetOf(const std::string& provider, const std::string& target) {
   return provider + "/" + target;
 }
 
+// The provider confirmed, at `target`, this message or a later one of the
+// contact: a replay of it (after a crash, a lost partition or a drain that
+// ran out of time) is already done there. The contact's replayed messages
+// come in offset order, so those skipped are always a prefix of them and
+// nothing older is sent after a newer one was skipped.
+bool AlreadyDone(const mapping::ContactState& state, const std::string& target, int64_t offset) {
+  auto at = state.delivered_at.find(target);
+  return at != state.delivered_at.end() && offset <= at->second;
+}
+
 }  // namespace
 
 void Worker::SuppressUnchanged(const MessageRef& origin,
@@ -802,6 +812,14 @@ void Worker::SuppressUnchanged(const MessageRef& origin,
           ++stats_.suppressed;
           metrics_.OperationSuppressed(op.provider);
           spdlog::debug("{}@{}: {} already has this operation of the contact; not sent",
+                        origin.tp.ToString(), origin.offset, target);
+          continue;
+        }
+        if (AlreadyDone(*state, target, origin.offset)) {
+          ++stats_.suppressed;
+          ++stats_.replays_skipped;
+          metrics_.OperationSuppressed(op.provider);
+          spdlog::debug("{}@{}: replayed; {} confirmed this or a later message of the contact",
                         origin.tp.ToString(), origin.offset, target);
           continue;
         }
@@ -849,13 +867,19 @@ void Worker::RecordProjection(const Finished& finished) {
     if (auto state = state_->Get(finished.origin.tp, contact)) {
       const bool delivered = finished.kind != providers::OutcomeKind::kReject;
       auto known = state->delivered.find(target);
-      const bool unchanged = delivered ? known != state->delivered.end() && known->second == hash
-                                       : known == state->delivered.end();
+      auto at = state->delivered_at.find(target);
+      const bool unchanged =
+          delivered ? known != state->delivered.end() && known->second == hash &&
+                          at != state->delivered_at.end() && at->second >= finished.origin.offset
+                    : known == state->delivered.end() && at == state->delivered_at.end();
       if (!unchanged) {
         if (delivered) {
           state->delivered[target] = hash;
+          int64_t& done_at = state->delivered_at[target];
+          done_at = std::max(done_at, finished.origin.offset);
         } else {
           state->delivered.erase(target);
+          state->delivered_at.erase(target);
         }
         // Not tied to the message: a lost projection only costs a resend.
         state_->Apply(finished.origin.tp, contact, std::move(state), std::nullopt);

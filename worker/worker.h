@@ -66,8 +66,11 @@ struct WorkerStats {
   std::atomic<uint64_t> revokes{0};                   // rebalances that revoked partitions
   std::atomic<uint64_t> losses{0};                    // rebalances that found partitions lost
   // Contact state (state.enabled).
-  std::atomic<uint64_t> skipped{0};            // messages skipped: contact unknown or incomplete
-  std::atomic<uint64_t> suppressed{0};         // operations the provider already had
+  std::atomic<uint64_t> skipped{0};     // messages skipped: contact unknown or incomplete
+  std::atomic<uint64_t> suppressed{0};  // operations the provider already had
+  // Of those, operations of replayed messages the provider had confirmed
+  // before the crash or rebalance (contact state's delivered_at).
+  std::atomic<uint64_t> replays_skipped{0};
   std::atomic<uint64_t> restored_contacts{0};  // contact states restored on assignment
 };
 

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <thread>
 
 #include "mapping/config.h"
@@ -30,6 +31,7 @@
 #include "worker/kafka/admin.h"
 #include "worker/kafka/producer.h"
 #include "worker/metrics.h"
+#include "worker/sample_events.h"
 #include "worker/worker.h"
 
 namespace crmsync::testing {
@@ -487,6 +489,100 @@ TEST_P(StateTest, ARebalanceHandsTheStateToTheNewOwner) {
   EXPECT_TRUE(WaitFor([&] { return Committed(); }, seconds(30)));
   ExpectDatabase("first");
   ExpectDatabase("second");
+}
+
+// What the providers hold: the simulator's state without its counters.
+std::string HeldByProviders(const sim::Simulator& sim) {
+  rapidjson::Document doc;
+  doc.Parse(sim.StateJson().c_str());
+  doc.RemoveMember("counters");
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  doc.Accept(writer);
+  return buffer.GetString();
+}
+
+// The identities a provider request names (Reply.io names contacts by id:
+// their emails, from the simulator's state).
+std::string Identities(const sim::Simulator& sim, const sim::RequestRecord& request) {
+  std::string text = request.body + " " + request.query;
+  rapidjson::Document body;
+  body.Parse(request.body.c_str());
+  if (!body.IsObject() || !body.HasMember("contactIds")) return text;
+  rapidjson::Document held;
+  held.Parse(sim.StateJson().c_str());
+  for (const auto& id : body["contactIds"].GetArray()) {
+    for (const auto& contact : held["replyio"]["contacts"].GetArray()) {
+      if (contact["id"].GetInt64() == id.GetInt64())
+        text += std::string(" ") + contact["email"].GetString();
+    }
+  }
+  return text;
+}
+
+// A new owner replays from an older offset (here: a second group on the same
+// changelog replays the whole topic, as after a crash that committed
+// nothing). The contact's state records, per target, the latest input offset
+// whose operation the provider confirmed: nothing at or below it is sent
+// again, whatever the contact's history holds, and the providers keep what
+// they have. Messages after it (new ones here) are sent as usual.
+TEST_P(StateTest, ReplayedMessagesTheProviderConfirmedAreNotSentAgain) {
+  worker::SampleOptions options;
+  options.events = 150;
+  options.contacts = 30;
+  options.seed = 1203;
+  const auto events = worker::GenerateSampleEvents(options);
+  std::map<std::string, size_t> per_contact;
+  for (const auto& event : events) ++per_contact[event.key];
+  ASSERT_TRUE(std::any_of(per_contact.begin(), per_contact.end(), [](const auto& entry) {
+    return entry.second > mapping::ContactState::kMaxHistory;
+  })) << "the stream must have a contact with more messages than its history keeps";
+  auto produce = [&](const std::vector<worker::SampleEvent>& batch) {
+    kafka::Producer producer(Bootstrap());
+    for (const auto& event : batch) producer.Produce(topic_, event.key, event.payload);
+    producer.Flush();
+  };
+  produce(events);
+  {
+    RunningWorker first(Config("first"));
+    ASSERT_TRUE(WaitFor([&] { return Committed(); }, seconds(60)));
+    first.Stop();
+  }
+  const std::string held = HeldByProviders(*simulator_);
+  const size_t sent = simulator_->RequestLog().size();
+
+  const std::string first_state = StateRoot();
+  group_ += "-replay";
+  RunningWorker second(Config("second"));
+  ASSERT_TRUE(WaitFor([&] { return Committed(); }, seconds(60)));
+  EXPECT_GT(second.Stats().restored_contacts, 0u);
+  EXPECT_GT(second.Stats().replays_skipped, 0u);
+  EXPECT_EQ(simulator_->RequestLog().size(), sent) << "the replay sent requests again";
+  EXPECT_TRUE(HeldByProviders(*simulator_) == held) << "the replay changed what providers hold";
+
+  // New messages of three contacts (their first events again, at new offsets).
+  std::vector<worker::SampleEvent> again;
+  std::set<std::string> contacts;
+  for (const auto& event : events) {
+    if (contacts.size() < 3 && event.event.kind == mapping::EventKind::kCreated &&
+        contacts.insert(*event.event.contact.email).second) {
+      again.push_back(event);
+    }
+  }
+  produce(again);
+  ASSERT_TRUE(WaitFor([&] { return Committed(); }, seconds(60)));
+  second.Stop();
+  std::filesystem::remove_all(first_state);
+  const auto log = simulator_->RequestLog();
+  EXPECT_GT(log.size(), sent) << "new messages after the replay are sent";
+  for (size_t i = sent; i < log.size(); ++i) {
+    const std::string text = Identities(*simulator_, log[i]);
+    EXPECT_TRUE(
+        std::any_of(contacts.begin(), contacts.end(),
+                    [&](const std::string& email) { return text.find(email) != text.npos; }))
+        << "a request for a contact without new messages: " << log[i].provider << " " << log[i].path
+        << " " << text;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StateTest, ::testing::Values("memory", "rocksdb"),

@@ -128,6 +128,7 @@ TEST(ContactStateTest, ChangelogRecordRoundTrips) {
   state.offset = 41;
   state.history = {{40, std::nullopt}, {41, mapping::ContactSnapshot{}}};
   state.delivered = {{"replify/" + std::string(kCampaign), 0xfedcba9876543210ull}};
+  state.delivered_at = {{"replify/" + std::string(kCampaign), 41}};
   std::string error;
   const auto parsed = mapping::StateFromJson(mapping::StateToJson(state), error);
   ASSERT_TRUE(parsed) << error;
