@@ -26,6 +26,7 @@
 #include <map>
 #include <optional>
 #include <random>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -279,7 +280,7 @@ std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const st
       << (s.crm_noise ? R"(, "metadataProperties": ["tier"])" : "") << R"(}]}],)"
       << (s.contact_state ? R"(
  "state": {"enabled": true, "createTopics": false, "changelogTopic": ")" +
-                                ChangelogTopic(topic, group) + R"("},)"
+                                ChangelogTopic("{topic}", group) + R"("},)"
                           : "")
       << R"(
  "worker": {"commitIntervalMs": 200, "maxPendingOperations": 100000,)"
@@ -432,6 +433,35 @@ double ContactsSent(const sim::Simulator& sim) {
   return total;
 }
 
+using Campaigns = std::map<std::string, std::map<std::string, sim::ReplifyContact>>;
+
+// A few of the contacts whose Replify state differs, for whoever investigates.
+void PrintDifferences(const Campaigns& clean, const Campaigns& now) {
+  static const std::map<std::string, sim::ReplifyContact> kNone;
+  auto campaign = [](const Campaigns& all) -> const std::map<std::string, sim::ReplifyContact>& {
+    auto it = all.find(kCampaign);
+    return it == all.end() ? kNone : it->second;
+  };
+  const auto& a = campaign(clean);
+  const auto& b = campaign(now);
+  auto describe = [](const std::map<std::string, sim::ReplifyContact>& in,
+                     const std::string& email) {
+    auto it = in.find(email);
+    return it == in.end() ? std::string("absent") : "status '" + it->second.status + "'";
+  };
+  std::set<std::string> emails;
+  for (const auto& [email, contact] : a) emails.insert(email);
+  for (const auto& [email, contact] : b) emails.insert(email);
+  int shown = 0;
+  for (const std::string& email : emails) {
+    auto x = a.find(email), y = b.find(email);
+    if (x != a.end() && y != b.end() && x->second == y->second) continue;
+    if (++shown > 10) break;
+    std::printf("\n  %s: clean run %s, with kills %s", email.c_str(), describe(a, email).c_str(),
+                describe(b, email).c_str());
+  }
+}
+
 // crash: one clean run of a backlog, then the same backlog for another group
 // with `kills` SIGKILLs at random moments of its work, each followed by a
 // restart, and a last run to zero lag. Offsets are committed only after the
@@ -486,6 +516,9 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
     while (Clock::now() < deadline &&
            !ZeroLag(broker.BootstrapServers(), group, topic, events.size())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (waitpid(pid, nullptr, WNOHANG) == pid) {
+        throw std::runtime_error("the worker exited early (" + s.name + ", group " + group + ")");
+      }
       if (!kill_after) continue;
       auto res = client.Get("/metrics");
       if (!res) continue;
@@ -524,6 +557,7 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
       std::chrono::duration<double>(Clock::now() - started).count();
   result.contacts_sent_crash = ContactsSent(simulator);
   result.crash_state_matches = simulator.ReplifyCampaigns() == clean_state;
+  if (!result.crash_state_matches) PrintDifferences(clean_state, simulator.ReplifyCampaigns());
   std::filesystem::remove(config_path);
 
   if (s.python_baseline) {

@@ -42,9 +42,9 @@ struct ContactState {
   ContactSnapshot current;
   // Input offset of the last message merged (-1: none).
   int64_t offset = -1;
-  // The snapshot before each recent input message (by offset, ascending),
-  // at most kMaxHistory: a message delivered again after a crash or a
-  // rebalance finds the state that preceded it here.
+  // The snapshot before each input message not yet durably committed (by
+  // offset, ascending), at most kMaxHistory: a message delivered again after
+  // a crash or a rebalance finds the state that preceded it here.
   struct Before {
     int64_t offset = 0;
     std::optional<ContactSnapshot> snapshot;  // nullopt: the contact was not known yet
@@ -59,7 +59,7 @@ struct ContactState {
   // an earlier one of the contact, is already done there.
   std::map<std::string, int64_t> delivered_at;
 
-  static constexpr size_t kMaxHistory = 8;
+  static constexpr size_t kMaxHistory = 32;
 
   bool operator==(const ContactState&) const = default;
 };

@@ -133,6 +133,10 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
       mapping::ContactState next = prior.value_or(mapping::ContactState{});
       if (first_touch) {
         if (!replayed) {
+          // What is committed can never be replayed; what is not must find
+          // the state before it.
+          std::erase_if(next.history,
+                        [&](const auto& entry) { return entry.offset < state->replay_floor; });
           next.history.push_back({message.offset, before});
           if (next.history.size() > mapping::ContactState::kMaxHistory) {
             next.history.erase(next.history.begin(),

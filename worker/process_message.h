@@ -62,6 +62,9 @@ struct StateContext {
   };
   // Filled by ProcessMessage, in order; one per contact the message touched.
   std::vector<Change> changes;
+  // The partition's durably committed offset (-1: unknown): no message below
+  // it can be delivered again, so history entries below it are dropped.
+  int64_t replay_floor = -1;
 };
 
 // As above, with each event merged onto its contact's state first: the

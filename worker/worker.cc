@@ -190,6 +190,7 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
     // changes are applied below, once the message is registered.
     StateContext context;
     context.lookup = [this, &tp](const std::string& key) { return state_->Get(tp, key); };
+    if (consumer_) context.replay_floor = consumer_->DurableCommit(tp).value_or(-1);
     processed = ProcessMessage(message, config_.rules, context);
     changes = std::move(context.changes);
   } else {

@@ -65,6 +65,7 @@ class Stream {
 
   ProcessedMessage ProcessAt(const kafka::Message& message) {
     StateContext context;
+    context.replay_floor = replay_floor_;
     context.lookup = [this](const std::string& key) -> std::optional<mapping::ContactState> {
       auto it = states_.find(key);
       if (it == states_.end()) return std::nullopt;
@@ -82,8 +83,10 @@ class Stream {
   }
 
   const std::map<std::string, mapping::ContactState>& States() const { return states_; }
+  void SetReplayFloor(int64_t offset) { replay_floor_ = offset; }
 
  private:
+  int64_t replay_floor_ = -1;
   const mapping::Config& config_;
   std::map<std::string, mapping::ContactState> states_;
   int64_t offset_ = 0;
@@ -280,6 +283,34 @@ TEST(ContactStateTest, AReplayedMessageSeesTheStateBeforeIt) {
   ProcessedMessage later = stream.ProcessAt(update);
   ASSERT_EQ(later.fate, MessageFate::kOperations);
   EXPECT_EQ(later.operations.front().action, mapping::Action::kUpsert);
+}
+
+// The history keeps the state before every message that is not durably
+// committed (a replay may still bring it), up to kMaxHistory, and drops what
+// is: a contact's record does not carry snapshots nothing can ask for.
+TEST(ContactStateTest, HistoryKeepsWhatIsNotCommittedYet) {
+  const mapping::Config config = StateConfig();
+  Stream stream(config);
+  const auto records = testing::ReadFixtureStream("salesforce.txt");
+  stream.Process(records[0]);
+  kafka::Message update;
+  update.topic = "crm";
+  update.key = records[1].key;
+  update.payload = records[1].value;
+  auto history = [&] { return stream.States().begin()->second.history; };
+  for (int64_t offset = 1; offset <= 40; ++offset) {
+    update.offset = offset;
+    stream.ProcessAt(update);
+  }
+  ASSERT_EQ(history().size(), mapping::ContactState::kMaxHistory) << "nothing committed: the cap";
+  EXPECT_EQ(history().front().offset,
+            41 - static_cast<int64_t>(mapping::ContactState::kMaxHistory));
+  stream.SetReplayFloor(38);  // offsets up to 37 are committed
+  update.offset = 41;
+  stream.ProcessAt(update);
+  ASSERT_EQ(history().size(), 4u);
+  EXPECT_EQ(history().front().offset, 38);
+  EXPECT_EQ(history().back().offset, 41);
 }
 
 TEST(ContactStateTest, MetadataGetsTheAllowListNotEveryCrmColumn) {

@@ -238,6 +238,7 @@ bool Consumer::CommitSync(const std::vector<CommittedOffset>& offsets,
       spdlog::warn("kafka commit: {}", rd_kafka_event_error_string(event.get()));
       return false;
     }
+    for (const CommittedOffset& c : offsets) durable_[c.tp] = c.offset;
     KeepMetadata(offsets);
     return true;
   }
@@ -343,6 +344,11 @@ std::vector<TopicPartition> Consumer::Assignment() const {
   return ToVector(list.get());
 }
 
+std::optional<int64_t> Consumer::DurableCommit(const TopicPartition& tp) const {
+  auto it = durable_.find(tp);
+  return it == durable_.end() ? std::nullopt : std::optional(it->second);
+}
+
 std::optional<std::vector<CommittedOffset>> Consumer::Committed(
     const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const {
   std::vector<CommittedOffset> out;
@@ -358,6 +364,7 @@ std::optional<std::vector<CommittedOffset>> Consumer::Committed(
       CommittedOffset& c = out.emplace_back();
       c.tp = TopicPartition{elem.topic, elem.partition};
       c.offset = elem.offset;
+      durable_[c.tp] = c.offset;
       if (elem.metadata != nullptr) {
         c.metadata.assign(static_cast<const char*>(elem.metadata), elem.metadata_size);
       }
@@ -438,8 +445,15 @@ void Consumer::Callbacks::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
 }
 
 void Consumer::Callbacks::OnCommit(rd_kafka_t*, rd_kafka_resp_err_t err,
-                                   rd_kafka_topic_partition_list_t*, void* opaque) {
-  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) static_cast<Consumer*>(opaque)->broker_reachable_ = true;
+                                   rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+  auto* consumer = static_cast<Consumer*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) consumer->broker_reachable_ = true;
+  for (int i = 0; offsets != nullptr && i < offsets->cnt; ++i) {
+    const rd_kafka_topic_partition_t& elem = offsets->elems[i];
+    if (elem.err == RD_KAFKA_RESP_ERR_NO_ERROR && elem.offset >= 0) {
+      consumer->durable_[TopicPartition{elem.topic, elem.partition}] = elem.offset;
+    }
+  }
   // _NO_OFFSET: nothing new to commit. Other failures (e.g. REBALANCE_IN_PROGRESS)
   // are retried by the next periodic commit; they never lose data.
   if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {

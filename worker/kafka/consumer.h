@@ -117,6 +117,12 @@ class Consumer {
   // one are left out. nullopt when the coordinator did not answer.
   std::optional<std::vector<CommittedOffset>> Committed(
       const std::vector<TopicPartition>& partitions, std::chrono::milliseconds timeout) const;
+  // The group's commit of the partition the broker is known to hold: the
+  // last Committed() answer, acknowledged CommitSync() or periodic commit
+  // for it. No restart or rebalance consumes the partition from below it
+  // again (short of an offset reset). nullopt while unknown. Callbacks run
+  // in the polling thread, which is the only one to ask.
+  std::optional<int64_t> DurableCommit(const TopicPartition& tp) const;
 
   // Leaves the group (revoking through the listener) and closes the handle,
   // waiting at most `timeout`; past it the handle is abandoned without the
@@ -137,6 +143,7 @@ class Consumer {
   bool closed_ = false;
   bool abandoned_ = false;  // Close() gave up waiting
   bool broker_reachable_ = false;
+  mutable std::map<TopicPartition, int64_t> durable_;  // see DurableCommit()
 };
 
 }  // namespace crmsync::kafka
