@@ -110,7 +110,12 @@ TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
   EXPECT_TRUE(consumer.Close());
   Listener other_listener;
   Consumer other(options, &other_listener);
-  committed = other.Committed({p0}, std::chrono::seconds(10));
+  // A new member's first query can go unanswered while it looks up its
+  // coordinator on a loaded machine: asked again until it is answered.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  do {
+    committed = other.Committed({p0}, std::chrono::seconds(10));
+  } while (!committed && std::chrono::steady_clock::now() < deadline);
   ASSERT_TRUE(committed.has_value() && committed->size() == 1u);
   EXPECT_EQ(committed->front().offset, 5);
   EXPECT_EQ(committed->front().metadata, "marked");
