@@ -238,8 +238,9 @@ void Fill(const rapidjson::Value& doc, CrmEvent& event) {
 }
 
 // What the schema cannot say, on a schema-valid event (either path).
-DecodeResult CheckCanonical(CrmEvent event, std::string_view kind_text, bool has_changed_fields,
-                            std::string_view key) {
+// Completes and checks an event both canonical paths filled; the error, if any.
+std::optional<DecodeError> CheckCanonical(CrmEvent& event, std::string_view kind_text,
+                                          bool has_changed_fields, std::string_view key) {
   event.source_format = InputFormat::kCanonical;
   const std::optional<EventKind> kind = ParseEventKind(kind_text);
   if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind", ""};
@@ -268,27 +269,39 @@ DecodeResult CheckCanonical(CrmEvent event, std::string_view kind_text, bool has
                          "/changedFields", ""};
     }
   }
-  if (auto mismatch = internal::CheckKey(key, event, "")) return *std::move(mismatch);
-  return event;
+  return internal::CheckKey(key, event, "");
 }
 
-DecodeResult DecodeCanonicalDocument(const rapidjson::Value& doc, std::string_view key) {
+// The DOM and schema path into a default-constructed `event`.
+std::optional<DecodeError> DecodeCanonicalDocument(const rapidjson::Value& doc,
+                                                   std::string_view key, CrmEvent& event) {
   if (auto violation = EventSchema().FirstViolation(doc)) {
     return DecodeError{"schema violation: " + violation->message, violation->path, ""};
   }
-  CrmEvent event;
   Fill(doc, event);
   const rapidjson::Value* changed = Find(doc, "changedFields");
-  return CheckCanonical(std::move(event), OptionalString(doc, "kind").value_or(""),
+  return CheckCanonical(event, OptionalString(doc, "kind").value_or(""),
                         changed != nullptr && changed->IsArray(), key);
 }
 
-// The fast path when it can decide, else the DOM and the schema.
-DecodeResult DecodeCanonicalPayload(std::string_view payload, std::string_view key) {
-  if (std::optional<internal::CanonicalFields> fast = internal::ReadCanonicalFast(payload)) {
-    return CheckCanonical(std::move(fast->event), fast->kind, fast->has_changed_fields, key);
+std::optional<DecodeError> DecodeCanonicalDom(std::string_view payload, std::string_view key,
+                                              CrmEvent& event) {
+  char inline_dom[kInlineDomBytes];
+  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
+  rapidjson::Document doc(&allocator);
+  if (auto error = internal::ParsePayload(payload, doc, "")) return error;
+  return DecodeCanonicalDocument(doc, key, event);
+}
+
+// The fast path when it can decide, else the DOM and the schema; fills
+// `event` in place (the event is not moved from one step to the next).
+std::optional<DecodeError> DecodeCanonicalPayload(std::string_view payload, std::string_view key,
+                                                  CrmEvent& event) {
+  if (std::optional<internal::CanonicalRead> fast = internal::ReadCanonicalFast(payload, event)) {
+    return CheckCanonical(event, fast->kind, fast->has_changed_fields, key);
   }
-  return internal::DecodeCanonicalWithSchema(payload, key);
+  event = CrmEvent{};
+  return DecodeCanonicalDom(payload, key, event);
 }
 
 }  // namespace
@@ -382,17 +395,17 @@ std::string DecodeError::ToString() const {
 }
 
 DecodeResult DecodeCanonical(std::string_view payload, std::string_view key) {
-  return DecodeCanonicalPayload(payload, key);
+  CrmEvent event;
+  if (auto error = DecodeCanonicalPayload(payload, key, event)) return *std::move(error);
+  return event;
 }
 
 namespace internal {
 
 DecodeResult DecodeCanonicalWithSchema(std::string_view payload, std::string_view key) {
-  char inline_dom[kInlineDomBytes];
-  rapidjson::MemoryPoolAllocator<> allocator(inline_dom, sizeof(inline_dom));
-  rapidjson::Document doc(&allocator);
-  if (auto error = ParsePayload(payload, doc, "")) return *std::move(error);
-  return DecodeCanonicalDocument(doc, key);
+  CrmEvent event;
+  if (auto error = DecodeCanonicalDom(payload, key, event)) return *std::move(error);
+  return event;
 }
 
 }  // namespace internal
@@ -444,12 +457,10 @@ DecodeMessageResult DecodeMessage(std::string_view payload, bool null_value, std
   out.format = format == InputFormat::kAuto ? DetectFormat(payload) : format;
   const std::string name(InputFormatName(out.format));
   if (out.format == InputFormat::kCanonical) {
-    DecodeResult event = DecodeCanonicalPayload(payload, key);
-    if (auto* bad = std::get_if<DecodeError>(&event)) {
+    if (auto bad = DecodeCanonicalPayload(payload, key, out.events.emplace_back())) {
       bad->format = name;
       return *std::move(bad);
     }
-    out.events.push_back(std::get<CrmEvent>(std::move(event)));
     return out;
   }
 

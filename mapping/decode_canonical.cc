@@ -341,7 +341,7 @@ class CanonicalHandler {
 
 }  // namespace
 
-std::optional<CanonicalFields> ReadCanonicalFast(std::string_view payload) {
+std::optional<CanonicalRead> ReadCanonicalFast(std::string_view payload, CrmEvent& event) {
   if (std::memchr(payload.data(), '\0', payload.size()) != nullptr) return std::nullopt;
   // Parsed in place in a copy that ends in a NUL (the in-situ stream's end),
   // padded so that RapidJSON's 16-byte SIMD scans stay inside the buffer.
@@ -349,8 +349,7 @@ std::optional<CanonicalFields> ReadCanonicalFast(std::string_view payload) {
   buffer.assign(payload);
   buffer.append(16, '\0');
   rapidjson::InsituStringStream stream(buffer.data());
-  CanonicalFields out;
-  CanonicalHandler handler(out.event);
+  CanonicalHandler handler(event);
   rapidjson::Reader reader;
   // Strings must be valid UTF-8 (see ParsePayload); an ASCII payload is.
   constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag;
@@ -360,9 +359,7 @@ std::optional<CanonicalFields> ReadCanonicalFast(std::string_view payload) {
           : !reader.Parse<kFlags | rapidjson::kParseValidateEncodingFlag>(stream, handler)
                  .IsError();
   if (!parsed || !handler.Complete()) return std::nullopt;
-  out.kind = handler.Kind();
-  out.has_changed_fields = handler.HasChangedFields();
-  return out;
+  return CanonicalRead{handler.Kind(), handler.HasChangedFields()};
 }
 
 }  // namespace crmsync::mapping::internal

@@ -26,16 +26,16 @@ const rapidjson::Value* Find(const rapidjson::Value& object, const char* name);
 std::optional<std::string> ScalarText(const rapidjson::Value& value);
 
 // The canonical fast path (decode_canonical.cc): the event's fields read in
-// one SAX pass, if the payload certainly satisfies event.schema.json;
-// nullopt when it may not (the DOM path then decides, with its message).
-// `event.kind` and the changed fields a producer left out are not set: see
-// `kind` and `has_changed_fields`.
-struct CanonicalFields {
-  CrmEvent event;
+// one SAX pass into `event` (a default-constructed one), if the payload
+// certainly satisfies event.schema.json; nullopt when it may not (the DOM
+// path then decides, with its message, and `event` holds whatever was read
+// before the fast path gave up). `event.kind` and the changed fields a
+// producer left out are not set: see `kind` and `has_changed_fields`.
+struct CanonicalRead {
   std::string kind;
   bool has_changed_fields = false;
 };
-std::optional<CanonicalFields> ReadCanonicalFast(std::string_view payload);
+std::optional<CanonicalRead> ReadCanonicalFast(std::string_view payload, CrmEvent& event);
 
 // The canonical event of `payload` through the DOM and the JSON Schema only
 // (what the fast path falls back to), for tests comparing the two paths.

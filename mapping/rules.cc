@@ -140,10 +140,11 @@ std::optional<std::string> StatusFor(const RuleAction& action, const CrmEvent& e
   return action.default_status;
 }
 
-// The contact for one action, or nullopt with `why`.
-std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& event,
-                                  std::string& why) {
-  Contact contact;
+// Fills the contact for one action into `contact` (a default-constructed
+// one, inside the operation it goes out with); false with `why` when there
+// is none.
+bool FillContact(const RuleAction& action, const CrmEvent& event, Contact& contact,
+                 std::string& why) {
   // A removal identifies the contact and nothing else, so a stale name or
   // status can never ride along with it.
   contact.email = event.contact.email;
@@ -173,7 +174,7 @@ std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& even
     if (removal && !IsIdentityDestination(destination)) continue;
     std::optional<std::string> value = value_template.Render(event);
     if (!value) continue;
-    if (!Apply(destination, std::move(*value), contact, why)) return std::nullopt;
+    if (!Apply(destination, std::move(*value), contact, why)) return false;
   }
   switch (action.requires_contact) {
     case ContactRequirement::kNone:
@@ -181,13 +182,13 @@ std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& even
     case ContactRequirement::kEmail:
       if (!contact.email || contact.email->empty()) {
         why = "the contact has no email (" + action.provider + " identifies contacts by email)";
-        return std::nullopt;
+        return false;
       }
       break;
     case ContactRequirement::kPhone:
       if (!contact.phone || contact.phone->empty()) {
         why = "the contact has no phone (" + action.provider + " requires one)";
-        return std::nullopt;
+        return false;
       }
       break;
     case ContactRequirement::kEmailOrPhone:
@@ -195,11 +196,11 @@ std::optional<Contact> ContactFor(const RuleAction& action, const CrmEvent& even
           (!contact.phone || contact.phone->empty())) {
         why = "the contact has neither email nor phone (" + action.provider +
               " identifies contacts by them)";
-        return std::nullopt;
+        return false;
       }
       break;
   }
-  return contact;
+  return true;
 }
 
 }  // namespace
@@ -296,21 +297,22 @@ MapResult Map(const CrmEvent& event, const Rules& rules) {
     result.rule += rule.name;
     for (size_t i = 0; i < rule.actions.size(); ++i) {
       const RuleAction& action = rule.actions[i];
+      // Built where it stays: the operation is not moved out of a temporary.
+      Operation& op = result.operations.emplace_back();
       std::string why;
-      std::optional<Contact> contact = ContactFor(action, event, why);
-      if (!contact) {
+      if (!FillContact(action, event, op.contact, why)) {
+        result.operations.pop_back();
         result.skipped.push_back("rule '" + rule.name + "' action " + std::to_string(i) + " (" +
                                  action.provider + "): " + why);
         continue;
       }
-      result.operations.push_back(Operation{.provider = action.provider,
-                                            .target = action.target,
-                                            .action = action.action,
-                                            .routing = action.routing,
-                                            .options_json = action.options_json,
-                                            .options = action.options,
-                                            .contact_key = event.ContactKey(),
-                                            .contact = std::move(*contact)});
+      op.provider = action.provider;
+      op.target = action.target;
+      op.action = action.action;
+      op.routing = action.routing;
+      op.options_json = action.options_json;
+      op.options = action.options;
+      op.contact_key = event.ContactKey();
     }
     if (!rule.continue_matching) break;
   }

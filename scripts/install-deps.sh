@@ -14,6 +14,7 @@ packages=(
   libcli11-dev            # command line
   libcpp-httplib-dev      # provider simulator's HTTP server
   librocksdb-dev          # the rocksdb contact-state backend (state.backend)
+  libmimalloc-dev         # the worker's allocator (CMakeLists.txt: CRMSYNC_MIMALLOC)
   libgtest-dev libgmock-dev
   libclang-rt-14-dev      # libFuzzer and sanitizer runtimes for scripts/fuzz.sh (clang 14)
   # chart checks (tests/helm): Go builds helm (below) and tests/helm/chartcheck

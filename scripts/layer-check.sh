@@ -8,7 +8,8 @@
 #   - RocksDB only by the rocksdb state backend's source
 #     (worker/state/rocksdb_backend.cc; its header holds no RocksDB type);
 #   - the worker binary given as the argument holds no simulator code and
-#     calls no rd_kafka_mock_* function.
+#     calls no rd_kafka_mock_* function, and loads mimalloc when its build
+#     says so (CRMSYNC_MIMALLOC), before libc, so that it is the allocator.
 #
 #   scripts/layer-check.sh build/crmsync
 set -euo pipefail
@@ -43,6 +44,15 @@ mock_calls=$(nm -u "$binary" | grep -c 'rd_kafka_mock_' || true)
 if [ "$sim" != 0 ] || [ "$mock_calls" != 0 ]; then
   echo "layer-check: $binary holds $sim simulator symbol(s) and calls $mock_calls mock-cluster function(s)" >&2
   status=1
+fi
+cache="$(dirname "$binary")/CMakeCache.txt"
+if [ -f "$cache" ] && grep -q '^CRMSYNC_MIMALLOC:BOOL=ON' "$cache"; then
+  needed=$(readelf -d "$binary" | awk '/NEEDED/ { print $NF }' | tr -d '[]')
+  first=$(echo "$needed" | grep -n -e '^libmimalloc' -e '^libc\.so' | head -1 | cut -d: -f2)
+  if [[ "$first" != libmimalloc* ]]; then
+    echo "layer-check: $binary does not load mimalloc before libc (needed: $(echo $needed))" >&2
+    status=1
+  fi
 fi
 [ "$status" = 0 ] && echo "layer-check: $binary carries no simulator and no mock cluster"
 exit "$status"

@@ -155,17 +155,24 @@ void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderL
 }
 
 void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now) {
-  auto [it, inserted] = queues_.try_emplace(op.BatchKey());
-  Queue& queue = it->second;
-  if (inserted) {
-    queue.provider = op.provider;
-    queue.target = op.target;
-    queue.routing = op.routing;
-    queue.options = op.options;
-    queue.lane_key = op.provider + '\x1f' + op.target;
-    queue.lane = &lanes_[queue.lane_key];
-    queue.limits = &limits_[queue.provider];
+  if (last_queue_ == nullptr || last_queue_->provider != op.provider ||
+      last_queue_->target != op.target || last_queue_->routing != op.routing ||
+      last_queue_->options_json != op.options_json) {
+    auto [it, inserted] = queues_.try_emplace(op.BatchKey());
+    Queue& queue = it->second;
+    if (inserted) {
+      queue.provider = op.provider;
+      queue.target = op.target;
+      queue.routing = op.routing;
+      queue.options_json = op.options_json;
+      queue.options = op.options;
+      queue.lane_key = op.provider + '\x1f' + op.target;
+      queue.lane = &lanes_[queue.lane_key];
+      queue.limits = &limits_[queue.provider];
+    }
+    last_queue_ = &queue;
   }
+  Queue& queue = *last_queue_;
   Lane& lane = *queue.lane;
   const ProviderLimits& limits = *queue.limits;
   auto item = std::make_unique<Item>(std::move(op), &queue);

@@ -286,6 +286,7 @@ class Dispatcher {
     std::string provider;
     std::string target;
     std::optional<mapping::Routing> routing;
+    std::string options_json;
     std::shared_ptr<const mapping::ProviderOptions> options;
     std::string lane_key;
     // lanes_[lane_key] and limits_[provider], looked up once (std::map
@@ -324,7 +325,10 @@ class Dispatcher {
   size_t stuck_items_ = 0;  // exhausted operations kept retrying
   std::mt19937_64 rng_;
   std::map<std::string, Queue> queues_;  // by Operation::BatchKey()
-  std::map<std::string, Lane> lanes_;    // by provider + target
+  // The queue the last operation went to: consecutive operations mostly
+  // share it, and comparing its fields spares building the key.
+  Queue* last_queue_ = nullptr;
+  std::map<std::string, Lane> lanes_;  // by provider + target
   std::map<uint64_t, InFlightBatch> in_flight_;
   std::map<std::string, int> in_flight_per_provider_;
   uint64_t next_id_ = 1;

@@ -86,7 +86,9 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
   for (mapping::CrmEvent& event : events.events) {
     event.source_topic = std::string(message.topic);
     CanonicalStatus(rules, event);
-    const std::string key = event.ContactKey();
+    // The contact key names state entries and notes, which only exist with
+    // state: without it, no per-event copy of the key.
+    const std::string key = overlay ? event.ContactKey() : std::string();
     std::optional<mapping::ContactState> prior;
     std::optional<mapping::ContactSnapshot> before;
     bool replayed = false;
@@ -157,7 +159,11 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
       if (!out.rule.empty()) out.rule += ',';
       out.rule += mapped.rule;
     }
-    for (mapping::Operation& op : mapped.operations) out.operations.push_back(std::move(op));
+    if (out.operations.empty()) {
+      out.operations = std::move(mapped.operations);
+    } else {
+      for (mapping::Operation& op : mapped.operations) out.operations.push_back(std::move(op));
+    }
     if (!mapped.skipped.empty()) {
       unmappable = true;
       if (overlay) {

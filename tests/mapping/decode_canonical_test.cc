@@ -36,7 +36,8 @@ bool ExpectSamePaths(const std::string& payload, const std::string& key = "") {
       EXPECT_EQ(a.json_path, b.json_path) << payload;
     }
   }
-  return internal::ReadCanonicalFast(payload).has_value();
+  CrmEvent read;
+  return internal::ReadCanonicalFast(payload, read).has_value();
 }
 
 constexpr const char* kBase =
