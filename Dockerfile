@@ -19,7 +19,7 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       build-essential cmake make pkg-config \
       librdkafka-dev libcurl4-openssl-dev rapidjson-dev prometheus-cpp-dev \
-      libspdlog-dev libcli11-dev libcpp-httplib-dev librocksdb-dev libmimalloc-dev \
+      libspdlog-dev libcli11-dev libcpp-httplib-dev librocksdb-dev libmimalloc-dev libsimdjson-dev \
       libgtest-dev libgmock-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -37,7 +37,7 @@ RUN apt-get update \
       ca-certificates \
       librdkafka1 libcurl4 \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
-      libspdlog1.10 libfmt9 libcpp-httplib0.11 librocksdb7.8 libmimalloc2.0 \
+      libspdlog1.10 libfmt9 libcpp-httplib0.11 librocksdb7.8 libmimalloc2.0 libsimdjson14 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 crmsync \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -1,42 +1,33 @@
-// The canonical event's fast path: one SAX pass (RapidJSON's Reader) that
-// checks the event's structure and fills a CrmEvent as it reads, without a
-// DOM and without walking the generic JSON Schema.
+// The canonical event's fast path: one pass of simdjson's On-Demand parser
+// that checks the event's structure and fills a CrmEvent as it reads,
+// without a DOM and without walking the generic JSON Schema.
+//
+// simdjson finds the document's structure and validates its UTF-8 with SIMD
+// instructions over the whole payload, then reads each value where it is;
+// RapidJSON's reader, which this path used before, scans short strings byte
+// by byte and took about three quarters of the decode (docs/PERFORMANCE.md).
 //
 // It accepts only what event.schema.json accepts, and fills exactly what the
-// DOM path (decode.cc: schema validation, then Fill) fills; anything else —
-// a type the schema refuses, a duplicate field, an unknown contact field,
-// invalid JSON — makes it give up, and the DOM path decides, with its precise
-// error message. tests/mapping/decode_canonical_test.cc checks both paths
-// against each other.
-#include <rapidjson/reader.h>
+// DOM path (decode.cc: RapidJSON's DOM, schema validation, then Fill) fills;
+// anything else — a type the schema refuses, a duplicate field, an unknown
+// contact field, invalid JSON, and what is rare enough not to mirror here (a
+// number that is not an integer, an unknown field that is an object or an
+// array) — makes it give up, and the DOM path decides, with its precise
+// error message. tests/mapping/decode_canonical_test.cc and the fuzzer check
+// both paths against each other.
+#include <simdjson.h>
 
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <utility>
 
 #include "mapping/decode_internal.h"
-#include "mapping/json_schema.h"
 
 namespace crmsync::mapping::internal {
 namespace {
 
-// RapidJSON's iterative parser does not recurse; the handler still bounds the
-// nesting of unknown fields as the DOM path does.
-constexpr int kMaxNesting = 64;
-
-bool IsAscii(std::string_view text) {
-  const char* p = text.data();
-  size_t n = text.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t word;
-    std::memcpy(&word, p, 8);
-    if (word & 0x8080808080808080ull) return false;
-  }
-  for (; n > 0; ++p, --n) {
-    if (static_cast<unsigned char>(*p) & 0x80) return false;
-  }
-  return true;
-}
+namespace od = simdjson::ondemand;
 
 enum class Field {
   kUnknown,
@@ -62,304 +53,255 @@ constexpr uint32_t kRequired = Bit(Field::kEventId) | Bit(Field::kOccurredAt) |
                                Bit(Field::kExternalIdKey) | Bit(Field::kExternalIdValue) |
                                Bit(Field::kKind);
 
-class CanonicalHandler {
- public:
-  explicit CanonicalHandler(CrmEvent& event) : event_(event) {}
+Field RootField(std::string_view key) {
+  if (key == "eventId") return Field::kEventId;
+  if (key == "occurredAt") return Field::kOccurredAt;
+  if (key == "externalIdKey") return Field::kExternalIdKey;
+  if (key == "externalIdValue") return Field::kExternalIdValue;
+  if (key == "kind") return Field::kKind;
+  if (key == "status") return Field::kStatus;
+  if (key == "origin") return Field::kOrigin;
+  if (key == "contact") return Field::kContact;
+  if (key == "changedFields") return Field::kChangedFields;
+  if (key == "previous") return Field::kPrevious;
+  if (key == "mergedIds") return Field::kMergedIds;
+  return Field::kUnknown;
+}
 
-  // Every required field was seen (the schema's "required").
-  bool Complete() const { return where_ == Where::kDone && (seen_ & kRequired) == kRequired; }
-  const std::string& Kind() const { return kind_; }
-  bool HasChangedFields() const { return (seen_ & Bit(Field::kChangedFields)) != 0; }
+Field ContactField(std::string_view key) {
+  if (key == "firstName") return Field::kFirstName;
+  if (key == "lastName") return Field::kLastName;
+  if (key == "email") return Field::kEmail;
+  if (key == "phone") return Field::kPhone;
+  if (key == "properties") return Field::kProperties;
+  return Field::kUnknown;
+}
 
-  bool Null() { return Scalar(std::nullopt); }
-  bool Bool(bool b) { return Scalar(std::string(b ? "true" : "false")); }
-  bool Int(int i) { return Number(rapidjson::Value(i)); }
-  bool Uint(unsigned u) { return Number(rapidjson::Value(u)); }
-  bool Int64(int64_t i) { return Number(rapidjson::Value(i)); }
-  bool Uint64(uint64_t u) { return Number(rapidjson::Value(u)); }
-  bool Double(double d) { return Number(rapidjson::Value(d)); }
-  bool RawNumber(const char*, rapidjson::SizeType, bool) { return false; }
+// A field seen twice: the DOM path reads the first, the schema checks both;
+// not worth mirroring here.
+bool Claim(uint32_t& seen, Field field) {
+  if (seen & Bit(field)) return false;
+  seen |= Bit(field);
+  return true;
+}
 
-  bool String(const char* text, rapidjson::SizeType length, bool) {
-    const std::string_view value(text, length);
-    switch (where_) {
-      case Where::kRoot:
-        return RootString(value);
-      case Where::kContact:
-        return ContactString(value);
-      case Where::kProperties:
-      case Where::kPrevious:
-        return Scalar(std::string(value));
-      case Where::kChangedFields:
-        if (value.empty()) return false;  // "minLength": 1
-        event_.changed_fields.emplace(value);
-        return true;
-      case Where::kMergedIds:
-        event_.merged_ids.emplace_back(value);
-        return true;
-      case Where::kSkip:
-        return SkippedScalar();
-      default:
-        return false;
+bool TypeOf(od::value& value, od::json_type& type) { return !value.type().get(type); }
+
+// A string value; false when it is not one (or not valid).
+bool ReadString(od::value& value, std::string_view& text) { return !value.get_string().get(text); }
+
+bool NonEmptyString(od::value& value, std::string& out) {
+  std::string_view text;
+  if (!ReadString(value, text) || text.empty()) return false;  // "minLength": 1
+  out.assign(text);
+  return true;
+}
+
+bool OptionalString(od::value& value, std::optional<std::string>& out) {
+  std::string_view text;
+  if (!ReadString(value, text)) return false;
+  out.emplace(text);
+  return true;
+}
+
+// The value of a properties/previous entry as text (string, integer or
+// boolean; nullopt for null, which ScalarText leaves out too); false to give
+// up (objects and arrays the schema refuses, and numbers that are not
+// integers, whose text the DOM path's writer decides).
+bool ScalarEntry(od::value& value, std::optional<std::string>& text) {
+  od::json_type type;
+  if (!TypeOf(value, type)) return false;
+  switch (type) {
+    case od::json_type::string:
+      return OptionalString(value, text);
+    case od::json_type::boolean: {
+      bool flag = false;
+      if (value.get_bool().get(flag)) return false;
+      text.emplace(flag ? "true" : "false");
+      return true;
     }
-  }
-
-  bool Key(const char* text, rapidjson::SizeType length, bool) {
-    const std::string_view key(text, length);
-    switch (where_) {
-      case Where::kRoot: {
-        field_ = RootField(key);
-        if (field_ == Field::kUnknown) {
-          where_ = Where::kSkip;  // additionalProperties: true
-          skip_depth_ = 0;
-          return true;
-        }
-        return Claim(seen_, field_);
+    case od::json_type::null: {
+      bool null = false;
+      return !value.is_null().get(null) && null;
+    }
+    case od::json_type::number: {
+      od::number_type kind;
+      if (value.get_number_type().get(kind)) return false;
+      if (kind == od::number_type::signed_integer) {
+        int64_t number = 0;
+        if (value.get_int64().get(number)) return false;
+        text.emplace(std::to_string(number));
+        return true;
       }
-      case Where::kContact:
-        field_ = ContactField(key);
-        if (field_ == Field::kUnknown) return false;  // additionalProperties: false
-        return Claim(contact_seen_, field_);
-      case Where::kProperties:
-      case Where::kPrevious:
-        map_key_.assign(key);
+      if (kind == od::number_type::unsigned_integer) {
+        uint64_t number = 0;
+        if (value.get_uint64().get(number)) return false;
+        text.emplace(std::to_string(number));
         return true;
-      case Where::kSkip:
-        return true;
-      default:
-        return false;
+      }
+      return false;
     }
+    case od::json_type::object:
+    case od::json_type::array:
+      return false;
   }
+  return false;
+}
 
-  bool StartObject() {
-    switch (where_) {
-      case Where::kStart:
-        where_ = Where::kRoot;
-        return true;
-      case Where::kRoot:
-        if (field_ == Field::kContact) {
-          where_ = Where::kContact;
-          return true;
-        }
-        if (field_ == Field::kPrevious) {
-          where_ = Where::kPrevious;
-          return true;
-        }
-        return false;
-      case Where::kContact:
-        if (field_ != Field::kProperties) return false;
-        where_ = Where::kProperties;
-        return true;
-      case Where::kSkip:
-        return ++skip_depth_ < kMaxNesting;
-      default:
-        return false;
-    }
+// "properties" and "previous": objects of scalars, the first of a name kept.
+bool ReadScalars(od::value& value, std::map<std::string, std::string>& map) {
+  od::object object;
+  if (value.get_object().get(object)) return false;
+  for (auto member : object) {
+    od::field field;
+    if (std::move(member).get(field)) return false;
+    // Unescaped strings stay in the parser's buffer until the next document.
+    std::string_view name;
+    if (field.unescaped_key().get(name)) return false;
+    std::optional<std::string> text;
+    if (!ScalarEntry(field.value(), text)) return false;
+    if (text) map.emplace(std::string(name), std::move(*text));
   }
+  return true;
+}
 
-  bool EndObject(rapidjson::SizeType) {
-    switch (where_) {
-      case Where::kRoot:
-        where_ = Where::kDone;
-        return true;
-      case Where::kContact:
-      case Where::kPrevious:
-        where_ = Where::kRoot;
-        return true;
-      case Where::kProperties:
-        where_ = Where::kContact;
-        return true;
-      case Where::kSkip:
-        return SkippedEnd();
-      default:
-        return false;
-    }
+// An unknown root field (additionalProperties: true): a scalar, validated
+// by reading it; objects and arrays are left to the DOM path, which bounds
+// their nesting.
+bool SkipUnknown(od::value& value) {
+  std::optional<std::string> ignored;
+  od::json_type type;
+  if (!TypeOf(value, type)) return false;
+  if (type == od::json_type::number) {
+    double number = 0;
+    return !value.get_double().get(number);
   }
+  return ScalarEntry(value, ignored);
+}
 
-  bool StartArray() {
-    switch (where_) {
-      case Where::kRoot:
-        if (field_ == Field::kChangedFields) {
-          where_ = Where::kChangedFields;
-          return true;
-        }
-        if (field_ == Field::kMergedIds) {
-          where_ = Where::kMergedIds;
-          return true;
-        }
-        return false;
-      case Where::kSkip:
-        return ++skip_depth_ < kMaxNesting;
-      default:
-        return false;
-    }
+template <typename Add>
+bool ReadStrings(od::value& value, Add add) {
+  od::array array;
+  if (value.get_array().get(array)) return false;
+  for (auto item : array) {
+    od::value element;
+    if (std::move(item).get(element)) return false;
+    std::string_view text;
+    if (!ReadString(element, text) || !add(text)) return false;
   }
+  return true;
+}
 
-  bool EndArray(rapidjson::SizeType) {
-    switch (where_) {
-      case Where::kChangedFields:
-      case Where::kMergedIds:
-        where_ = Where::kRoot;
-        return true;
-      case Where::kSkip:
-        return SkippedEnd();
-      default:
-        return false;
-    }
-  }
-
- private:
-  enum class Where {
-    kStart,
-    kRoot,
-    kContact,
-    kProperties,
-    kPrevious,
-    kChangedFields,
-    kMergedIds,
-    kSkip,
-    kDone
-  };
-  static Field RootField(std::string_view key) {
-    if (key == "eventId") return Field::kEventId;
-    if (key == "occurredAt") return Field::kOccurredAt;
-    if (key == "externalIdKey") return Field::kExternalIdKey;
-    if (key == "externalIdValue") return Field::kExternalIdValue;
-    if (key == "kind") return Field::kKind;
-    if (key == "status") return Field::kStatus;
-    if (key == "origin") return Field::kOrigin;
-    if (key == "contact") return Field::kContact;
-    if (key == "changedFields") return Field::kChangedFields;
-    if (key == "previous") return Field::kPrevious;
-    if (key == "mergedIds") return Field::kMergedIds;
-    return Field::kUnknown;
-  }
-
-  static Field ContactField(std::string_view key) {
-    if (key == "firstName") return Field::kFirstName;
-    if (key == "lastName") return Field::kLastName;
-    if (key == "email") return Field::kEmail;
-    if (key == "phone") return Field::kPhone;
-    if (key == "properties") return Field::kProperties;
-    return Field::kUnknown;
-  }
-
-  // A field seen twice: the DOM path reads the first, the schema checks
-  // both; not worth mirroring here.
-  static bool Claim(uint32_t& seen, Field field) {
-    if (seen & Bit(field)) return false;
-    seen |= Bit(field);
-    return true;
-  }
-
-  bool RootString(std::string_view value) {
-    switch (field_) {
-      case Field::kEventId:
-        if (value.empty()) return false;
-        event_.event_id.assign(value);
-        return true;
-      case Field::kOccurredAt:
-        if (value.empty()) return false;
-        event_.occurred_at.assign(value);
-        return true;
-      case Field::kExternalIdKey:
-        if (value.empty()) return false;
-        event_.external_id_key.assign(value);
-        return true;
-      case Field::kExternalIdValue:
-        if (value.empty()) return false;
-        event_.external_id_value.assign(value);
-        return true;
-      case Field::kKind:
-        kind_.assign(value);
-        return ParseEventKind(kind_).has_value();  // "enum"
-      case Field::kStatus:
-        event_.status.emplace(value);
-        return true;
-      case Field::kOrigin:
-        event_.origin.emplace(value);
-        return true;
-      default:
-        return false;  // contact, previous, changedFields, mergedIds: not strings
-    }
-  }
-
-  bool ContactString(std::string_view value) {
-    switch (field_) {
+bool ReadContact(od::value& value, CrmEvent& event) {
+  od::object object;
+  if (value.get_object().get(object)) return false;
+  uint32_t seen = 0;
+  for (auto member : object) {
+    od::field field;
+    if (std::move(member).get(field)) return false;
+    std::string_view name;
+    if (field.unescaped_key().get(name)) return false;
+    const Field which = ContactField(name);
+    if (which == Field::kUnknown) return false;  // additionalProperties: false
+    if (!Claim(seen, which)) return false;
+    od::value entry = field.value();
+    bool ok = false;
+    switch (which) {
       case Field::kFirstName:
-        event_.contact.first_name.emplace(value);
-        return true;
+        ok = OptionalString(entry, event.contact.first_name);
+        break;
       case Field::kLastName:
-        event_.contact.last_name.emplace(value);
-        return true;
+        ok = OptionalString(entry, event.contact.last_name);
+        break;
       case Field::kEmail:
-        event_.contact.email.emplace(value);
-        return true;
+        ok = OptionalString(entry, event.contact.email);
+        break;
       case Field::kPhone:
-        event_.contact.phone.emplace(value);
-        return true;
+        ok = OptionalString(entry, event.contact.phone);
+        break;
+      case Field::kProperties:
+        ok = ReadScalars(entry, event.contact.properties);
+        break;
       default:
-        return false;  // properties: an object
+        break;
     }
+    if (!ok) return false;
   }
+  return true;
+}
 
-  // A scalar value: of a properties/previous entry (string, number,
-  // boolean or null; a null entry is left out, as ScalarText does), or of a
-  // skipped unknown field.
-  bool Scalar(std::optional<std::string> text) {
-    if (where_ == Where::kSkip) return SkippedScalar();
-    if (where_ != Where::kProperties && where_ != Where::kPrevious) return false;
-    auto& map = where_ == Where::kProperties ? event_.contact.properties : event_.previous;
-    if (text) map.emplace(map_key_, std::move(*text));
-    return true;
+// One root field into the event; false to give up.
+bool ReadRootField(Field which, od::value& value, CrmEvent& event, CanonicalRead& read) {
+  switch (which) {
+    case Field::kEventId:
+      return NonEmptyString(value, event.event_id);
+    case Field::kOccurredAt:
+      return NonEmptyString(value, event.occurred_at);
+    case Field::kExternalIdKey:
+      return NonEmptyString(value, event.external_id_key);
+    case Field::kExternalIdValue:
+      return NonEmptyString(value, event.external_id_value);
+    case Field::kKind: {
+      std::string_view text;
+      if (!ReadString(value, text)) return false;
+      read.kind.assign(text);
+      return ParseEventKind(read.kind).has_value();  // "enum"
+    }
+    case Field::kStatus:
+      return OptionalString(value, event.status);
+    case Field::kOrigin:
+      return OptionalString(value, event.origin);
+    case Field::kContact:
+      return ReadContact(value, event);
+    case Field::kChangedFields:
+      read.has_changed_fields = true;
+      return ReadStrings(value, [&](std::string_view text) {
+        if (text.empty()) return false;  // "minLength": 1
+        event.changed_fields.emplace(text);
+        return true;
+      });
+    case Field::kPrevious:
+      return ReadScalars(value, event.previous);
+    case Field::kMergedIds:
+      return ReadStrings(value, [&](std::string_view text) {
+        event.merged_ids.emplace_back(text);
+        return true;
+      });
+    default:
+      return SkipUnknown(value);
   }
-
-  bool Number(const rapidjson::Value& number) {
-    if (where_ == Where::kSkip) return SkippedScalar();
-    return Scalar(NumberText(number));
-  }
-
-  bool SkippedScalar() {
-    if (skip_depth_ == 0) where_ = Where::kRoot;
-    return true;
-  }
-
-  bool SkippedEnd() {
-    if (--skip_depth_ == 0) where_ = Where::kRoot;
-    return true;
-  }
-
-  CrmEvent& event_;
-  Where where_ = Where::kStart;
-  Field field_ = Field::kUnknown;
-  uint32_t seen_ = 0;
-  uint32_t contact_seen_ = 0;
-  int skip_depth_ = 0;
-  std::string map_key_;
-  std::string kind_;
-};
+}
 
 }  // namespace
 
 std::optional<CanonicalRead> ReadCanonicalFast(std::string_view payload, CrmEvent& event) {
   if (std::memchr(payload.data(), '\0', payload.size()) != nullptr) return std::nullopt;
-  // Parsed in place in a copy that ends in a NUL (the in-situ stream's end),
-  // padded so that RapidJSON's 16-byte SIMD scans stay inside the buffer.
+  // simdjson reads up to SIMDJSON_PADDING bytes past the end: a copy with
+  // that much room, reused by the thread (as is the parser's own memory).
   thread_local std::string buffer;
+  thread_local od::parser parser;
   buffer.assign(payload);
-  buffer.append(16, '\0');
-  rapidjson::InsituStringStream stream(buffer.data());
-  CanonicalHandler handler(event);
-  rapidjson::Reader reader;
-  // Strings must be valid UTF-8 (see ParsePayload); an ASCII payload is.
-  constexpr unsigned kFlags = rapidjson::kParseInsituFlag | rapidjson::kParseIterativeFlag;
-  const bool parsed =
-      IsAscii(payload)
-          ? !reader.Parse<kFlags>(stream, handler).IsError()
-          : !reader.Parse<kFlags | rapidjson::kParseValidateEncodingFlag>(stream, handler)
-                 .IsError();
-  if (!parsed || !handler.Complete()) return std::nullopt;
-  return CanonicalRead{handler.Kind(), handler.HasChangedFields()};
+  buffer.append(simdjson::SIMDJSON_PADDING, '\0');
+  od::document doc;
+  if (parser.iterate(buffer.data(), payload.size(), buffer.size()).get(doc)) return std::nullopt;
+  od::object root;
+  if (doc.get_object().get(root)) return std::nullopt;
+  CanonicalRead read;
+  uint32_t seen = 0;
+  for (auto member : root) {
+    od::field field;
+    if (std::move(member).get(field)) return std::nullopt;
+    std::string_view name;
+    if (field.unescaped_key().get(name)) return std::nullopt;
+    const Field which = RootField(name);
+    if (which != Field::kUnknown && !Claim(seen, which)) return std::nullopt;
+    if (!ReadRootField(which, field.value(), event, read)) return std::nullopt;
+  }
+  // Nothing may follow the event: past its end there is no location.
+  const char* rest = nullptr;
+  if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS) return std::nullopt;
+  if ((seen & kRequired) != kRequired) return std::nullopt;
+  return read;
 }
 
 }  // namespace crmsync::mapping::internal

@@ -40,7 +40,7 @@ clang++ -std=c++20 -O1 -g $sanitizers -fsanitize=fuzzer -DRAPIDJSON_HAS_STDSTRIN
   "$root/fuzz/decode_map_fuzzer.cc" \
   "$build/providers/libcrmsync_providers.a" "$build/mapping/libcrmsync_mapping.a" \
   "$build/schemas/libcrmsync_schemas.a" \
-  $(pkg-config --libs rdkafka) \
+  $(pkg-config --libs rdkafka) -lsimdjson \
   -o "$build/decode_map_fuzzer"
 
 # Seeds: every golden payload, prefixed with each control byte's format.

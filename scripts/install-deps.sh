@@ -9,6 +9,7 @@ packages=(
   libcurl4-openssl-dev    # HTTP engine (curl multi)
   libssl-dev              # SHA-256 of oversized dead-letter values
   rapidjson-dev           # JSON parsing, writing and JSON Schema validation
+  libsimdjson-dev         # the canonical event's fast decode path
   prometheus-cpp-dev      # /metrics exposition
   libspdlog-dev           # structured logging
   libcli11-dev            # command line
