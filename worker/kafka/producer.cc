@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -14,6 +15,13 @@ namespace crmsync::kafka {
 namespace {
 
 void LogFromKafka(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  // The producers (dead letters, contact state) share kafka.properties with
+  // the consumer, for the connection and security settings; librdkafka
+  // ignores the consumer's own ones there, which is what is meant.
+  if (std::strstr(message, "is a consumer property and will be ignored by this producer") !=
+      nullptr) {
+    level = 7;
+  }
   ForwardLog("kafka producer", level, facility, message);
 }
 

@@ -5,9 +5,12 @@
 #include <librdkafka/rdkafka_mock.h>
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <set>
@@ -198,6 +201,26 @@ TEST_F(TestBrokerTest, ProducerFlushReportsFailedDeliveryOnce) {
   producer.Produce(topic, "k", "accepted", 1);
   EXPECT_NO_THROW(producer.Flush(seconds(10)));
   EXPECT_EQ(producer.Delivered(), 1u);
+}
+
+// The producers share kafka.properties with the consumer; the consumer's own
+// properties among them are ignored there without a warning.
+TEST_F(TestBrokerTest, ProducerTakesTheConsumersPropertiesWithoutWarning) {
+  auto captured = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(200);
+  spdlog::default_logger()->sinks().push_back(captured);
+  const auto level = spdlog::get_level();
+  spdlog::set_level(spdlog::level::warn);
+  {
+    Producer producer(Bootstrap(), {{"fetch.wait.max.ms", "10"}, {"client.id", "crmsync-test"}});
+    producer.Produce(MakeTopic(1), "k", "v");
+    producer.Flush(seconds(10));
+  }
+  spdlog::set_level(level);
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), captured), sinks.end());
+  for (const std::string& line : captured->last_formatted()) {
+    EXPECT_EQ(line.find("consumer property"), std::string::npos) << line;
+  }
 }
 
 TEST_F(TestBrokerTest, QueryGroupLagThrowsForUnknownTopic) {
