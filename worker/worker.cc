@@ -731,8 +731,10 @@ void Worker::UpdateLag() {
 void Worker::OnAssigned(const std::vector<kafka::TopicPartition>& partitions) {
   for (const auto& tp : partitions) {
     // Contact state is restored before the partition's first message is
-    // handed out (messages arrive only after this callback returns).
-    if (state_) RestoreState(tp);
+    // handed out (messages arrive only after this callback returns). A
+    // member that is stopping processes no message: an assignment that
+    // finishes its first rebalance while it closes needs no state.
+    if (state_ && !stopping_) RestoreState(tp);
     tracker_.Assign(tp);
     ++epochs_[tp];
   }

@@ -123,6 +123,25 @@ TEST_F(OwnershipTest, WorkWaitingForBudgetIsNeverSentAfterItsPartitionMoves) {
   EXPECT_TRUE(HeldCampaign(*simulator_).empty());
 }
 
+// A member stopped while its first join is still under way (a pod stopped
+// during a rollout's scale-up, SIGTERM during start-up) shuts down cleanly:
+// librdkafka 2.0.2 aborts destroying a cooperative-sticky member whose
+// assignor never ran (its issue 4312, fixed in 2.3.0), so the worker waits
+// for that first (possibly empty) assignment before it leaves.
+TEST_F(OwnershipTest, AMemberStoppedBeforeItsFirstAssignmentShutsDownCleanly) {
+  StreamConfig config = Config();
+  RunningWorker a(LoadStreamConfig(config));
+  ASSERT_TRUE(WaitFor([&] { return a.Stats().assigned_partitions == 2; }, seconds(30)));
+  // Stopped at moments across the join (about 3 s on the test broker):
+  // before its JoinGroup, and between its JoinGroup and SyncGroup answers.
+  for (int round = 0; round < 16; ++round) {
+    RunningWorker b(LoadStreamConfig(config));
+    std::this_thread::sleep_for(milliseconds(250 * round));
+    EXPECT_EQ(b.Stop(), 0) << "stopped " << 250 * round << " ms after start";
+  }
+  EXPECT_EQ(a.Stop(), 0);
+}
+
 // A revoke commits every partition the member keeps too, not only the
 // revoked ones: here the timer would not commit for a minute.
 TEST_F(OwnershipTest, ARevokeCommitsThePartitionsKeptToo) {

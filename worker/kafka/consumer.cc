@@ -153,6 +153,12 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
 
 Consumer::~Consumer() {
   if (!closed_) Close();
+  if (unsafe_to_destroy_) {
+    // Destroying it would abort the process (see Close()); the process is
+    // shutting down, so the handle and its threads are left to its exit.
+    static_cast<void>(handle_.release());
+    return;
+  }
   if (abandoned_) {
     // Closing did not finish in time: destroying would wait for it again.
     DestroyWithoutClose(std::move(handle_));
@@ -377,6 +383,27 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
   if (closed_) return true;
   closed_ = true;
   rd_kafka_t* rk = handle_.get();
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  // librdkafka 2.0.2 aborts destroying a cooperative-sticky member whose
+  // assignor was chosen (its JoinGroup was answered) but has not run yet
+  // (its SyncGroup was not): its issue 4312, fixed in 2.3.0. Such a member
+  // is in the middle of its first rebalance, which it is let finish (the
+  // assignment may be empty) before it leaves. What the consumer hands out
+  // meanwhile is dropped: not processed, its offset never stored.
+  if (!assigned_once_ && std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0) {
+    spdlog::info("kafka consumer close: waiting for the first rebalance to finish");
+    while (!assigned_once_ && std::chrono::steady_clock::now() < end) {
+      MessagePtr dropped(rd_kafka_consumer_poll(rk, 100));
+    }
+    if (!assigned_once_) {
+      spdlog::warn(
+          "kafka consumer close: the first rebalance did not finish within {} ms; leaving the "
+          "group to expire this member",
+          timeout.count());
+      unsafe_to_destroy_ = true;
+      return false;
+    }
+  }
   // Unsubscribing first revokes the assignment through the rebalance
   // callback before the group sub-system is torn down; closing a member that
   // never had an assignment straight away can trip librdkafka 2.0.2's
@@ -391,7 +418,6 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
     spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error.get()));
     return false;
   }
-  const auto end = std::chrono::steady_clock::now() + timeout;
   while (!rd_kafka_consumer_closed(rk)) {
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         end - std::chrono::steady_clock::now());
@@ -414,6 +440,7 @@ void Consumer::Callbacks::OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
   switch (err) {
     case RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS: {
       self->broker_reachable_ = true;  // the group coordinator answered
+      self->assigned_once_ = true;
       if (cooperative) {
         if (ErrorPtr error{rd_kafka_incremental_assign(rk, partitions)}) {
           spdlog::error("kafka assign: {}", rd_kafka_error_string(error.get()));

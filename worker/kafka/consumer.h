@@ -141,7 +141,9 @@ class Consumer {
   std::string offset_reset_ = "earliest";  // auto.offset.reset in effect
   std::function<void(const TopicPartition&, const std::string&)> on_offset_reset_;
   bool closed_ = false;
-  bool abandoned_ = false;  // Close() gave up waiting
+  bool abandoned_ = false;          // Close() gave up waiting
+  bool assigned_once_ = false;      // an assignment callback has run (see Close())
+  bool unsafe_to_destroy_ = false;  // the first rebalance never finished (see Close())
   bool broker_reachable_ = false;
   mutable std::map<TopicPartition, int64_t> durable_;  // see DurableCommit()
 };
