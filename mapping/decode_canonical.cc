@@ -148,21 +148,31 @@ bool ScalarEntry(od::value& value, std::optional<std::string>& text) {
   return false;
 }
 
+// Calls visit(name, value) for each member of `object`, in order; false
+// when the object is not valid or `visit` gives up. The unescaped name stays
+// in the parser's buffer until the next document.
+template <typename Visit>
+bool ForEachMember(od::object& object, Visit visit) {
+  for (auto member : object) {
+    od::field field;
+    if (std::move(member).get(field)) return false;
+    std::string_view name;
+    if (field.unescaped_key().get(name)) return false;
+    if (!visit(name, field.value())) return false;
+  }
+  return true;
+}
+
 // "properties" and "previous": objects of scalars, the first of a name kept.
 bool ReadScalars(od::value& value, std::map<std::string, std::string>& map) {
   od::object object;
   if (value.get_object().get(object)) return false;
-  for (auto member : object) {
-    od::field field;
-    if (std::move(member).get(field)) return false;
-    // Unescaped strings stay in the parser's buffer until the next document.
-    std::string_view name;
-    if (field.unescaped_key().get(name)) return false;
+  return ForEachMember(object, [&](std::string_view name, od::value& entry) {
     std::optional<std::string> text;
-    if (!ScalarEntry(field.value(), text)) return false;
+    if (!ScalarEntry(entry, text)) return false;
     if (text) map.emplace(std::string(name), std::move(*text));
-  }
-  return true;
+    return true;
+  });
 }
 
 // An unknown root field (additionalProperties: true): a scalar, validated
@@ -196,38 +206,25 @@ bool ReadContact(od::value& value, CrmEvent& event) {
   od::object object;
   if (value.get_object().get(object)) return false;
   uint32_t seen = 0;
-  for (auto member : object) {
-    od::field field;
-    if (std::move(member).get(field)) return false;
-    std::string_view name;
-    if (field.unescaped_key().get(name)) return false;
+  return ForEachMember(object, [&](std::string_view name, od::value& entry) {
     const Field which = ContactField(name);
     if (which == Field::kUnknown) return false;  // additionalProperties: false
     if (!Claim(seen, which)) return false;
-    od::value entry = field.value();
-    bool ok = false;
     switch (which) {
       case Field::kFirstName:
-        ok = OptionalString(entry, event.contact.first_name);
-        break;
+        return OptionalString(entry, event.contact.first_name);
       case Field::kLastName:
-        ok = OptionalString(entry, event.contact.last_name);
-        break;
+        return OptionalString(entry, event.contact.last_name);
       case Field::kEmail:
-        ok = OptionalString(entry, event.contact.email);
-        break;
+        return OptionalString(entry, event.contact.email);
       case Field::kPhone:
-        ok = OptionalString(entry, event.contact.phone);
-        break;
+        return OptionalString(entry, event.contact.phone);
       case Field::kProperties:
-        ok = ReadScalars(entry, event.contact.properties);
-        break;
+        return ReadScalars(entry, event.contact.properties);
       default:
-        break;
+        return false;
     }
-    if (!ok) return false;
-  }
-  return true;
+  });
 }
 
 // One root field into the event; false to give up.
@@ -288,15 +285,12 @@ std::optional<CanonicalRead> ReadCanonicalFast(std::string_view payload, CrmEven
   if (doc.get_object().get(root)) return std::nullopt;
   CanonicalRead read;
   uint32_t seen = 0;
-  for (auto member : root) {
-    od::field field;
-    if (std::move(member).get(field)) return std::nullopt;
-    std::string_view name;
-    if (field.unescaped_key().get(name)) return std::nullopt;
+  const bool read_all = ForEachMember(root, [&](std::string_view name, od::value& value) {
     const Field which = RootField(name);
-    if (which != Field::kUnknown && !Claim(seen, which)) return std::nullopt;
-    if (!ReadRootField(which, field.value(), event, read)) return std::nullopt;
-  }
+    if (which != Field::kUnknown && !Claim(seen, which)) return false;
+    return ReadRootField(which, value, event, read);
+  });
+  if (!read_all) return std::nullopt;
   // Nothing may follow the event: past its end there is no location.
   const char* rest = nullptr;
   if (doc.current_location().get(rest) != simdjson::OUT_OF_BOUNDS) return std::nullopt;
