@@ -487,7 +487,9 @@ TEST_F(RealKafkaTest, ThreeCooperativeMembersWithChurnLoseNothing) {
   sim::Simulator::Options options;
   options.api_keys = {{"replify", kStreamApiKey}};
   options.threads = 64;
-  options.knobs.latency = milliseconds(300);
+  // Slow enough that the stream outlasts the churn below (the stream is
+  // sped up to the end afterwards).
+  options.knobs.latency = milliseconds(1000);
   options.knobs.rate_limit_time_scale = 60;  // Replify's documented limits, 60x faster
   auto simulator = std::make_unique<sim::Simulator>(options);
   simulator->Start();
