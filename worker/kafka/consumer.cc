@@ -413,6 +413,11 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
   }
   // The asynchronous close lets us bound the wait: rebalance callbacks and
   // the final commit are served from our queue until the group is left.
+  // The consumer's queue is forwarded to it, so messages fetched but not yet
+  // handed out arrive there too. rd_kafka_consume_queue() returns them (and
+  // serves the callbacks); they are dropped, their offsets never stored.
+  // rd_kafka_queue_poll_callback() cannot serve that queue: librdkafka
+  // 2.0.2 asserts on a message there ("res != RD_KAFKA_OP_RES_PASS").
   QueuePtr queue(rd_kafka_queue_new(rk));
   if (ErrorPtr error{rd_kafka_consumer_close_queue(rk, queue.get())}) {
     spdlog::warn("kafka consumer close: {}", rd_kafka_error_string(error.get()));
@@ -427,8 +432,8 @@ bool Consumer::Close(std::chrono::milliseconds timeout) {
       abandoned_ = true;
       return false;
     }
-    rd_kafka_queue_poll_callback(queue.get(),
-                                 static_cast<int>(std::min<int64_t>(left.count(), 100)));
+    MessagePtr dropped(rd_kafka_consume_queue(
+        queue.get(), static_cast<int>(std::min<int64_t>(left.count(), 100))));
   }
   return true;
 }

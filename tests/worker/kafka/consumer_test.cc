@@ -8,6 +8,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/broker_fixture.h"
@@ -86,6 +87,9 @@ TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
   options.bootstrap_servers = Bootstrap();
   options.group_id = MakeGroup();
   options.topics = {topic};
+  // The test broker answers the JoinGroup of a group whose last member left
+  // only after the session timeout (less a second): kept short.
+  options.properties = {{"session.timeout.ms", "6000"}};
   Consumer consumer(options, &listener);
   ASSERT_TRUE(AwaitAssigned(consumer, listener, 2));
   const TopicPartition p0{topic, 0}, p1{topic, 1};
@@ -119,6 +123,55 @@ TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
   ASSERT_TRUE(committed.has_value() && committed->size() == 1u);
   EXPECT_EQ(committed->front().offset, 5);
   EXPECT_EQ(committed->front().metadata, "marked");
+}
+
+// Closing while librdkafka holds fetched messages that were never handed
+// out: they arrive on the close queue, are dropped without their offsets
+// being stored, and the next member of the group gets them.
+TEST_F(ConsumerTest, MessagesFetchedButNotHandedOutAreLeftForTheNextMember) {
+  const std::string topic = MakeTopic(1);
+  Producer producer(Bootstrap());
+  for (int i = 0; i < 200; ++i) producer.Produce(topic, "k", "v" + std::to_string(i), 0);
+  producer.Flush();
+  Listener listener;
+  ConsumerOptions options;
+  options.bootstrap_servers = Bootstrap();
+  options.group_id = MakeGroup();
+  options.topics = {topic};
+  // The test broker answers the JoinGroup of a group whose last member left
+  // only after the session timeout (less a second): kept short.
+  options.properties = {{"session.timeout.ms", "6000"}};
+  const TopicPartition p0{topic, 0};
+  {
+    Consumer consumer(options, &listener);
+    std::vector<int64_t> handed_out;
+    ASSERT_TRUE(testing::WaitFor(
+        [&] {
+          consumer.Poll(std::chrono::milliseconds(50), 1,
+                        [&](const Message& m) { handed_out.push_back(m.offset); });
+          return !handed_out.empty();
+        },
+        std::chrono::seconds(30)));
+    ASSERT_THAT(handed_out, ElementsAre(0));
+    ASSERT_TRUE(consumer.CommitSync({{p0, 1, ""}}, std::chrono::seconds(10)));
+    // The fetcher keeps filling librdkafka's queue meanwhile.
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_TRUE(consumer.Close());
+  }
+  Listener next_listener;
+  Consumer next(options, &next_listener);
+  std::vector<int64_t> offsets;
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        next.Poll(std::chrono::milliseconds(50), 500,
+                  [&](const Message& m) { offsets.push_back(m.offset); });
+        return offsets.size() >= 199;
+      },
+      std::chrono::seconds(30)));
+  ASSERT_FALSE(offsets.empty());
+  EXPECT_EQ(offsets.front(), 1);
+  EXPECT_EQ(offsets.size(), 199u);
+  EXPECT_TRUE(next.Close());
 }
 
 TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
