@@ -82,8 +82,8 @@ std::vector<PartitionLag> QueryGroupLag(const std::string& bootstrap_servers,
     // Logical offsets (RD_KAFKA_OFFSET_INVALID: the group never committed
     // here) are all negative.
     lag.committed = elem.offset < 0 ? -1 : elem.offset;
-    err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), elem.partition, &lag.log_start,
-                                           &lag.log_end, RemainingMs(deadline));
+    err = QueryWatermarks(rk, topic.c_str(), elem.partition, &lag.log_start, &lag.log_end,
+                          RemainingMs(deadline));
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       Fail("watermarks of " + topic + "/" + std::to_string(elem.partition), err);
     }

@@ -145,8 +145,8 @@ RestoreStats ChangelogReader::Read(const std::string& topic, int32_t partition,
   RestoreStats stats;
   int64_t low = 0, high = 0;
   for (;;) {
-    const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
-        handle_.get(), topic.c_str(), partition, &low, &high, RemainingMs(deadline));
+    const rd_kafka_resp_err_t err = QueryWatermarks(handle_.get(), topic.c_str(), partition, &low,
+                                                    &high, RemainingMs(deadline));
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     if (Clock::now() >= deadline) {
       throw std::runtime_error("state changelog " + name +

@@ -48,4 +48,39 @@ int RemainingMs(std::chrono::steady_clock::time_point deadline) {
   return static_cast<int>(std::max<int64_t>(left.count(), 0));
 }
 
+namespace {
+
+// The offset ListOffsets answers for `timestamp` (RD_KAFKA_OFFSET_BEGINNING:
+// the earliest, RD_KAFKA_OFFSET_END: the latest).
+rd_kafka_resp_err_t ListOffset(rd_kafka_t* rk, const char* topic, int32_t partition,
+                               int64_t timestamp, int64_t* offset,
+                               std::chrono::steady_clock::time_point deadline) {
+  TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), topic, partition)->offset = timestamp;
+  if (rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list.get(), RemainingMs(deadline))) {
+    return err;
+  }
+  const rd_kafka_topic_partition_t& elem = list->elems[0];
+  if (elem.err != RD_KAFKA_RESP_ERR_NO_ERROR) return elem.err;
+  // The partition was missing from the answer: the list still holds the
+  // logical offset asked for.
+  if (elem.offset < 0) return RD_KAFKA_RESP_ERR__BAD_MSG;
+  *offset = elem.offset;
+  return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+}  // namespace
+
+rd_kafka_resp_err_t QueryWatermarks(rd_kafka_t* rk, const char* topic, int32_t partition,
+                                    int64_t* low, int64_t* high, int timeout_ms) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 0));
+  // Two requests: a ListOffsets request may name a partition only once.
+  if (rd_kafka_resp_err_t err =
+          ListOffset(rk, topic, partition, RD_KAFKA_OFFSET_BEGINNING, low, deadline)) {
+    return err;
+  }
+  return ListOffset(rk, topic, partition, RD_KAFKA_OFFSET_END, high, deadline);
+}
+
 }  // namespace crmsync::kafka

@@ -1,8 +1,10 @@
 // Building librdkafka clients: the one place that sets configuration
-// properties, creates handles and forwards librdkafka's log lines.
+// properties, creates handles and forwards librdkafka's log lines; and the
+// blocking queries whose librdkafka 2.0.2 versions need a hand.
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "worker/kafka/handles.h"
@@ -27,5 +29,16 @@ void ForwardLog(const char* client, int level, const char* facility, const char*
 // Milliseconds left until `deadline` (0 once it passed), as librdkafka's
 // blocking calls take them.
 int RemainingMs(std::chrono::steady_clock::time_point deadline);
+
+// The log-start (`low`) and log-end (`high`) offsets of a partition, asked of
+// its leader, as rd_kafka_query_watermark_offsets() would, but within
+// `timeout_ms` whatever the brokers do: librdkafka 2.0.2's own call does not
+// enforce its timeout once its requests are sent (its issue 4460, fixed in
+// 2.3.0) and can block its caller for good across a broker outage. This one
+// asks through rd_kafka_offsets_for_times() (ListOffsets for the earliest and
+// the latest offset), which does. Returns RD_KAFKA_RESP_ERR__TIMED_OUT,
+// librdkafka's error, or the partition's error in the answer.
+rd_kafka_resp_err_t QueryWatermarks(rd_kafka_t* rk, const char* topic, int32_t partition,
+                                    int64_t* low, int64_t* high, int timeout_ms);
 
 }  // namespace crmsync::kafka

@@ -324,9 +324,8 @@ std::optional<int64_t> Consumer::StartOffset(const TopicPartition& tp,
       offset_reset_ == "latest" || offset_reset_ == "largest" || offset_reset_ == "end";
   if (!earliest && !latest) return std::nullopt;
   int64_t low = RD_KAFKA_OFFSET_INVALID, high = RD_KAFKA_OFFSET_INVALID;
-  if (rd_kafka_query_watermark_offsets(handle_.get(), tp.topic.c_str(), tp.partition, &low, &high,
-                                       static_cast<int>(timeout.count())) !=
-      RD_KAFKA_RESP_ERR_NO_ERROR) {
+  if (QueryWatermarks(handle_.get(), tp.topic.c_str(), tp.partition, &low, &high,
+                      static_cast<int>(timeout.count())) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return std::nullopt;
   }
   const int64_t start = earliest ? low : high;

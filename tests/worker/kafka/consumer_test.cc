@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -172,6 +173,42 @@ TEST_F(ConsumerTest, MessagesFetchedButNotHandedOutAreLeftForTheNextMember) {
   EXPECT_EQ(offsets.front(), 1);
   EXPECT_EQ(offsets.size(), 199u);
   EXPECT_TRUE(next.Close());
+}
+
+// The offset a partition without a committed one starts from is asked of
+// its leader within the timeout given, even when the leader does not answer
+// (librdkafka 2.0.2's rd_kafka_query_watermark_offsets() would wait for it).
+TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
+  constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
+  const std::string subscribed = MakeTopic(1);
+  const std::string asked = MakeTopic(1);
+  Producer producer(Bootstrap());
+  producer.Produce(subscribed, "k", "v", 0);
+  for (int i = 0; i < 3; ++i) producer.Produce(asked, "k", "v", 0);
+  producer.Flush();
+  Listener listener;
+  ConsumerOptions options;
+  options.bootstrap_servers = Bootstrap();
+  options.group_id = MakeGroup();
+  options.topics = {subscribed};
+  Consumer consumer(options, &listener);
+  // The consumer's own offset look-ups are done once its first message is in.
+  size_t received = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        received += consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+        return received == 1;
+      },
+      std::chrono::seconds(30)));
+  const TopicPartition tp{asked, 0};
+  EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(10)), std::optional<int64_t>(0));
+
+  // The leader's next ListOffsets answer comes 30 s late.
+  Broker().PushBrokerRequestErrors(1, kListOffsetsRequest, {{RD_KAFKA_RESP_ERR_NO_ERROR, 30000}});
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(1)), std::nullopt);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
+  EXPECT_TRUE(consumer.Close());
 }
 
 TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
