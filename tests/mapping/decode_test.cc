@@ -319,5 +319,39 @@ TEST(DecodePartialEventsTest, DebeziumBarePayloadEnvelopeAndKeyOnlyDelete) {
   EXPECT_FALSE(DebeziumTombstoneContactKey("hubspotId:5"));
 }
 
+TEST(DecodeAutoFormatTest, ACanonicalPropertyNamedLikeAnotherFormatsProbeStaysCanonical) {
+  const std::string canonical =
+      R"({"eventId":"e","occurredAt":"2026-11-23T12:00:00Z","externalIdKey":"hubspotId",)"
+      R"("externalIdValue":"1","kind":"contact.updated",)"
+      R"("contact":{"properties":{"ChangeEventHeader":"x","op":"c","after":"y"}}})";
+  const DecodedMessage& out = Decoded(DecodeMessage(canonical, false, "", InputFormat::kAuto));
+  EXPECT_EQ(out.format, InputFormat::kCanonical);
+  ASSERT_EQ(out.events.size(), 1u);
+  EXPECT_EQ(out.events[0].contact.properties.at("ChangeEventHeader"), "x");
+
+  const auto salesforce = DecodeMessage(
+      R"({"ChangeEventHeader":{"entityName":"Lead","recordIds":["00Q1"],"changeType":"UPDATE",)"
+      R"("changedFields":["Email"],"commitTimestamp":1764676800000},"Email":"a@example.com"})",
+      false, "", InputFormat::kAuto);
+  EXPECT_EQ(Decoded(salesforce).format, InputFormat::kSalesforce);
+}
+
+TEST(DecodeCanonicalTest, TheKafkaKeyMustBeExactlyTheEventsIdentity) {
+  const std::string event = Event("2026-11-23T12:00:00Z");  // hubspotId:1
+  for (const char* key : {"", "hubspotId:1"}) {
+    EXPECT_TRUE(std::holds_alternative<DecodedMessage>(
+        DecodeMessage(event, false, key, InputFormat::kCanonical)))
+        << key;
+  }
+  for (const char* key : {"hubspotId:12", "hubspotId:", "hubspotId1", "hubspotId;1", "hubspotIdx1",
+                          "xhubspotId:1", "ubspotId:1", "hubspotId:1 "}) {
+    const auto result = DecodeMessage(event, false, key, InputFormat::kCanonical);
+    const auto* error = std::get_if<DecodeError>(&result);
+    ASSERT_NE(error, nullptr) << key;
+    EXPECT_NE(error->reason.find("does not match event identity 'hubspotId:1'"), std::string::npos)
+        << error->reason;
+  }
+}
+
 }  // namespace
 }  // namespace crmsync::mapping
