@@ -7,26 +7,38 @@ namespace crmsync::worker {
 
 void OffsetTracker::Assign(const kafka::TopicPartition& tp) { partitions_.try_emplace(tp); }
 
+OffsetTracker::PartitionState* OffsetTracker::Find(const kafka::TopicPartition& tp) const {
+  // Finding changes nothing; the iterator is mutable for Add and Complete.
+  auto& partitions = const_cast<Partitions&>(partitions_);
+  if (last_found_ == partitions.end() || last_found_->first != tp) {
+    auto it = partitions.find(tp);
+    if (it == partitions.end()) return nullptr;
+    last_found_ = it;
+  }
+  return &last_found_->second;
+}
+
 void OffsetTracker::Revoke(const kafka::TopicPartition& tp) {
   auto it = partitions_.find(tp);
   if (it == partitions_.end()) return;
   total_outstanding_ -= it->second.outstanding;
+  if (it == last_found_) last_found_ = partitions_.end();
   partitions_.erase(it);
 }
 
 bool OffsetTracker::IsAssigned(const kafka::TopicPartition& tp) const {
-  return partitions_.contains(tp);
+  return Find(tp) != nullptr;
 }
 
 bool OffsetTracker::AlreadyAdded(const kafka::TopicPartition& tp, int64_t offset) const {
-  auto it = partitions_.find(tp);
-  return it != partitions_.end() && offset <= it->second.last_added;
+  const PartitionState* state = Find(tp);
+  return state != nullptr && offset <= state->last_added;
 }
 
 void OffsetTracker::Add(const kafka::TopicPartition& tp, int64_t offset, size_t pending) {
-  auto it = partitions_.find(tp);
-  if (it == partitions_.end()) return;
-  PartitionState& state = it->second;
+  PartitionState* partition = Find(tp);
+  if (partition == nullptr) return;
+  PartitionState& state = *partition;
   // A redelivered offset (the consumer rewound without a revoke) must not
   // move the watermark back: the earlier registration already covers it.
   if (offset <= state.last_added) return;
@@ -45,9 +57,9 @@ void OffsetTracker::Add(const kafka::TopicPartition& tp, int64_t offset, size_t 
 }
 
 void OffsetTracker::Complete(const kafka::TopicPartition& tp, int64_t offset) {
-  auto it = partitions_.find(tp);
-  if (it == partitions_.end()) return;
-  PartitionState& state = it->second;
+  PartitionState* partition = Find(tp);
+  if (partition == nullptr) return;
+  PartitionState& state = *partition;
   auto& entries = state.entries;
   if (entries.empty() || offset < entries.front().offset || offset > entries.back().offset) {
     // Below the head it was released already, above the tail it was never

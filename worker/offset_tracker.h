@@ -21,6 +21,11 @@ namespace crmsync::worker {
 
 class OffsetTracker {
  public:
+  OffsetTracker() = default;
+  // Not copied or moved: the lookup cache points into the map.
+  OffsetTracker(const OffsetTracker&) = delete;
+  OffsetTracker& operator=(const OffsetTracker&) = delete;
+
   // Starts tracking a partition (on assignment). Idempotent.
   void Assign(const kafka::TopicPartition& tp);
   // Stops tracking (on revoke); later calls for it are ignored.
@@ -66,7 +71,16 @@ class OffsetTracker {
     int64_t reported = -1;      // last value returned by Take*
     size_t outstanding = 0;     // entries with remaining > 0
   };
-  std::map<kafka::TopicPartition, PartitionState> partitions_;
+  using Partitions = std::map<kafka::TopicPartition, PartitionState>;
+
+  // The partition's state, or nullptr. Every message asks three or four
+  // times for its own partition, and consecutive messages mostly share one:
+  // the last one found is compared first (a map node stays put until it is
+  // erased, and Revoke forgets it).
+  PartitionState* Find(const kafka::TopicPartition& tp) const;
+
+  Partitions partitions_;
+  mutable Partitions::iterator last_found_ = partitions_.end();
   size_t total_outstanding_ = 0;
 };
 

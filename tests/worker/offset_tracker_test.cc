@@ -105,6 +105,36 @@ TEST(OffsetTracker, RevokeDropsStateAndIgnoresLateCompletions) {
   EXPECT_EQ(tracker.TakeCommittable(kTp), 1);
 }
 
+// Messages of several partitions interleave; revoking the partition just
+// used, and its neighbour, leaves the others' state intact.
+TEST(OffsetTracker, InterleavedPartitionsKeepTheirOwnStateAcrossRevokes) {
+  OffsetTracker tracker;
+  const TopicPartition a{"events", 0}, b{"events", 1}, c{"other", 0};
+  for (const auto& tp : {a, b, c}) tracker.Assign(tp);
+  for (int64_t offset = 0; offset < 4; ++offset) {
+    for (const auto& tp : {a, b, c}) tracker.Add(tp, offset, 1);
+  }
+  tracker.Complete(b, 0);
+  tracker.Revoke(b);  // the partition looked up last
+  EXPECT_FALSE(tracker.IsAssigned(b));
+  EXPECT_FALSE(tracker.AlreadyAdded(b, 0));
+  tracker.Add(b, 4, 1);
+  tracker.Complete(b, 1);
+  EXPECT_EQ(tracker.TakeCommittable(b), std::nullopt);
+  EXPECT_TRUE(tracker.AlreadyAdded(a, 3));
+  EXPECT_FALSE(tracker.AlreadyAdded(a, 4));
+  tracker.Complete(a, 0);
+  tracker.Complete(c, 0);
+  tracker.Complete(c, 1);
+  tracker.Revoke(a);
+  EXPECT_EQ(tracker.TakeCommittable(c), 2);
+  EXPECT_EQ(tracker.Outstanding(), 2u);
+  tracker.Assign(b);
+  EXPECT_FALSE(tracker.AlreadyAdded(b, 0));
+  tracker.Add(b, 7, 0);
+  EXPECT_EQ(tracker.TakeCommittable(b), 8);
+}
+
 TEST(OffsetTracker, AddOnUnassignedPartitionIsIgnored) {
   OffsetTracker tracker;
   tracker.Add(kTp, 0, 1);
