@@ -154,7 +154,7 @@ void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderL
   MarkReady(lane, it);
 }
 
-void Dispatcher::Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now) {
+void Dispatcher::Enqueue(mapping::Operation&& op, MessageRef origin, Clock::time_point now) {
   if (last_queue_ == nullptr || last_queue_->provider != op.provider ||
       last_queue_->target != op.target || last_queue_->routing != op.routing ||
       last_queue_->options_json != op.options_json) {

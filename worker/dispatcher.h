@@ -138,7 +138,7 @@ class Dispatcher {
  public:
   Dispatcher(std::map<std::string, ProviderLimits> limits, RetryPolicy retry, uint64_t seed = 1);
 
-  void Enqueue(mapping::Operation op, MessageRef origin, Clock::time_point now);
+  void Enqueue(mapping::Operation&& op, MessageRef origin, Clock::time_point now);
 
   // Forms every batch that is due and fits in its provider's in-flight limit.
   // With `flush_all`, linger and the coalescing window are ignored

@@ -568,8 +568,8 @@ TEST_F(ReplifyRoundTrip, PlainThenCompletedUpsertThroughTheDispatcherAddsAndStop
   mapping::Operation completed = plain;
   completed.contact.first_name.reset();
   completed.contact.status = "completed";
-  dispatcher.Enqueue(plain, worker::MessageRef{{"t", 0}, 0, 1}, t0);
-  dispatcher.Enqueue(completed, worker::MessageRef{{"t", 0}, 1, 1}, t0);
+  dispatcher.Enqueue(std::move(plain), worker::MessageRef{{"t", 0}, 0, 1}, t0);
+  dispatcher.Enqueue(std::move(completed), worker::MessageRef{{"t", 0}, 1, 1}, t0);
 
   size_t finished = 0;
   for (int round = 0; round < 5 && dispatcher.Pending() > 0; ++round) {

@@ -271,8 +271,8 @@ TEST(DispatcherTest, WaitingOperationsOfAContactCoalesceAndFinishEveryMessage) {
   mapping::Operation second = Op("a");
   second.contact.last_name = "Lopez";
   second.contact.metadata = {{"tier", "pro"}};
-  d.Enqueue(first, Ref(0), kT0);
-  d.Enqueue(second, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(first), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(second), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 1u);
   EXPECT_EQ(d.Queued(), 1u);
   auto ready = d.TakeReady(kT0, true);
@@ -315,7 +315,7 @@ TEST(DispatcherTest, OperationWithStatusIsNotMergedInto) {
   Dispatcher d = Make(10, 4);
   mapping::Operation stop = Op("a");
   stop.contact.status = "completed";
-  d.Enqueue(stop, Ref(0), kT0);
+  d.Enqueue(mapping::Operation(stop), Ref(0), kT0);
   d.Enqueue(Op("a"), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 0u);
   EXPECT_EQ(d.Queued(), 2u);
@@ -344,8 +344,8 @@ TEST(DispatcherTest, PlainUpsertThenCompletedUpsertAreSentAsTheyCame) {
   plain.contact.first_name = "Ava";
   mapping::Operation completed = Op("a");
   completed.contact.status = "completed";
-  d.Enqueue(plain, Ref(0), kT0);
-  d.Enqueue(completed, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(plain), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(completed), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 0u);
   EXPECT_EQ(d.Queued(), 2u);
   using Statuses = std::vector<std::optional<std::string>>;
@@ -357,7 +357,7 @@ TEST(DispatcherTest, CompletedUpsertThenPlainUpsertAreSentAsTheyCame) {
   Dispatcher d = Make(10, 4);
   mapping::Operation completed = Op("a");
   completed.contact.status = "completed";
-  d.Enqueue(completed, Ref(0), kT0);
+  d.Enqueue(mapping::Operation(completed), Ref(0), kT0);
   d.Enqueue(Op("a"), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 0u);
   using Statuses = std::vector<std::optional<std::string>>;
@@ -373,8 +373,8 @@ TEST(DispatcherTest, UpsertsWithTheSameStatusMerge) {
   mapping::Operation second = Op("a");
   second.contact.status = "completed";
   second.contact.last_name = "Lopez";
-  d.Enqueue(first, Ref(0), kT0);
-  d.Enqueue(second, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(first), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(second), Ref(1), kT0);
   d.Enqueue(Op("b"), Ref(2), kT0);
   d.Enqueue(Op("b"), Ref(3), kT0);
   EXPECT_EQ(d.Coalesced(), 2u);
@@ -407,8 +407,8 @@ TEST(DispatcherTest, FullReplaceUpsertIsSupersededNotMerged) {
   first.contact.status = "UNSUBSCRIBED";
   mapping::Operation second = lark(R"({"partialUpdate":false})");
   second.contact.last_name = "Lopez";
-  d.Enqueue(first, Ref(0), kT0);
-  d.Enqueue(second, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(first), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(second), Ref(1), kT0);
   // A partial update merges, as before.
   mapping::Operation patch = lark("");
   patch.contact_key = "b";
@@ -416,8 +416,8 @@ TEST(DispatcherTest, FullReplaceUpsertIsSupersededNotMerged) {
   mapping::Operation later_patch = patch;
   later_patch.contact.first_name.reset();
   later_patch.contact.last_name = "Li";
-  d.Enqueue(patch, Ref(2), kT0);
-  d.Enqueue(later_patch, Ref(3), kT0);
+  d.Enqueue(mapping::Operation(patch), Ref(2), kT0);
+  d.Enqueue(mapping::Operation(later_patch), Ref(3), kT0);
   EXPECT_EQ(d.Coalesced(), 2u);
   auto ready = d.TakeReady(kT0, true);
   ASSERT_EQ(ready.size(), 2u);
@@ -440,8 +440,8 @@ TEST(DispatcherTest, DifferentStatusesOfAnUpsertDoNotMerge) {
   active.contact.status = "active";
   mapping::Operation disqualified = Op("a");
   disqualified.contact.status = "disqualified";
-  d.Enqueue(active, Ref(0), kT0);
-  d.Enqueue(disqualified, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(active), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(disqualified), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 0u);
   EXPECT_EQ(d.Queued(), 2u);
 }
@@ -468,7 +468,7 @@ TEST(DispatcherTest, OrderHoldsAcrossRequestOptionsOfOneTarget) {
   mapping::Operation first = Op("a");
   first.options_json = R"({"partialUpdate":true})";
   first.options = testing::ParsedOptions("campaignlark", first.options_json);
-  d.Enqueue(first, Ref(0), kT0);
+  d.Enqueue(mapping::Operation(first), Ref(0), kT0);
   d.Enqueue(Op("a"), Ref(1), kT0);
   d.Enqueue(Op("b"), Ref(2), kT0);
   auto ready = d.TakeReady(kT0, true);
@@ -492,7 +492,7 @@ TEST(DispatcherTest, HotContactsDoNotSlowBatchFormation) {
   for (int i = 0; i < 100000; ++i) {
     mapping::Operation op = Op("hot" + std::to_string(i % 10));
     op.contact.first_name = std::to_string(i);
-    d.Enqueue(op, Ref(10 + i), kT0);
+    d.Enqueue(mapping::Operation(op), Ref(10 + i), kT0);
   }
   EXPECT_EQ(d.Queued(), 10u);  // one coalesced operation per contact
   for (int i = 0; i < 1000; ++i) d.Enqueue(Op("cold" + std::to_string(i)), Ref(200000 + i), kT0);
@@ -507,7 +507,7 @@ TEST(DispatcherTest, RemovalAbsorbsEverythingWaitingBeforeIt) {
   mapping::Operation stop = Op("a", mapping::Action::kUpdateOnly);
   stop.contact.status = "completed";
   d.Enqueue(Op("a"), Ref(1), kT0);
-  d.Enqueue(stop, Ref(2), kT0);
+  d.Enqueue(mapping::Operation(stop), Ref(2), kT0);
   d.Enqueue(Op("a"), Ref(3), kT0);
   EXPECT_EQ(d.Queued(), 3u);
   d.Enqueue(Op("a", mapping::Action::kRemove), Ref(4), kT0);
@@ -529,8 +529,8 @@ TEST(DispatcherTest, UpdateOnlyStatusesMergeLastWins) {
   completed.contact.status = "completed";
   mapping::Operation disqualified = Op("a", mapping::Action::kUpdateOnly);
   disqualified.contact.status = "disqualified";
-  d.Enqueue(completed, Ref(0), kT0);
-  d.Enqueue(disqualified, Ref(1), kT0);
+  d.Enqueue(mapping::Operation(completed), Ref(0), kT0);
+  d.Enqueue(mapping::Operation(disqualified), Ref(1), kT0);
   EXPECT_EQ(d.Coalesced(), 1u);
   auto ready = d.TakeReady(kT0, true);
   ASSERT_EQ(ready.size(), 1u);
@@ -597,7 +597,7 @@ TEST(DispatcherTest, AfterAHoldEverythingThatWaitedGoesBackToBack) {
   }
   EXPECT_TRUE(d.TakeReady(now).empty());  // held
   // Alternating actions do not merge: three operations wait.
-  d.Enqueue(stop, Ref(offset++), now);
+  d.Enqueue(mapping::Operation(stop), Ref(offset++), now);
   d.Enqueue(Op("hot"), Ref(offset++), now);
   EXPECT_EQ(d.Queued(), 3u);
   now += window;
