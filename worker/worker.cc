@@ -175,27 +175,29 @@ void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now)
     return;
   }
 
-  ProcessedMessage processed;
   std::vector<StateContext::Change> changes;
-  bool oversized = false;
-  if (message.payload.size() > config_.worker.max_message_bytes) {
-    ++stats_.oversized;
-    oversized = true;
-    processed.fate = MessageFate::kMalformed;
-    processed.reason = "message of " + std::to_string(message.payload.size()) +
+  const bool oversized = message.payload.size() > config_.worker.max_message_bytes;
+  // Built where it is returned: no empty message first and a move into it.
+  ProcessedMessage processed = [&] {
+    if (oversized) {
+      ++stats_.oversized;
+      ProcessedMessage refused;
+      refused.fate = MessageFate::kMalformed;
+      refused.reason = "message of " + std::to_string(message.payload.size()) +
                        " bytes exceeds worker.maxMessageBytes (" +
                        std::to_string(config_.worker.max_message_bytes) + ")";
-  } else if (state_) {
+      return refused;
+    }
+    if (!state_) return ProcessMessage(message, config_.rules);
     // Contact state: events are merged onto the partition's states; the
     // changes are applied below, once the message is registered.
     StateContext context;
     context.lookup = [this, &tp](const std::string& key) { return state_->Get(tp, key); };
     if (consumer_) context.replay_floor = consumer_->DurableCommit(tp).value_or(-1);
-    processed = ProcessMessage(message, config_.rules, context);
+    ProcessedMessage merged = ProcessMessage(message, config_.rules, context);
     changes = std::move(context.changes);
-  } else {
-    processed = ProcessMessage(message, config_.rules);
-  }
+    return merged;
+  }();
   if (processed.format) ++decoded_tally_.at(static_cast<size_t>(*processed.format));
   // Each state change is one more completion the message waits for: its
   // offset is not committable before the changelog has the change.
