@@ -34,6 +34,22 @@ class Listener : public RebalanceListener {
 
 class ConsumerTest : public testing::BrokerTest {
  protected:
+  // A consumer of `topic` in a group of its own.
+  ConsumerOptions Options(const std::string& topic) {
+    ConsumerOptions options;
+    options.bootstrap_servers = Bootstrap();
+    options.group_id = MakeGroup();
+    options.topics = {topic};
+    return options;
+  }
+  // The same, for a test in which a second member joins after the first
+  // left: the test broker answers the JoinGroup of a group whose last member
+  // left only after the session timeout (less a second), kept short here.
+  ConsumerOptions OptionsForASecondMember(const std::string& topic) {
+    ConsumerOptions options = Options(topic);
+    options.properties = {{"session.timeout.ms", "6000"}};
+    return options;
+  }
   // Polls until the listener holds `partitions` partitions.
   static bool AwaitAssigned(Consumer& consumer, const Listener& listener, size_t partitions) {
     return testing::WaitFor(
@@ -48,10 +64,7 @@ class ConsumerTest : public testing::BrokerTest {
 TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
   const std::string topic = MakeTopic(2);
   Listener listener;
-  ConsumerOptions options;
-  options.bootstrap_servers = Bootstrap();
-  options.group_id = MakeGroup();
-  options.topics = {topic};
+  const ConsumerOptions options = Options(topic);
   Consumer consumer(options, &listener);
   ASSERT_TRUE(AwaitAssigned(consumer, listener, 2));
 
@@ -84,13 +97,7 @@ TEST_F(ConsumerTest, CommitMetadataIsReadBackUntilTheNextCommit) {
   for (int i = 0; i < 10; ++i) producer.Produce(topic, "k", "v", i % 2);
   producer.Flush();
   Listener listener;
-  ConsumerOptions options;
-  options.bootstrap_servers = Bootstrap();
-  options.group_id = MakeGroup();
-  options.topics = {topic};
-  // The test broker answers the JoinGroup of a group whose last member left
-  // only after the session timeout (less a second): kept short.
-  options.properties = {{"session.timeout.ms", "6000"}};
+  const ConsumerOptions options = OptionsForASecondMember(topic);
   Consumer consumer(options, &listener);
   ASSERT_TRUE(AwaitAssigned(consumer, listener, 2));
   const TopicPartition p0{topic, 0}, p1{topic, 1};
@@ -135,13 +142,7 @@ TEST_F(ConsumerTest, MessagesFetchedButNotHandedOutAreLeftForTheNextMember) {
   for (int i = 0; i < 200; ++i) producer.Produce(topic, "k", "v" + std::to_string(i), 0);
   producer.Flush();
   Listener listener;
-  ConsumerOptions options;
-  options.bootstrap_servers = Bootstrap();
-  options.group_id = MakeGroup();
-  options.topics = {topic};
-  // The test broker answers the JoinGroup of a group whose last member left
-  // only after the session timeout (less a second): kept short.
-  options.properties = {{"session.timeout.ms", "6000"}};
+  const ConsumerOptions options = OptionsForASecondMember(topic);
   const TopicPartition p0{topic, 0};
   {
     Consumer consumer(options, &listener);
@@ -187,10 +188,7 @@ TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
   for (int i = 0; i < 3; ++i) producer.Produce(asked, "k", "v", 0);
   producer.Flush();
   Listener listener;
-  ConsumerOptions options;
-  options.bootstrap_servers = Bootstrap();
-  options.group_id = MakeGroup();
-  options.topics = {subscribed};
+  const ConsumerOptions options = Options(subscribed);
   Consumer consumer(options, &listener);
   // The consumer's own offset look-ups are done once its first message is in.
   size_t received = 0;
@@ -212,10 +210,7 @@ TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
 }
 
 TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
-  ConsumerOptions options;
-  options.bootstrap_servers = Bootstrap();
-  options.group_id = MakeGroup();
-  options.topics = {MakeTopic(1)};
+  ConsumerOptions options = Options(MakeTopic(1));
   options.properties = {{"session.timeout.ms", "s3cr3t-value"}};
   try {
     Consumer consumer(options, nullptr);
