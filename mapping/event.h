@@ -114,8 +114,10 @@ struct CrmEvent {
   // Salesforce changeOrigin); used by rules to ignore the worker's own writes.
   std::optional<std::string> origin;
   InputFormat source_format = InputFormat::kCanonical;
-  // The Kafka topic the event was read from ("" outside the worker).
-  std::string source_topic;
+  // The Kafka topic the event was read from ("" outside the worker): a view
+  // of the message's topic name, valid while the message is (the worker
+  // maps an event while it handles its message and keeps no event after).
+  std::string_view source_topic;
   // HubSpot merges: the record ids merged into this contact.
   std::vector<std::string> merged_ids;
   // A privacy deletion (HubSpot contact.privacyDeletion): besides removing

@@ -3,12 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <type_traits>
+#include <utility>
 
 namespace crmsync::mapping {
 namespace {
 
-template <typename T>
-bool Contains(const std::vector<T>& list, const T& value) {
+template <typename T, typename V>
+bool Contains(const std::vector<T>& list, const V& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
@@ -140,31 +142,52 @@ std::optional<std::string> StatusFor(const RuleAction& action, const CrmEvent& e
   return action.default_status;
 }
 
+// A value of the event for an operation: a copy, or the value itself when
+// the operation is the last to need it (`take`).
+template <typename T>
+std::remove_const_t<T> From(T& value, bool take) {
+  if constexpr (!std::is_const_v<T>) {
+    if (take) return std::move(value);
+  }
+  return value;
+}
+
 // Fills the contact for one action into `contact` (a default-constructed
 // one, inside the operation it goes out with); false with `why` when there
-// is none.
-bool FillContact(const RuleAction& action, const CrmEvent& event, Contact& contact,
-                 std::string& why) {
+// is none. With `take` the contact's values are moved out of `event`, which
+// is then not read again (the action renders no template from it); a
+// const `event` is always copied from.
+template <typename Event>
+bool FillContact(const RuleAction& action, Event& event, Contact& contact, std::string& why,
+                 bool take) {
   // A removal identifies the contact and nothing else, so a stale name or
   // status can never ride along with it.
-  contact.email = event.contact.email;
-  contact.phone = event.contact.phone;
+  contact.email = From(event.contact.email, take);
+  contact.phone = From(event.contact.phone, take);
   if (action.send_external_id) {
     contact.external_id_key = event.external_id_key;
     contact.external_id_value = event.external_id_value;
   }
   const bool removal = IsRemoval(action.action);
   if (!removal) {
-    contact.first_name = event.contact.first_name;
-    contact.last_name = event.contact.last_name;
+    contact.first_name = From(event.contact.first_name, take);
+    contact.last_name = From(event.contact.last_name, take);
     contact.status = StatusFor(action, event);
     if (action.metadata_from_properties) {
+      auto& properties = event.contact.properties;
       if (!action.metadata_properties) {
-        contact.metadata = event.contact.properties;
+        contact.metadata = From(event.contact.properties, take);
       } else {
         for (const std::string& name : *action.metadata_properties) {
-          auto it = event.contact.properties.find(name);
-          if (it != event.contact.properties.end()) contact.metadata.insert(*it);
+          auto it = properties.find(name);
+          if (it == properties.end()) continue;
+          if constexpr (!std::is_const_v<Event>) {
+            if (take) {
+              contact.metadata.insert(properties.extract(it));  // the node, not a copy
+              continue;
+            }
+          }
+          contact.metadata.insert(*it);
         }
       }
     }
@@ -268,7 +291,7 @@ bool IsTemplateDestination(std::string_view destination) {
 }
 
 InputFormat InputConfig::FormatOf(std::string_view topic) const {
-  auto it = topic_formats.find(std::string(topic));
+  auto it = topic_formats.find(topic);
   return it == topic_formats.end() ? InputFormat::kAuto : it->second;
 }
 
@@ -289,18 +312,27 @@ bool Matches(const Rule& rule, const CrmEvent& event) {
   return true;
 }
 
-MapResult Map(const CrmEvent& event, const Rules& rules) {
+namespace {
+
+// Map(), moving the event's values into the last operation built from it
+// when `event` is not const. An action's operation is the last when its
+// rule stops the matching (or is the last rule) and it is the rule's last
+// action; one that renders templates reads the event to the end, and copies.
+template <typename Event>
+MapResult MapEvent(Event& event, const Rules& rules) {
   MapResult result;
   for (const Rule& rule : rules.rules) {
     if (!Matches(rule, event)) continue;
     if (!result.rule.empty()) result.rule += ',';
     result.rule += rule.name;
+    const bool last_rule = !rule.continue_matching || &rule == &rules.rules.back();
     for (size_t i = 0; i < rule.actions.size(); ++i) {
       const RuleAction& action = rule.actions[i];
+      const bool take = last_rule && i + 1 == rule.actions.size() && action.fields.empty();
       // Built where it stays: the operation is not moved out of a temporary.
       Operation& op = result.operations.emplace_back();
       std::string why;
-      if (!FillContact(action, event, op.contact, why)) {
+      if (!FillContact(action, event, op.contact, why, take)) {
         result.operations.pop_back();
         result.skipped.push_back("rule '" + rule.name + "' action " + std::to_string(i) + " (" +
                                  action.provider + "): " + why);
@@ -318,5 +350,11 @@ MapResult Map(const CrmEvent& event, const Rules& rules) {
   }
   return result;
 }
+
+}  // namespace
+
+MapResult Map(const CrmEvent& event, const Rules& rules) { return MapEvent(event, rules); }
+
+MapResult Map(CrmEvent&& event, const Rules& rules) { return MapEvent(event, rules); }
 
 }  // namespace crmsync::mapping

@@ -144,7 +144,7 @@ struct Rule {
 // How messages are decoded before the rules see them.
 struct InputConfig {
   // Fixed format per topic; a topic not listed is detected per message.
-  std::map<std::string, InputFormat> topic_formats;
+  std::map<std::string, InputFormat, std::less<>> topic_formats;
   DecodeOptions decode;
   // Source status -> canonical status (top-level "statusMap" over the defaults).
   StatusTable statuses = StatusTable::Defaults();
@@ -168,6 +168,11 @@ struct MapResult {
 };
 
 MapResult Map(const CrmEvent& event, const Rules& rules);
+// The same operations, taking what they copy from the event (email, names,
+// status, properties) out of it where only the last operation needs it
+// rather than copying it: the event is left valid but unspecified, with its
+// identity, kind and format as they were.
+MapResult Map(CrmEvent&& event, const Rules& rules);
 
 // Whether a rule's conditions hold for the event.
 bool Matches(const Rule& rule, const CrmEvent& event);

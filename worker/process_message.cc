@@ -84,7 +84,7 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
   bool unmappable = false;
   bool unknown = false;  // an unmappable event of a contact never seen
   for (mapping::CrmEvent& event : events.events) {
-    event.source_topic = std::string(message.topic);
+    event.source_topic = message.topic;
     CanonicalStatus(rules, event);
     // The contact key names state entries and notes, which only exist with
     // state: without it, no per-event copy of the key.
@@ -154,7 +154,10 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
         overlay->Set(key, std::move(next));
       }
     }
-    mapping::MapResult mapped = mapping::Map(event, rules);
+    // Nothing reads the event after its operations are built: they take its
+    // values rather than copy them.
+    const mapping::EventKind kind = event.kind;
+    mapping::MapResult mapped = mapping::Map(std::move(event), rules);
     if (!mapped.rule.empty()) {
       if (!out.rule.empty()) out.rule += ',';
       out.rule += mapped.rule;
@@ -167,7 +170,7 @@ ProcessedMessage Process(const kafka::Message& message, const mapping::Rules& ru
     if (!mapped.skipped.empty()) {
       unmappable = true;
       if (overlay) {
-        const bool never_seen = !before && event.kind != mapping::EventKind::kCreated;
+        const bool never_seen = !before && kind != mapping::EventKind::kCreated;
         unknown = unknown || never_seen;
         for (std::string& note : mapped.skipped) {
           note = key + (never_seen ? " (never seen before): " : " (known so far): ") + note;

@@ -355,3 +355,47 @@ TEST(DecodeCanonicalTest, TheKafkaKeyMustBeExactlyTheEventsIdentity) {
 
 }  // namespace
 }  // namespace crmsync::mapping
+
+namespace crmsync::mapping {
+namespace {
+
+std::vector<std::string> Fields(const FieldSet& set) {
+  return std::vector<std::string>(set.begin(), set.end());
+}
+
+TEST(FieldSetTest, KeepsFieldsSortedAndUniqueWhateverTheOrderOfInsertion) {
+  FieldSet set;
+  EXPECT_TRUE(set.insert("status"));
+  EXPECT_TRUE(set.insert("properties.tier"));
+  EXPECT_TRUE(set.insert("contact.email"));
+  EXPECT_TRUE(set.insert("contact.e"));  // a proper prefix of another field
+  EXPECT_TRUE(set.insert("properties.tierName"));
+  EXPECT_FALSE(set.insert("properties.tier"));
+  EXPECT_FALSE(set.insert("contact.email"));
+  EXPECT_EQ(Fields(set), (std::vector<std::string>{"contact.e", "contact.email", "properties.tier",
+                                                   "properties.tierName", "status"}));
+  EXPECT_EQ(set.size(), 5u);
+  EXPECT_TRUE(set.contains("contact.e"));
+  EXPECT_TRUE(set.contains("properties.tierName"));
+  EXPECT_FALSE(set.contains("contact."));
+  EXPECT_FALSE(set.contains("properties.tie"));
+  EXPECT_FALSE(set.contains("statuses"));
+  EXPECT_EQ(set, (FieldSet{"status", "properties.tierName", "contact.email", "contact.e",
+                           "properties.tier", "status"}));
+  EXPECT_NE(set, (FieldSet{"contact.e", "contact.email", "properties.tier", "status"}));
+}
+
+TEST(FieldSetTest, FieldsBuiltInOrderEqualTheSameFieldsInserted) {
+  FieldSet in_order;
+  in_order.reserve(3);
+  in_order.push_back("contact.email");
+  in_order.push_back("properties.lifecycleStage");
+  in_order.push_back("status");
+  EXPECT_EQ(in_order, (FieldSet{"status", "properties.lifecycleStage", "contact.email"}));
+  const FieldSet empty;
+  EXPECT_TRUE(empty.empty());
+  EXPECT_EQ(empty.begin(), empty.end());
+}
+
+}  // namespace
+}  // namespace crmsync::mapping

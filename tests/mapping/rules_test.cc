@@ -373,3 +373,60 @@ TEST(NamesTest, EventKindNamesRoundTrip) {
 
 }  // namespace
 }  // namespace crmsync::mapping
+
+namespace crmsync::mapping {
+namespace {
+
+// Map() of an event it may take values from builds exactly what Map() of
+// a const event builds, whatever the rules: several actions, rules that
+// continue matching, templates, chosen properties and removals.
+TEST(MapTest, TakingTheEventsValuesBuildsWhatCopyingBuilds) {
+  std::string error;
+  RuleAction templated = To(kCampaignB);
+  templated.fields.emplace_back(
+      "metadata.greeting", *Template::Parse("hi {{contact.firstName}} {{contact.email}}", error));
+  RuleAction chosen = To(kCampaignA);
+  chosen.metadata_properties = std::vector<std::string>{"tier", "missing", "tier"};
+  RuleAction removal = To(kCampaignB, Action::kRemove);
+
+  Rule both = Named("both", {To(kCampaignA), chosen});
+  both.continue_matching = true;
+  Rule then_templated = Named("templated", {chosen, templated});
+  then_templated.continue_matching = true;
+  Rule last = Named("last", {To(kCampaignB), chosen});
+  Rule removals = Named("removals", {removal, To(kCampaignA)});
+  const std::vector<Rules> configurations = {
+      Of({Named("one", {To(kCampaignA)})}),
+      Of({Named("chosen", {To(kCampaignB), chosen})}),
+      Of({both, then_templated, last}),
+      Of({both, last}),
+      Of({then_templated}),
+      Of({removals}),
+      Of({both}),
+  };
+  for (size_t c = 0; c < configurations.size(); ++c) {
+    for (EventKind kind : {EventKind::kCreated, EventKind::kStatusChanged}) {
+      const CrmEvent event =
+          Event(kind, kind == EventKind::kCreated ? std::nullopt : std::optional("completed"));
+      const MapResult copied = Map(event, configurations[c]);
+      CrmEvent taken_from = event;
+      const MapResult taken = Map(std::move(taken_from), configurations[c]);
+      EXPECT_EQ(taken.operations, copied.operations) << "configuration " << c;
+      EXPECT_EQ(taken.rule, copied.rule) << "configuration " << c;
+      EXPECT_EQ(taken.skipped, copied.skipped) << "configuration " << c;
+      EXPECT_FALSE(copied.operations.empty()) << "configuration " << c;
+      EXPECT_EQ(taken_from.ContactKey(), event.ContactKey());
+      EXPECT_EQ(taken_from.kind, event.kind);
+    }
+  }
+  // The last operation took the event's values: the event no longer holds
+  // the properties it gave away.
+  CrmEvent event = Event(EventKind::kCreated);
+  const MapResult result = Map(std::move(event), Of({Named("chosen", {chosen})}));
+  ASSERT_EQ(result.operations.size(), 1u);
+  EXPECT_EQ(result.operations[0].contact.metadata.at("tier"), "pro");
+  EXPECT_FALSE(event.contact.properties.contains("tier"));
+}
+
+}  // namespace
+}  // namespace crmsync::mapping

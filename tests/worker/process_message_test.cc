@@ -55,6 +55,24 @@ TEST(ProcessMessageTest, ValidEventWithoutRuleIsUnmatched) {
   EXPECT_TRUE(out.operations.empty());
 }
 
+TEST(ProcessMessageTest, ARuleForSomeTopicsMatchesOnlyTheirMessages) {
+  mapping::Rules rules = OneRule();
+  rules.rules[0].topics = {"crm.contacts.changes-eu"};
+  rules.input.topic_formats["crm.contacts.changes-eu"] = mapping::InputFormat::kCanonical;
+  const std::string payload = ToCanonicalJson(Event(mapping::EventKind::kCreated));
+  ProcessedMessage other = ProcessMessage(Msg("hubspotId:42", payload), rules);
+  EXPECT_EQ(other.fate, MessageFate::kUnmatched) << other.reason;
+
+  // The topic name is the message's own: a buffer of its own, not a literal.
+  const std::string topic = std::string("crm.contacts.") + "changes-eu";
+  kafka::Message message = Msg("hubspotId:42", payload);
+  message.topic = topic;
+  ProcessedMessage out = ProcessMessage(message, rules);
+  EXPECT_EQ(out.fate, MessageFate::kOperations) << out.reason;
+  EXPECT_EQ(out.format, mapping::InputFormat::kCanonical);
+  ASSERT_EQ(out.operations.size(), 1u);
+}
+
 TEST(ProcessMessageTest, InvalidJsonIsMalformedWithReason) {
   ProcessedMessage out = ProcessMessage(Msg("hubspotId:42", "{nope"), OneRule());
   EXPECT_EQ(out.fate, MessageFate::kMalformed);
