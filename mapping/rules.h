@@ -168,8 +168,8 @@ struct MapResult {
 };
 
 MapResult Map(const CrmEvent& event, const Rules& rules);
-// The same operations, taking what they copy from the event (email, names,
-// status, properties) out of it where only the last operation needs it
+// The same operations, taking what they copy from the event (email, phone,
+// names, properties) out of it where only the last operation needs it
 // rather than copying it: the event is left valid but unspecified, with its
 // identity, kind and format as they were.
 MapResult Map(CrmEvent&& event, const Rules& rules);
