@@ -242,10 +242,9 @@ void Fill(const rapidjson::Value& doc, CrmEvent& event) {
 
 // What the schema cannot say, on a schema-valid event (either path).
 // Completes and checks an event both canonical paths filled; the error, if any.
-std::optional<DecodeError> CheckCanonical(CrmEvent& event, std::string_view kind_text,
+std::optional<DecodeError> CheckCanonical(CrmEvent& event, std::optional<EventKind> kind,
                                           bool has_changed_fields, std::string_view key) {
   event.source_format = InputFormat::kCanonical;
-  const std::optional<EventKind> kind = ParseEventKind(kind_text);
   if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind", ""};
   event.kind = *kind;
   if (!has_changed_fields) event.changed_fields = FieldsCarried(event);
@@ -283,7 +282,7 @@ std::optional<DecodeError> DecodeCanonicalDocument(const rapidjson::Value& doc,
   }
   Fill(doc, event);
   const rapidjson::Value* changed = Find(doc, "changedFields");
-  return CheckCanonical(event, OptionalString(doc, "kind").value_or(""),
+  return CheckCanonical(event, ParseEventKind(OptionalString(doc, "kind").value_or("")),
                         changed != nullptr && changed->IsArray(), key);
 }
 

@@ -241,8 +241,9 @@ bool ReadRootField(Field which, od::value& value, CrmEvent& event, CanonicalRead
     case Field::kKind: {
       std::string_view text;
       if (!ReadString(value, text)) return false;
-      read.kind.assign(text);
-      return ParseEventKind(read.kind).has_value();  // "enum"
+      const std::optional<EventKind> kind = ParseEventKind(text);  // "enum"
+      if (kind) read.kind = *kind;
+      return kind.has_value();
     }
     case Field::kStatus:
       return OptionalString(value, event.status);

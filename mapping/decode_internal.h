@@ -32,7 +32,7 @@ std::optional<std::string> ScalarText(const rapidjson::Value& value);
 // before the fast path gave up). `event.kind` and the changed fields a
 // producer left out are not set: see `kind` and `has_changed_fields`.
 struct CanonicalRead {
-  std::string kind;
+  EventKind kind = EventKind::kUpdated;  // valid: the read gives up on another
   bool has_changed_fields = false;
 };
 std::optional<CanonicalRead> ReadCanonicalFast(std::string_view payload, CrmEvent& event);

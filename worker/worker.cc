@@ -146,7 +146,7 @@ bool Worker::IsCurrent(const MessageRef& ref) const {
 }
 
 void Worker::HandleMessage(const kafka::Message& message, Clock::time_point now) {
-  kafka::TopicPartition tp{std::string(message.topic), message.partition};
+  const kafka::TopicPartition tp{kafka::TopicName(message.topic), message.partition};
   if (!fences_.empty()) {
     // Taken before its pause did: processed when the fence ends.
     if (auto fence = fences_.find(tp); fence != fences_.end()) {
