@@ -517,6 +517,12 @@ std::set<kafka::TopicPartition> Worker::HandedOver(
 void Worker::TakeOver(const std::vector<kafka::TopicPartition>& partitions, Clock::time_point now) {
   if (takeover_fence_.count() == 0 || partitions.empty()) return;
   const auto committed = consumer_->Committed(partitions, kCommitDeadline);
+  if (!committed) {
+    spdlog::warn(
+        "the group coordinator did not say what was committed for {} assigned partition(s); "
+        "their work waits as after a crash",
+        partitions.size());
+  }
   // What this member commits now, before it can have a request in flight
   // for them: a crash from then on must not look like a handover, nor like
   // a partition no owner ever had.
@@ -538,6 +544,10 @@ void Worker::TakeOver(const std::vector<kafka::TopicPartition>& partitions, Cloc
         claims.push_back({tp, *start, ""});
         ++uncommitted;
       } else {
+        spdlog::warn(
+            "{}: no owner has committed it, but its leader did not say where it starts; its work "
+            "waits as after a crash",
+            tp.ToString());
         fenced.push_back(tp);
       }
       continue;

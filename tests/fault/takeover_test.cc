@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/fault/replify_stream.h"
@@ -151,6 +152,32 @@ TEST_F(TakeoverTest, OnlyAMemberThatDrainedLetsItsSuccessorStartAtOnce) {
   EXPECT_EQ(third->Terminate(), 0) << third->Log();
   ExpectNoOverlap("second", "third");
   ExpectCampaign(*simulator_, events);
+}
+
+// The first owner of partitions nobody committed has nothing to wait for,
+// also when their leader answers the first ListOffsets requests with
+// NOT_LEADER_FOR_PARTITION, as a real broker does for a moment after a topic
+// is created: the start offset is asked again, not taken for a takeover.
+TEST_F(TakeoverTest, AFirstOwnerStartsAtOnceWhileTheLeaderIsNotKnownYet) {
+  constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
+  const auto events = MakeEvents(400, 100, 17);
+  ProduceEvents(Bootstrap(), topic_, events);
+  // Enough for librdkafka's own look-ups of where to start fetching and the
+  // worker's of where a partition starts (it asks the same leader).
+  Broker().PushBrokerRequestErrors(1, kListOffsetsRequest,
+                                   std::vector<std::pair<rd_kafka_resp_err_t, int>>(
+                                       10, {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0}));
+  auto first = Start("first");
+  // Until the provider has it all, this test asks the broker nothing (its
+  // own lag queries would take the errors).
+  const auto expected = ExpectedCampaign(events);
+  ASSERT_TRUE(WaitFor([&] { return HeldCampaign(*simulator_) == expected || !first->Running(); },
+                      seconds(60)))
+      << first->Log();
+  EXPECT_FALSE(first->LogContains(kFenceLine)) << first->Log();
+  EXPECT_EQ(Broker().BrokerErrorsLeft(1, kListOffsetsRequest), 0u);
+  ASSERT_TRUE(WaitFor([&] { return FullyCommitted(); }, seconds(30)));
+  EXPECT_EQ(first->Terminate(), 0) << first->Log();
 }
 
 }  // namespace

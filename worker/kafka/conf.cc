@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <thread>
 
 namespace crmsync::kafka {
 
@@ -50,11 +51,31 @@ int RemainingMs(std::chrono::steady_clock::time_point deadline) {
 
 namespace {
 
+// Errors of a ListOffsets answer that the next answer may not have: the
+// partition's leader is not known yet (a topic just created, an election) or
+// moved, or the connection to it dropped. librdkafka refreshes its metadata
+// on the leader errors; it does not ask again itself.
+bool Transient(rd_kafka_resp_err_t err) {
+  switch (err) {
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_FENCED_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_LEADER_EPOCH:
+    case RD_KAFKA_RESP_ERR_OFFSET_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_REPLICA_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // The offset ListOffsets answers for `timestamp` (RD_KAFKA_OFFSET_BEGINNING:
-// the earliest, RD_KAFKA_OFFSET_END: the latest).
-rd_kafka_resp_err_t ListOffset(rd_kafka_t* rk, const char* topic, int32_t partition,
-                               int64_t timestamp, int64_t* offset,
-                               std::chrono::steady_clock::time_point deadline) {
+// the earliest, RD_KAFKA_OFFSET_END: the latest), asked once.
+rd_kafka_resp_err_t ListOffsetOnce(rd_kafka_t* rk, const char* topic, int32_t partition,
+                                   int64_t timestamp, int64_t* offset,
+                                   std::chrono::steady_clock::time_point deadline) {
   TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(list.get(), topic, partition)->offset = timestamp;
   if (rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk, list.get(), RemainingMs(deadline))) {
@@ -67,6 +88,22 @@ rd_kafka_resp_err_t ListOffset(rd_kafka_t* rk, const char* topic, int32_t partit
   if (elem.offset < 0) return RD_KAFKA_RESP_ERR__BAD_MSG;
   *offset = elem.offset;
   return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// The same, asked again after a transient error until `deadline`.
+rd_kafka_resp_err_t ListOffset(rd_kafka_t* rk, const char* topic, int32_t partition,
+                               int64_t timestamp, int64_t* offset,
+                               std::chrono::steady_clock::time_point deadline) {
+  std::chrono::milliseconds pause(20);
+  for (;;) {
+    const rd_kafka_resp_err_t err =
+        ListOffsetOnce(rk, topic, partition, timestamp, offset, deadline);
+    if (!Transient(err) || std::chrono::steady_clock::now() + pause >= deadline) return err;
+    spdlog::debug("kafka: ListOffsets for {} [{}]: {}; asking again in {} ms", topic, partition,
+                  rd_kafka_err2str(err), pause.count());
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(500));
+  }
 }
 
 }  // namespace

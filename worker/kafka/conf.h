@@ -36,8 +36,11 @@ int RemainingMs(std::chrono::steady_clock::time_point deadline);
 // enforce its timeout once its requests are sent (its issue 4460, fixed in
 // 2.3.0) and can block its caller for good across a broker outage. This one
 // asks through rd_kafka_offsets_for_times() (ListOffsets for the earliest and
-// the latest offset), which does. Returns RD_KAFKA_RESP_ERR__TIMED_OUT,
-// librdkafka's error, or the partition's error in the answer.
+// the latest offset), which does. An answer whose error a later one may not
+// have (the partition's leader not known yet, as right after the topic was
+// created, or moved, or a dropped connection) is asked again, with a growing
+// pause, until `timeout_ms` is up. Returns RD_KAFKA_RESP_ERR__TIMED_OUT,
+// librdkafka's error, or the partition's error in the last answer.
 rd_kafka_resp_err_t QueryWatermarks(rd_kafka_t* rk, const char* topic, int32_t partition,
                                     int64_t* low, int64_t* high, int timeout_ms);
 

@@ -209,6 +209,46 @@ TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
   EXPECT_TRUE(consumer.Close());
 }
 
+// Right after a topic is created a real broker can answer ListOffsets with
+// NOT_LEADER_FOR_PARTITION for a moment. The start offset is asked again
+// until the deadline rather than given up at the first such answer (the
+// worker would otherwise hold a new partition's work as after a crash).
+TEST_F(ConsumerTest, StartOffsetAsksAgainWhileThePartitionsLeaderIsNotKnown) {
+  constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
+  const std::string subscribed = MakeTopic(1);
+  const std::string asked = MakeTopic(1);
+  Producer producer(Bootstrap());
+  producer.Produce(subscribed, "k", "v", 0);
+  for (int i = 0; i < 3; ++i) producer.Produce(asked, "k", "v", 0);
+  producer.Flush();
+  Listener listener;
+  Consumer consumer(Options(subscribed), &listener);
+  size_t received = 0;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        received += consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+        return received == 1;
+      },
+      std::chrono::seconds(30)));
+  const TopicPartition tp{asked, 0};
+
+  Broker().PushBrokerRequestErrors(1, kListOffsetsRequest,
+                                   {{RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0},
+                                    {RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, 0},
+                                    {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0}});
+  EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(10)), std::optional<int64_t>(0));
+  EXPECT_EQ(Broker().BrokerErrorsLeft(1, kListOffsetsRequest), 0u);
+
+  // An error no later answer would change is not asked again.
+  Broker().PushBrokerRequestErrors(1, kListOffsetsRequest,
+                                   {{RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED, 0},
+                                    {RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0}});
+  EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(10)), std::nullopt);
+  EXPECT_EQ(Broker().BrokerErrorsLeft(1, kListOffsetsRequest), 1u);
+  EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(10)), std::optional<int64_t>(0));
+  EXPECT_TRUE(consumer.Close());
+}
+
 TEST_F(ConsumerTest, ARejectedPropertyIsNamedWithItsValueMasked) {
   ConsumerOptions options = Options(MakeTopic(1));
   options.properties = {{"session.timeout.ms", "s3cr3t-value"}};
