@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= 2
 BUILD_TYPE ?= RelWithDebInfo
 
-.PHONY: all deps configure build check format-check dup-check demo demo-kafka test test-kafka test-unit test-integration bench bench-quick callgrind format clean
+.PHONY: all deps configure build check format-check dup-check demo demo-kafka test test-kafka test-unit test-integration bench bench-quick bench-kafka callgrind format clean
 
 all: build
 
@@ -62,6 +62,18 @@ bench: build
 
 bench-quick: build
 	./$(BUILD)/crmsync-bench --quick --out $(BUILD)/bench/results.json
+
+# The scenarios with a Python baseline, the backlog, the steady load and the
+# crash, against a real Apache Kafka broker (KRaft, one node, fully JIT-compiled
+# and with a larger heap than the tests' broker) and 16-partition topics.
+KAFKA_BENCH_DIR ?= $(BUILD)/kafka-bench
+KAFKA_BENCH_SCENARIOS ?= zero-latency latency-100ms backlog steady-100ms crash
+bench-kafka: build
+	@rm -rf $(KAFKA_BENCH_DIR); KAFKA_HEAP="-Xmx1g -Xms256m" KAFKA_JVM_FLAGS="-XX:+UseParallelGC" \
+	  bash scripts/kafka-broker.sh start $(KAFKA_BENCH_DIR) >/dev/null
+	@./$(BUILD)/crmsync-bench --bootstrap "$$(cat $(KAFKA_BENCH_DIR)/bootstrap)" --partitions 16 \
+	  $(foreach s,$(KAFKA_BENCH_SCENARIOS),--scenario $(s)) --out $(BUILD)/bench/results-kafka.json; \
+	  status=$$?; bash scripts/kafka-broker.sh stop $(KAFKA_BENCH_DIR); rm -rf $(KAFKA_BENCH_DIR); exit $$status
 
 # Instructions per event for each pipeline stage (valgrind's callgrind).
 callgrind: build

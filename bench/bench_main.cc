@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -49,7 +50,45 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kCampaign[] = "5b0e8f0c-3d2a-4c1e-9f47-a2c6d8e0b1f3";
 constexpr char kKey[] = "bench-replify-key";
-constexpr int kPartitions = 32;
+
+// Where the bench runs: librdkafka's mock cluster in this process (the
+// default), or an external broker (--bootstrap; `make bench-kafka` starts a
+// real Apache Kafka for it), on which the run's topics and groups carry a tag
+// of their own so that what earlier runs left there does not matter. Set once
+// by main() before the first scenario.
+struct Target {
+  std::string bootstrap;  // empty: the mock cluster
+  int partitions = 32;
+  std::string tag;  // prefix of topic and group names on an external broker
+};
+Target& BenchTarget() {
+  static Target target;
+  return target;
+}
+
+// "bench-<name>", behind the run's tag.
+std::string Named(const std::string& name) { return BenchTarget().tag + "bench-" + name; }
+
+// The broker of one scenario: a fresh mock cluster, or the external one.
+class Broker {
+ public:
+  Broker() {
+    if (BenchTarget().bootstrap.empty()) mock_.emplace();
+  }
+  const std::string& BootstrapServers() const {
+    return mock_ ? mock_->BootstrapServers() : BenchTarget().bootstrap;
+  }
+  void CreateTopic(const std::string& topic) {
+    if (mock_) {
+      mock_->CreateTopic(topic, BenchTarget().partitions);
+    } else {
+      kafka::CreateTopic(BenchTarget().bootstrap, topic, BenchTarget().partitions);
+    }
+  }
+
+ private:
+  std::optional<kafka::TestBroker> mock_;
+};
 
 struct Scenario {
   std::string name;
@@ -173,7 +212,7 @@ std::string RateLimitedConfigJson(const Scenario& s, const std::string& bootstra
   auto period = [k](double ms) { return std::to_string(static_cast<int64_t>(ms / k)); };
   std::ostringstream out;
   out << R"({"kafka": {"bootstrapServers": ")" << bootstrap << R"(", "topics": [")" << topic
-      << R"("], "groupId": "bench-)" << s.name << R"("},
+      << R"("], "groupId": ")" << Named(s.name) << R"("},
  "providers": {
   "whippy": {"baseUrl": ")"
       << sim.BaseUrl("whippy") << R"(", "apiKey": {"env": "WHIPPY_API_KEY"}, "maxBatch": )"
@@ -261,8 +300,8 @@ std::string ConfigJson(const Scenario& s, const std::string& bootstrap, const st
   if (s.kills > 0) properties = R"("session.timeout.ms": "4000", "heartbeat.interval.ms": "300")";
   if (!properties.empty()) properties = R"(, "properties": {)" + properties + "}";
   out << R"({"kafka": {"bootstrapServers": ")" << bootstrap << R"(", "topics": [")" << topic
-      << R"("], "groupId": ")" << (group.empty() ? "bench-" + s.name : group) << R"(")"
-      << properties << R"(},
+      << R"("], "groupId": ")" << (group.empty() ? Named(s.name) : group) << R"(")" << properties
+      << R"(},
  "providers": {"replify": {"baseUrl": ")"
       << base_url << R"(", "apiKey": {"env": "REPLIFY_API_KEY"}, "maxBatch": )" << s.max_batch
       << R"(, "lingerMs": 20, "maxInFlight": )" << s.max_in_flight
@@ -371,8 +410,9 @@ double CeilingConsumer(const std::string& bootstrap, const std::string& topic, s
   kafka::SetProperty(conf.get(), "enable.auto.commit", "false");
   kafka::KafkaPtr rk = kafka::NewClient(RD_KAFKA_CONSUMER, std::move(conf), "ceiling consumer: ");
   rd_kafka_poll_set_consumer(rk.get());
-  kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(kPartitions));
-  for (int p = 0; p < kPartitions; ++p) {
+  const int partitions = BenchTarget().partitions;
+  kafka::TopicPartitionListPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int p = 0; p < partitions; ++p) {
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p)->offset =
         RD_KAFKA_OFFSET_BEGINNING;
   }
@@ -473,9 +513,9 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
   std::printf("%-16s %9zu events over %zu contacts, %d kills ...", s.name.c_str(), s.events,
               s.contacts, s.kills);
   std::fflush(stdout);
-  kafka::TestBroker broker;
-  const std::string topic = "bench-" + s.name;
-  broker.CreateTopic(topic, kPartitions);
+  Broker broker;
+  const std::string topic = Named(s.name);
+  broker.CreateTopic(topic);
   sim::Simulator::Options sim_options;
   sim_options.api_keys = {{"replify", kKey}};
   sim_options.threads = 64;
@@ -484,11 +524,11 @@ Result RunCrash(const Scenario& s, const std::string& worker_binary) {
   sim_options.knobs.latency = std::chrono::milliseconds(s.latency_ms);
   sim::Simulator simulator(sim_options);
   simulator.Start();
-  const std::string clean_group = "bench-" + s.name + "-clean";
-  const std::string crash_group = "bench-" + s.name;
+  const std::string clean_group = Named(s.name + "-clean");
+  const std::string crash_group = Named(s.name);
   if (s.contact_state) {
-    broker.CreateTopic(ChangelogTopic(topic, clean_group), kPartitions);
-    broker.CreateTopic(ChangelogTopic(topic, crash_group), kPartitions);
+    broker.CreateTopic(ChangelogTopic(topic, clean_group));
+    broker.CreateTopic(ChangelogTopic(topic, crash_group));
   }
   worker::SampleOptions sample;
   sample.events = s.events;
@@ -621,12 +661,12 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
   std::printf("%-16s %9zu events over %zu contacts ...", s.name.c_str(), s.events, s.contacts);
   std::fflush(stdout);
 
-  kafka::TestBroker broker;
-  const std::string topic = "bench-" + s.name;
-  broker.CreateTopic(topic, kPartitions);
+  Broker broker;
+  const std::string topic = Named(s.name);
+  broker.CreateTopic(topic);
   // The mock cluster does not answer CreateTopics: the state changelog is
   // made here, co-partitioned with the input.
-  if (s.contact_state) broker.CreateTopic(ChangelogTopic(topic, ""), kPartitions);
+  if (s.contact_state) broker.CreateTopic(ChangelogTopic(topic, ""));
   sim::Simulator::Options sim_options;
   sim_options.api_keys = {{"replify", kKey}, {"whippy", kKey}, {"replyio", kKey}};
   sim_options.threads = 64;
@@ -712,7 +752,7 @@ Result Run(const Scenario& s, const std::string& worker_binary) {
             MetricSum(res->body, "crmsync_http_requests_total", {"code=\"429\""});
       }
     }
-    if (ZeroLag(broker.BootstrapServers(), "bench-" + s.name, topic, events.size())) break;
+    if (ZeroLag(broker.BootstrapServers(), Named(s.name), topic, events.size())) break;
   }
   result.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   result.active_seconds =
@@ -817,6 +857,10 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
     w.Uint64(r.scenario.events);
     w.Key("contacts");
     w.Uint64(r.scenario.contacts);
+    w.Key("broker");  // "mock" (librdkafka's mock cluster) or "external" (--bootstrap)
+    w.String(BenchTarget().bootstrap.empty() ? "mock" : "external");
+    w.Key("partitions");
+    w.Int(BenchTarget().partitions);
     w.Key("seconds");
     w.Double(r.active_seconds);
     w.Key("seconds_including_group_join");
@@ -967,8 +1011,18 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "results file")->capture_default_str();
   app.add_flag("--quick", quick, "a tenth of the events");
   app.add_option("--scenario", only, "run only these scenarios");
+  auto& target = crmsync::bench::BenchTarget();
+  app.add_option("--bootstrap", target.bootstrap,
+                 "an external broker (host:port) instead of librdkafka's mock cluster; "
+                 "topics and groups are named for this run");
+  app.add_option("--partitions", target.partitions, "partitions of each input topic")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::err);
+  if (!target.bootstrap.empty()) {
+    target.tag = "run" + std::to_string(std::time(nullptr)) + "-";
+  }
 
   const size_t scale = quick ? 10 : 1;
   std::vector<Scenario> scenarios = {

@@ -16,6 +16,8 @@
 #
 # A restarted broker keeps its ports, its log dir and so its topics and
 # committed offsets. Environment: KAFKA_HEAP (default -Xmx256m -Xms64m),
+# KAFKA_JVM_FLAGS (default -XX:+UseSerialGC -XX:TieredStopAtLevel=1: quick to
+# start, as tests want; a benchmark wants the full JIT),
 # CRMSYNC_CACHE (default ~/.cache/crmsync) for the classpath list.
 set -euo pipefail
 
@@ -71,7 +73,9 @@ free_port() {
 java_cmd() {
   # shellcheck disable=SC2206
   local heap=(${KAFKA_HEAP:--Xmx256m -Xms64m})
-  echo java "${heap[@]}" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+  # shellcheck disable=SC2206
+  local flags=(${KAFKA_JVM_FLAGS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1})
+  echo java "${heap[@]}" "${flags[@]}" -Xshare:auto \
     -Djava.awt.headless=true "-Dlog4j2.configurationFile=$log_config"
 }
 

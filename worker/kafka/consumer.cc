@@ -106,12 +106,20 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   SetProperty(conf.get(), "auto.offset.reset", "earliest");
   SetProperty(conf.get(), "enable.partition.eof", "false");
   SetProperty(conf.get(), "client.id", "crmsync");
-  // librdkafka prefetches up to 64 MiB per partition by default: a lagging
-  // group on many partitions would hold gigabytes before the worker's own
-  // backpressure (pausing partitions) has a say. Bound the prefetch by
-  // bytes; a message-count bound (queued.min.messages) starves the fetcher
-  // of small messages on a single broker.
+  // The prefetch, bounded by bytes (a message-count bound, queued.min.messages,
+  // starves the fetcher of small messages on a single broker). librdkafka
+  // checks queued.max.messages.kbytes against the consumer's queue (the
+  // partitions' queues forward to it) before it asks for more, 64 MiB by
+  // default; what one fetch answer brings is on top of that: up to
+  // fetch.max.bytes (50 MB by default) compressed, several times that once
+  // decompressed, and up to max.partition.fetch.bytes (1 MB) compressed
+  // from each partition. On a real broker a lagging 16-partition group held
+  // over 300 MB that way (docs/PERFORMANCE.md, "Against a real broker"). An
+  // answer of at most 8 MB, 512 KiB per partition, keeps the fetcher ahead of
+  // the worker at a bounded cost whatever the partition count.
   SetProperty(conf.get(), "queued.max.messages.kbytes", "32768");
+  SetProperty(conf.get(), "fetch.max.bytes", "8388608");
+  SetProperty(conf.get(), "max.partition.fetch.bytes", "524288");
   // Statistics tell BrokerReachable() when a broker is back after an outage
   // that no message or rebalance would reveal (an idle group).
   SetProperty(conf.get(), "statistics.interval.ms", "5000");
