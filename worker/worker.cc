@@ -529,6 +529,7 @@ void Worker::TakeOver(const std::vector<kafka::TopicPartition>& partitions, Cloc
   std::vector<kafka::CommittedOffset> claims;
   std::vector<kafka::TopicPartition> fenced;
   size_t drained = 0, uncommitted = 0;
+  const auto starts_deadline = std::chrono::steady_clock::now() + kCommitDeadline;
   for (const auto& tp : partitions) {
     // Without an answer nothing is known of the previous owner.
     if (!committed) {
@@ -540,7 +541,11 @@ void Worker::TakeOver(const std::vector<kafka::TopicPartition>& partitions, Cloc
     if (it == committed->end()) {
       // No owner has finished a message of it yet. The claim is the offset
       // it starts from, the same as no commit at all.
-      if (const std::optional<int64_t> start = consumer_->StartOffset(tp, kCommitDeadline)) {
+      // One deadline for all of them: the rebalance callback waits for these.
+      const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     starts_deadline - std::chrono::steady_clock::now()),
+                                 std::chrono::milliseconds(0));
+      if (const std::optional<int64_t> start = consumer_->StartOffset(tp, left)) {
         claims.push_back({tp, *start, ""});
         ++uncommitted;
       } else {
