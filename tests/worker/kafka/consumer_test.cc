@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -50,6 +51,27 @@ class ConsumerTest : public testing::BrokerTest {
     options.properties = {{"session.timeout.ms", "6000"}};
     return options;
   }
+  static constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
+  // A consumer of a topic of its own once its first message is in (its own
+  // offset look-ups are done by then), or null; `asked` is a partition of
+  // another topic, with three messages and no commit, to ask the start of.
+  std::unique_ptr<Consumer> ConsumerAndAskedPartition(TopicPartition& asked) {
+    const std::string subscribed = MakeTopic(1);
+    asked = TopicPartition{MakeTopic(1), 0};
+    Producer producer(Bootstrap());
+    producer.Produce(subscribed, "k", "v", 0);
+    for (int i = 0; i < 3; ++i) producer.Produce(asked.topic, "k", "v", 0);
+    producer.Flush();
+    auto consumer = std::make_unique<Consumer>(Options(subscribed), &listener_);
+    size_t received = 0;
+    const bool in = testing::WaitFor(
+        [&] {
+          received += consumer->Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
+          return received == 1;
+        },
+        std::chrono::seconds(30));
+    return in ? std::move(consumer) : nullptr;
+  }
   // Polls until the listener holds `partitions` partitions.
   static bool AwaitAssigned(Consumer& consumer, const Listener& listener, size_t partitions) {
     return testing::WaitFor(
@@ -59,6 +81,8 @@ class ConsumerTest : public testing::BrokerTest {
         },
         std::chrono::seconds(30));
   }
+
+  Listener listener_;
 };
 
 TEST_F(ConsumerTest, PauseAndResumeReturnThePartitionsLibrdkafkaRefused) {
@@ -180,25 +204,10 @@ TEST_F(ConsumerTest, MessagesFetchedButNotHandedOutAreLeftForTheNextMember) {
 // its leader within the timeout given, even when the leader does not answer
 // (librdkafka 2.0.2's rd_kafka_query_watermark_offsets() would wait for it).
 TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
-  constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
-  const std::string subscribed = MakeTopic(1);
-  const std::string asked = MakeTopic(1);
-  Producer producer(Bootstrap());
-  producer.Produce(subscribed, "k", "v", 0);
-  for (int i = 0; i < 3; ++i) producer.Produce(asked, "k", "v", 0);
-  producer.Flush();
-  Listener listener;
-  const ConsumerOptions options = Options(subscribed);
-  Consumer consumer(options, &listener);
-  // The consumer's own offset look-ups are done once its first message is in.
-  size_t received = 0;
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        received += consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
-        return received == 1;
-      },
-      std::chrono::seconds(30)));
-  const TopicPartition tp{asked, 0};
+  TopicPartition tp;
+  std::unique_ptr<Consumer> owned = ConsumerAndAskedPartition(tp);
+  ASSERT_TRUE(owned);
+  Consumer& consumer = *owned;
   EXPECT_EQ(consumer.StartOffset(tp, std::chrono::seconds(10)), std::optional<int64_t>(0));
 
   // The leader's next ListOffsets answer comes 30 s late.
@@ -214,23 +223,10 @@ TEST_F(ConsumerTest, StartOffsetGivesUpWhenTheLeaderDoesNotAnswerInTime) {
 // until the deadline rather than given up at the first such answer (the
 // worker would otherwise hold a new partition's work as after a crash).
 TEST_F(ConsumerTest, StartOffsetAsksAgainWhileThePartitionsLeaderIsNotKnown) {
-  constexpr int16_t kListOffsetsRequest = 2;  // Kafka protocol API key
-  const std::string subscribed = MakeTopic(1);
-  const std::string asked = MakeTopic(1);
-  Producer producer(Bootstrap());
-  producer.Produce(subscribed, "k", "v", 0);
-  for (int i = 0; i < 3; ++i) producer.Produce(asked, "k", "v", 0);
-  producer.Flush();
-  Listener listener;
-  Consumer consumer(Options(subscribed), &listener);
-  size_t received = 0;
-  ASSERT_TRUE(testing::WaitFor(
-      [&] {
-        received += consumer.Poll(std::chrono::milliseconds(50), 10, [](const Message&) {});
-        return received == 1;
-      },
-      std::chrono::seconds(30)));
-  const TopicPartition tp{asked, 0};
+  TopicPartition tp;
+  std::unique_ptr<Consumer> owned = ConsumerAndAskedPartition(tp);
+  ASSERT_TRUE(owned);
+  Consumer& consumer = *owned;
 
   Broker().PushBrokerRequestErrors(1, kListOffsetsRequest,
                                    {{RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION, 0},
