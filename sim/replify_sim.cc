@@ -2,8 +2,10 @@
 
 #include <rapidjson/document.h>
 
+#include <algorithm>
 #include <cctype>
 #include <utility>
+#include <vector>
 
 namespace crmsync::sim {
 namespace {
@@ -323,7 +325,9 @@ ReplifyContact ReplifyState::Extract(Campaign& campaign, const std::string& iden
 
 ReplifyState::Campaigns ReplifyState::Snapshot() const {
   Campaigns out;
-  for (const auto& [id, campaign] : campaigns_) out.emplace(id, campaign.contacts);
+  for (const auto& [id, campaign] : campaigns_) {
+    out.emplace(id, std::map(campaign.contacts.begin(), campaign.contacts.end()));
+  }
   return out;
 }
 
@@ -334,7 +338,12 @@ void ReplifyState::WriteJson(JsonWriter& writer) const {
   for (const auto& [id, campaign] : campaigns_) {
     writer.Key(id.data(), static_cast<rapidjson::SizeType>(id.size()));
     writer.StartArray();
-    for (const auto& [identity, contact] : campaign.contacts) WriteContact(writer, contact);
+    std::vector<const Campaign::Contacts::value_type*> sorted;
+    sorted.reserve(campaign.contacts.size());
+    for (const auto& entry : campaign.contacts) sorted.push_back(&entry);
+    std::sort(sorted.begin(), sorted.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (const auto* entry : sorted) WriteContact(writer, entry->second);
     writer.EndArray();
   }
   writer.EndObject();
