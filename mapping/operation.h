@@ -29,6 +29,8 @@ enum class Action {
   kEnroll,      // add to a sequence
   kUnenroll,    // remove from a sequence
 };
+// Actions there are (kUnenroll is the last), for tables indexed by action.
+inline constexpr size_t kActionCount = static_cast<size_t>(Action::kUnenroll) + 1;
 
 // Wire name ("upsert", "updateOnly", "remove", "add", "overwrite", "enroll",
 // "unenroll"), and the reverse.

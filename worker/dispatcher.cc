@@ -125,7 +125,7 @@ void Dispatcher::MarkReady(Lane& lane, Lines::iterator it) {
     return;
   }
   const Item& front = *line.waiting.front();
-  front.queue->ready.emplace(front.seq, &*it);
+  front.queue->ready.Add(front.op.action, front.seq, &*it);
 }
 
 void Dispatcher::Release(Lane& lane, const std::string& contact, const ProviderLimits& limits,
@@ -184,7 +184,15 @@ void Dispatcher::Enqueue(mapping::Operation&& op, MessageRef origin, Clock::time
   item->ready_at = now + limits.linger;
   item->seq = next_seq_++;
   const size_t before = line.waiting.size();
+  // A merge into the front of a ready line may change its action (a removal
+  // replaces what waited): its ready entry follows.
+  const mapping::Action front_action =
+      line.waiting.empty() ? item->op.action : line.waiting.front()->op.action;
   if (MergeAll(line.waiting, *item)) {
+    if (!line.busy) {
+      const Item& front = *line.waiting.front();
+      queue.ready.Move(front.seq, front_action, front.op.action);
+    }
     ++coalesced_;
     const size_t absorbed = before - line.waiting.size();
     coalesced_ += absorbed;
@@ -220,28 +228,22 @@ void Dispatcher::Wake(Lane& lane, Clock::time_point now, bool flush_all) {
 
 std::optional<Dispatcher::InFlightBatch> Dispatcher::FormBatch(Queue& queue, size_t max_batch,
                                                                Clock::time_point now) {
+  // A batch carries one action, the oldest ready operation's; contacts whose
+  // next operation is another action stay ready for the next batch.
+  auto [entries, action] = queue.ready.Oldest();
   InFlightBatch batch;
-  std::optional<mapping::Action> action;
-  for (auto it = queue.ready.begin(); it != queue.ready.end() && batch.items.size() < max_batch;) {
+  for (auto it = entries->begin(); it != entries->end() && batch.items.size() < max_batch;) {
     ContactLine& line = it->second->second;
-    Item& front = *line.waiting.front();
-    // A batch carries one action; a contact whose next operation is another
-    // action stays ready for the next batch.
-    if (action && front.op.action != *action) {
-      ++it;
-      continue;
-    }
-    action = front.op.action;
     batch.items.push_back(std::move(line.waiting.front()));
     line.waiting.pop_front();
     line.busy = true;
     line.last_sent = now;
-    it = queue.ready.erase(it);
+    it = queue.ready.Erase(*entries, it);
   }
   if (batch.items.empty()) return std::nullopt;
   batch.queue = &queue;
   batch.batch.target = queue.target;
-  batch.batch.action = *action;
+  batch.batch.action = action;
   batch.batch.routing = queue.routing;
   batch.batch.options = queue.options;
   return batch;
@@ -255,7 +257,7 @@ std::vector<OutgoingBatch> Dispatcher::TakeReady(Clock::time_point now, bool flu
     const ProviderLimits& limits = *queue.limits;
     int& provider_in_flight = in_flight_per_provider_[queue.provider];
     while (!queue.ready.empty() && provider_in_flight < limits.max_in_flight) {
-      const Item& oldest = *queue.ready.begin()->second->second.waiting.front();
+      const Item& oldest = *queue.ready.OldestLine().second.waiting.front();
       const bool due = flush_all || limits.send_when_idle ||
                        queue.ready.size() >= limits.max_batch || oldest.ready_at <= now;
       if (!due) break;
@@ -486,7 +488,7 @@ void Dispatcher::DropPartition(const kafka::TopicPartition& tp) {
       }
       if (!line.busy) {
         const Item& front = *line.waiting.front();
-        front.queue->ready.emplace(front.seq, &*it);
+        front.queue->ready.Add(front.op.action, front.seq, &*it);
       }
       ++it;
     }
@@ -513,7 +515,7 @@ std::optional<Clock::time_point> Dispatcher::NextDeadline(
     if (limits != limits_.end() && queue.ready.size() >= limits->second.max_batch) {
       consider(Clock::time_point::min());
     } else {
-      consider(queue.ready.begin()->second->second.waiting.front()->ready_at);
+      consider(queue.ready.OldestLine().second.waiting.front()->ready_at);
     }
   }
   return next;

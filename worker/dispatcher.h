@@ -45,6 +45,7 @@
 // by the worker's loop thread. Never throws on content.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -270,11 +271,65 @@ class Dispatcher {
     // arrivals wait for the next window.
     std::optional<uint64_t> draining_to;
   };
-  // Everything of one (provider, target).
   // By contact key. Elements stay put when the map grows, so a ready set
   // can point at one; a line is erased only when it is in no ready set.
   using Lines = std::unordered_map<std::string, ContactLine>;
   using LineEntry = Lines::value_type;
+  // Contacts whose front operation may go in one queue, by that operation's
+  // seq, kept apart by action: a request carries one action, so a batch of
+  // the less common actions is taken from its own set instead of being
+  // picked out of every ready contact.
+  class ReadySet {
+   public:
+    using Entries = std::map<uint64_t, LineEntry*>;
+    bool empty() const { return size_ == 0; }
+    size_t size() const { return size_; }
+    // Arrivals carry the newest seq: the hint makes their insert constant time.
+    void Add(mapping::Action action, uint64_t seq, LineEntry* line) {
+      Entries& entries = by_action_[Index(action)];
+      const size_t before = entries.size();
+      entries.emplace_hint(entries.end(), seq, line);
+      size_ += entries.size() - before;
+    }
+    void Move(uint64_t seq, mapping::Action from, mapping::Action to) {
+      if (from == to) return;
+      auto node = by_action_[Index(from)].extract(seq);
+      if (!node.empty()) by_action_[Index(to)].insert(std::move(node));
+    }
+    // The set holding the oldest entry, and its action; the set is empty
+    // only when all are.
+    std::pair<Entries*, mapping::Action> Oldest() {
+      const size_t i = OldestIndex();
+      return {&by_action_[i], static_cast<mapping::Action>(i)};
+    }
+    // Only while not empty.
+    const LineEntry& OldestLine() const { return *by_action_[OldestIndex()].begin()->second; }
+    Entries::iterator Erase(Entries& entries, Entries::iterator it) {
+      --size_;
+      return entries.erase(it);
+    }
+    void clear() {
+      for (Entries& entries : by_action_) entries.clear();
+      size_ = 0;
+    }
+
+   private:
+    static size_t Index(mapping::Action action) { return static_cast<size_t>(action); }
+    size_t OldestIndex() const {
+      size_t best = 0;
+      for (size_t i = 1; i < by_action_.size(); ++i) {
+        if (by_action_[i].empty()) continue;
+        if (by_action_[best].empty() ||
+            by_action_[i].begin()->first < by_action_[best].begin()->first) {
+          best = i;
+        }
+      }
+      return best;
+    }
+    std::array<Entries, mapping::kActionCount> by_action_;
+    size_t size_ = 0;
+  };
+  // Everything of one (provider, target).
   struct Lane {
     Lines lines;
     // Retries not yet due, by due time (insertion order among equals).
@@ -293,8 +348,7 @@ class Dispatcher {
     // elements stay put and are never erased).
     Lane* lane = nullptr;
     const ProviderLimits* limits = nullptr;
-    // Contacts whose front operation may go in this queue, by its seq.
-    std::map<uint64_t, LineEntry*> ready;
+    ReadySet ready;
   };
   struct InFlightBatch {
     bool probe = false;  // sent by a half-open circuit

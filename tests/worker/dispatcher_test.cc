@@ -156,6 +156,29 @@ TEST(DispatcherTest, BatchCarriesOneActionAndOtherContactsAreNotBlocked) {
   EXPECT_EQ(Contacts(ready[1]), std::vector<std::string>{"b"});
 }
 
+// Each batch takes the action of the oldest ready operation and that
+// action's contacts in arrival order; the other actions wait their turn.
+TEST(DispatcherTest, EachBatchTakesTheOldestReadyActionInArrivalOrder) {
+  Dispatcher d = Make(2, 8);
+  using mapping::Action;
+  d.Enqueue(Op("a"), Ref(0), kT0);
+  d.Enqueue(Op("b", Action::kRemove), Ref(1), kT0);
+  d.Enqueue(Op("c"), Ref(2), kT0);
+  d.Enqueue(Op("d", Action::kUpdateOnly), Ref(3), kT0);
+  d.Enqueue(Op("e", Action::kRemove), Ref(4), kT0);
+  d.Enqueue(Op("f"), Ref(5), kT0);
+  const auto ready = d.TakeReady(kT0, true);
+  ASSERT_EQ(ready.size(), 4u);
+  EXPECT_EQ(ready[0].batch->action, Action::kUpsert);
+  EXPECT_EQ(Contacts(ready[0]), (std::vector<std::string>{"a", "c"}));
+  EXPECT_EQ(ready[1].batch->action, Action::kRemove);
+  EXPECT_EQ(Contacts(ready[1]), (std::vector<std::string>{"b", "e"}));
+  EXPECT_EQ(ready[2].batch->action, Action::kUpdateOnly);
+  EXPECT_EQ(Contacts(ready[2]), std::vector<std::string>{"d"});
+  EXPECT_EQ(ready[3].batch->action, Action::kUpsert);
+  EXPECT_EQ(Contacts(ready[3]), std::vector<std::string>{"f"});
+}
+
 TEST(DispatcherTest, RetryKeepsItsPlaceBeforeLaterOperationsOfTheContact) {
   Dispatcher d = Make(10, 4);
   d.Enqueue(Op("a"), Ref(0), kT0);
