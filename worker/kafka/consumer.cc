@@ -3,11 +3,15 @@
 #include <rapidjson/document.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "worker/kafka/conf.h"
@@ -99,6 +103,89 @@ void Consumer::Callbacks::OnLog(const rd_kafka_t* rk, int level, const char* fac
   ForwardLog("kafka", level, facility, message);
 }
 
+// librdkafka 2.0.2 stops fetching a partition once the consumer's queue
+// holds queued.min.messages messages or queued.max.messages.kbytes (each
+// partition's queue forwards to the consumer's, and both checks follow the
+// forward), and decides again only when the partition's broker thread wakes:
+// for a request to send, an answer, or after up to a second
+// (rd_kafka_max_block_ms). A worker that drains its prefetch sooner idles
+// until then: a lagging 32-partition group on the mock cluster had its
+// partitions stopped for 0.9 s at a time, the last part of it with an empty
+// queue. (2.4.0's fetch.queue.backoff.ms makes that wait configurable.) Any
+// request for a leader wakes its broker thread, so once the queue has
+// drained below half the bound the waker asks the leaders of the assigned
+// partitions for their end offsets, whose answer nobody needs; it does so
+// from a thread of its own, so that the poll loop never waits for a broker.
+class Consumer::FetchWaker {
+ public:
+  explicit FetchWaker(rd_kafka_t* rk) : rk_(rk), thread_([this] { Run(); }) {}
+  FetchWaker(const FetchWaker&) = delete;
+  FetchWaker& operator=(const FetchWaker&) = delete;
+  ~FetchWaker() { Stop(); }
+
+  void Wake() {
+    {
+      std::lock_guard lock(mutex_);
+      wanted_ = true;
+    }
+    cv_.notify_one();
+  }
+  // Returns once no request of the waker is outstanding.
+  void Stop() {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  static constexpr int kTimeoutMs = 500;
+
+  void Run() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      cv_.wait(lock, [this] { return wanted_ || stopping_; });
+      if (stopping_) return;
+      wanted_ = false;
+      lock.unlock();
+      AskEndOffsets();
+      lock.lock();
+    }
+  }
+  void AskEndOffsets() {
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk_, &raw) != RD_KAFKA_RESP_ERR_NO_ERROR || raw == nullptr) return;
+    TopicPartitionListPtr list(raw);
+    if (list->cnt == 0) return;
+    for (int i = 0; i < list->cnt; ++i) list->elems[i].offset = RD_KAFKA_OFFSET_END;
+    // The answer does not matter: a leader that did not answer was woken
+    // all the same, or is unreachable and has nothing to fetch.
+    static_cast<void>(rd_kafka_offsets_for_times(rk_, list.get(), kTimeoutMs));
+  }
+
+  rd_kafka_t* rk_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool wanted_ = false;
+  bool stopping_ = false;
+  std::thread thread_;  // last: starts once the members it uses exist
+};
+
+namespace {
+
+int64_t IntProperty(const rd_kafka_conf_t* conf, const char* name, int64_t fallback) {
+  char value[64];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(conf, name, value, &size) != RD_KAFKA_CONF_OK) return fallback;
+  char* end = nullptr;
+  const long long parsed = std::strtoll(value, &end, 10);
+  return end != value ? parsed : fallback;
+}
+
+}  // namespace
+
 Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
     : listener_(listener), on_offset_reset_(options.on_offset_reset) {
   ConfPtr conf(rd_kafka_conf_new());
@@ -106,8 +193,9 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   SetProperty(conf.get(), "auto.offset.reset", "earliest");
   SetProperty(conf.get(), "enable.partition.eof", "false");
   SetProperty(conf.get(), "client.id", "crmsync");
-  // The prefetch, bounded by bytes (a message-count bound, queued.min.messages,
-  // starves the fetcher of small messages on a single broker). librdkafka
+  // The prefetch, bounded by bytes. librdkafka stops fetching at
+  // queued.min.messages (100,000) or at queued.max.messages.kbytes and,
+  // left alone, starts again up to a second later (FetchWaker above). librdkafka
   // checks queued.max.messages.kbytes against the consumer's queue (the
   // partitions' queues forward to it) before it asks for more, 64 MiB by
   // default; what one fetch answer brings is on top of that: up to
@@ -144,10 +232,15 @@ Consumer::Consumer(const ConsumerOptions& options, RebalanceListener* listener)
   rd_kafka_conf_set_stats_cb(conf.get(), &Callbacks::OnStatistics);
   rd_kafka_conf_set_log_cb(conf.get(), &Callbacks::OnLog);
 
+  queued_min_messages_ = IntProperty(conf.get(), "queued.min.messages", queued_min_messages_);
+  queued_max_bytes_ = IntProperty(conf.get(), "queued.max.messages.kbytes", 65536) * 1024;
+
   handle_ = NewClient(RD_KAFKA_CONSUMER, std::move(conf), "kafka consumer: ");
   rd_kafka_t* rk = handle_.get();
   // Serve the main queue (errors, logs, commit results) from consumer_poll too.
   rd_kafka_poll_set_consumer(rk);
+  queue_ = rd_kafka_queue_get_consumer(rk);
+  waker_ = std::make_unique<FetchWaker>(rk);
 
   TopicPartitionListPtr topics(
       rd_kafka_topic_partition_list_new(static_cast<int>(options.topics.size())));
@@ -177,6 +270,9 @@ size_t Consumer::Poll(std::chrono::milliseconds timeout, size_t max_messages,
                       const std::function<void(const Message&)>& handler) {
   size_t handled = 0;
   int wait_ms = static_cast<int>(timeout.count());
+  // The queue only grows between polls: its length now is its peak since
+  // the last one.
+  if (queue_ != nullptr) queued_peak_ = std::max(queued_peak_, rd_kafka_queue_length(queue_));
   while (handled < max_messages) {
     MessagePtr msg(rd_kafka_consumer_poll(handle_.get(), wait_ms));
     wait_ms = 0;  // only the first poll may wait
@@ -196,10 +292,29 @@ size_t Consumer::Poll(std::chrono::milliseconds timeout, size_t max_messages,
     view.null_payload = msg->payload == nullptr;
     view.payload = std::string_view(static_cast<const char*>(msg->payload), msg->len);
     view.timestamp_ms = rd_kafka_message_timestamp(msg.get(), nullptr);
+    bytes_handed_out_ += msg->len + msg->key_len;
+    ++messages_handed_out_;
     handler(view);
     ++handled;
   }
+  WakeFetcherIfDrained();
   return handled;
+}
+
+void Consumer::WakeFetcherIfDrained() {
+  if (queue_ == nullptr || !waker_) return;
+  const size_t queued = rd_kafka_queue_length(queue_);
+  // The bound the fetcher stops at, in messages: queued.min.messages, or
+  // queued.max.messages.kbytes in messages of the average size handed out
+  // (librdkafka counts a message's key and payload).
+  int64_t bound = queued_min_messages_;
+  if (messages_handed_out_ > 0 && bytes_handed_out_ >= messages_handed_out_) {
+    const auto average = static_cast<int64_t>(bytes_handed_out_ / messages_handed_out_);
+    bound = std::min(bound, queued_max_bytes_ / average);
+  }
+  const auto low = static_cast<size_t>(std::max<int64_t>(bound / 2, 1));
+  if (queued_peak_ >= low && queued < low) waker_->Wake();
+  queued_peak_ = queued;
 }
 
 void Consumer::StoreOffsets(const std::vector<std::pair<TopicPartition, int64_t>>& offsets) {
@@ -389,6 +504,11 @@ std::optional<std::vector<CommittedOffset>> Consumer::Committed(
 bool Consumer::Close(std::chrono::milliseconds timeout) {
   if (closed_) return true;
   closed_ = true;
+  if (waker_) waker_->Stop();
+  if (queue_ != nullptr) {
+    rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+  }
   rd_kafka_t* rk = handle_.get();
   const auto end = std::chrono::steady_clock::now() + timeout;
   // librdkafka 2.0.2 aborts destroying a cooperative-sticky member whose

@@ -3,7 +3,9 @@
 // block without a deadline.
 //
 // Not thread-safe: every method is called from the worker's loop thread. The
-// RebalanceListener is invoked from inside Poll() on that same thread.
+// RebalanceListener is invoked from inside Poll() on that same thread. (A
+// thread of the consumer's own restarts the fetcher when the prefetch has
+// drained: see FetchWaker in consumer.cc.)
 // The constructor throws std::runtime_error naming the librdkafka property
 // that was rejected; per-message and commit errors are returned or logged,
 // never thrown.
@@ -13,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -136,7 +139,18 @@ class Consumer {
   std::vector<TopicPartition> PauseOrResume(const std::vector<TopicPartition>& partitions,
                                             bool pause);
 
+  // Restarts a fetcher that stopped at the prefetch bound (see consumer.cc).
+  class FetchWaker;
+  void WakeFetcherIfDrained();
+
   KafkaPtr handle_;
+  std::unique_ptr<FetchWaker> waker_;
+  rd_kafka_queue_s* queue_ = nullptr;  // the consumer's queue (a reference; released in Close())
+  int64_t queued_min_messages_ = 100000;
+  int64_t queued_max_bytes_ = 0;
+  size_t queued_peak_ = 0;         // the queue's longest since the previous Poll() ended
+  uint64_t bytes_handed_out_ = 0;  // key and payload bytes of the messages handed out
+  uint64_t messages_handed_out_ = 0;
   RebalanceListener* listener_;
   std::string offset_reset_ = "earliest";  // auto.offset.reset in effect
   std::function<void(const TopicPartition&, const std::string&)> on_offset_reset_;

@@ -5,7 +5,8 @@
 
 #include <memory>
 
-struct rd_kafka_s;  // rd_kafka_t
+struct rd_kafka_s;        // rd_kafka_t
+struct rd_kafka_queue_s;  // rd_kafka_queue_t
 
 namespace crmsync::kafka {
 
