@@ -261,10 +261,16 @@ class ItemMatcher {
 
   std::optional<size_t> Take(const ResultEntry& entry) {
     if (!entry.object) return std::nullopt;
+    if (!indexed_) {
+      while (next_ < taken_.size() && taken_[next_]) ++next_;
+      if (next_ < taken_.size() && EchoesItem(next_, entry)) {
+        taken_[next_] = true;
+        return next_;
+      }
+    }
     NormalizeEmailInto(email_, entry.email);
     PhoneDigitsInto(phone_, entry.phone);
     if (!indexed_) {
-      while (next_ < taken_.size() && taken_[next_]) ++next_;
       if (next_ < taken_.size() && IsFirstChoice(next_)) {
         taken_[next_] = true;
         return next_;
@@ -296,6 +302,15 @@ class ItemMatcher {
 
  private:
   using Index = std::unordered_map<std::string, std::vector<size_t>>;
+
+  // Whether the entry repeats item `i`'s email and phone byte for byte (a
+  // missing value as an empty one): then their normalised forms are equal
+  // too, and IsFirstChoice(i) holds without normalising either.
+  bool EchoesItem(size_t i, const ResultEntry& entry) const {
+    const mapping::Contact& contact = batch_.items[i]->contact;
+    return entry.email.value_or(std::string_view()) == NonEmpty(contact.email).value_or("") &&
+           entry.phone.value_or(std::string_view()) == NonEmpty(contact.phone).value_or("");
+  }
 
   // Whether the index would give the current entry item `i`, the first item
   // not yet taken: `i` has the entry's identity and is the preferred kind of
