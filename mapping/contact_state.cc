@@ -145,11 +145,13 @@ ContactSnapshot MergeEvent(const std::optional<ContactSnapshot>& before, const C
     const auto& value = event.contact.*field.member;
     if (value) {
       after.contact.*field.member = value;
-    } else if (event.changed_fields.contains(field.ref)) {
+    } else if (event.Changed(field.ref)) {
       (after.contact.*field.member).reset();
     }
   }
   for (const auto& [name, value] : event.contact.properties) after.contact.properties[name] = value;
+  // Properties the event names as changed but does not carry were removed
+  // (implied changes are what the event carries: none of those).
   for (const std::string& ref : event.changed_fields) {
     if (ref.starts_with("properties.")) {
       const std::string name = ref.substr(11);
@@ -158,7 +160,7 @@ ContactSnapshot MergeEvent(const std::optional<ContactSnapshot>& before, const C
   }
   if (event.status) {
     after.status = event.status;
-  } else if (event.changed_fields.contains("status")) {
+  } else if (event.Changed("status")) {
     after.status.reset();
   }
   after.deleted = event.kind == EventKind::kDeleted;
@@ -189,6 +191,7 @@ void ApplySnapshot(const std::optional<ContactSnapshot>& before, const ContactSn
     if (!before->contact.properties.contains(name)) changed.insert("properties." + name);
   }
   event.changed_fields = std::move(changed);
+  event.changes_implied = false;
 }
 
 std::string StateToJson(const ContactState& state) {

@@ -177,23 +177,6 @@ std::optional<std::string> OptionalString(const rapidjson::Value& object, const 
   return std::string(StringOf(*value));
 }
 
-// Every field the event carries, as field references: what "changed" means
-// when the producer does not say (an update carries what changed).
-FieldSet FieldsCarried(const CrmEvent& event) {
-  FieldSet fields;
-  fields.reserve(5 + event.contact.properties.size());
-  // In sorted order: "contact.*" < "properties.*" (the map is sorted) < "status".
-  if (event.contact.email) fields.push_back("contact.email");
-  if (event.contact.first_name) fields.push_back("contact.firstName");
-  if (event.contact.last_name) fields.push_back("contact.lastName");
-  if (event.contact.phone) fields.push_back("contact.phone");
-  for (const auto& [name, value] : event.contact.properties) {
-    fields.push_back("properties." + name);
-  }
-  if (event.status) fields.push_back("status");
-  return fields;
-}
-
 // Fills `event` from a schema-valid document: the schema has already checked
 // every type this relies on, the IsX() tests only keep a schema edit from
 // turning into undefined behaviour.
@@ -247,7 +230,7 @@ std::optional<DecodeError> CheckCanonical(CrmEvent& event, std::optional<EventKi
   event.source_format = InputFormat::kCanonical;
   if (!kind) return DecodeError{"schema violation: unknown kind (enum)", "/kind", ""};
   event.kind = *kind;
-  if (!has_changed_fields) event.changed_fields = FieldsCarried(event);
+  event.changes_implied = !has_changed_fields;
 
   const std::optional<int64_t> occurred_at_ms = ParseRfc3339(event.occurred_at);
   if (!occurred_at_ms) {
@@ -264,12 +247,16 @@ std::optional<DecodeError> CheckCanonical(CrmEvent& event, std::optional<EventKi
   }
   // Fields the event carries are references by construction, but for a
   // property without a name.
+  auto not_a_reference = [](const std::string& field) {
+    return DecodeError{"changedFields item '" + Echo(field) +
+                           "' is not a field reference (e.g. properties.tier, contact.email)",
+                       "/changedFields", ""};
+  };
+  if (event.changes_implied && event.contact.properties.contains("")) {
+    return not_a_reference("properties.");
+  }
   for (const std::string& field : event.changed_fields) {
-    if ((has_changed_fields || field == "properties.") && !IsFieldReference(field)) {
-      return DecodeError{"changedFields item '" + Echo(field) +
-                             "' is not a field reference (e.g. properties.tier, contact.email)",
-                         "/changedFields", ""};
-    }
+    if (!IsFieldReference(field)) return not_a_reference(field);
   }
   return internal::CheckKey(key, event, "");
 }

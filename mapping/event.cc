@@ -132,4 +132,33 @@ std::optional<std::string> FieldValue(const CrmEvent& event, std::string_view re
   return std::nullopt;
 }
 
+bool CrmEvent::Changed(std::string_view ref) const {
+  if (!changes_implied) return changed_fields.contains(ref);
+  if (ref.starts_with(kPropertiesPrefix)) {
+    return contact.properties.contains(std::string(ref.substr(kPropertiesPrefix.size())));
+  }
+  if (ref == "contact.email") return contact.email.has_value();
+  if (ref == "contact.phone") return contact.phone.has_value();
+  if (ref == "contact.firstName") return contact.first_name.has_value();
+  if (ref == "contact.lastName") return contact.last_name.has_value();
+  if (ref == "status") return status.has_value();
+  return false;
+}
+
+FieldSet CrmEvent::ChangedFields() const {
+  if (!changes_implied) return changed_fields;
+  FieldSet fields;
+  fields.reserve(5 + contact.properties.size());
+  // In sorted order: "contact.*" < "properties.*" (the map is sorted) < "status".
+  if (contact.email) fields.push_back("contact.email");
+  if (contact.first_name) fields.push_back("contact.firstName");
+  if (contact.last_name) fields.push_back("contact.lastName");
+  if (contact.phone) fields.push_back("contact.phone");
+  for (const auto& [name, value] : contact.properties) {
+    fields.push_back(std::string(kPropertiesPrefix) + name);
+  }
+  if (status) fields.push_back("status");
+  return fields;
+}
+
 }  // namespace crmsync::mapping

@@ -103,9 +103,15 @@ struct CrmEvent {
   std::optional<std::string> status;
   ContactFields contact;
   // Field references known to have changed ("properties.lifecyclestage",
-  // "contact.email", "status"). Formats without change information list every
-  // field the event carries (an update carries what changed).
+  // "contact.email", "status"). Read them with Changed() or ChangedFields(),
+  // which also answer for events whose changes are implied.
   FieldSet changed_fields;
+  // The event does not say what changed (a canonical event without
+  // changedFields): every contact field, property and status it carries
+  // counts as changed (an update carries what changed), and changed_fields
+  // is empty. Decoders set it instead of listing the carried fields, which
+  // would cost each such event a handful of strings nothing else reads.
+  bool changes_implied = false;
   // Values before the change, by field reference, where the format says
   // (Debezium "before", canonical "previous"); a field absent here is unknown
   // or was null.
@@ -126,6 +132,13 @@ struct CrmEvent {
 
   // "<external_id_key>:<external_id_value>": the per-contact ordering identity.
   std::string ContactKey() const { return external_id_key + ":" + external_id_value; }
+
+  // Whether the field reference `ref` changed: listed in changed_fields, or
+  // carried by an event whose changes are implied.
+  bool Changed(std::string_view ref) const;
+  // The changed field references: changed_fields, or every field carried
+  // when the changes are implied.
+  FieldSet ChangedFields() const;
 
   bool operator==(const CrmEvent&) const = default;
 };

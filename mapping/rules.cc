@@ -39,10 +39,10 @@ bool Holds(const Condition& condition, const CrmEvent& event) {
     case ConditionOp::kExists:
       return value.has_value() == condition.flag;
     case ConditionOp::kChanged:
-      return event.changed_fields.contains(condition.field) == condition.flag;
+      return event.Changed(condition.field) == condition.flag;
     case ConditionOp::kBecomes: {
       if (!value || !Contains(condition.values, *value)) return false;
-      if (!event.changed_fields.contains(condition.field)) return false;
+      if (!event.Changed(condition.field)) return false;
       auto before = event.previous.find(condition.field);
       if (before == event.previous.end()) {
         // The previous value is unknown: a "from" constraint cannot be shown

@@ -140,6 +140,7 @@ TEST(DecodeCanonicalFastTest, ChecksBeyondTheSchemaAreTheSameOnBothPaths) {
        R"("externalIdValue":"1","kind":"contact.created"})",
        ""},
       {Event(R"(,"changedFields":["not a field"])"), ""},
+      {Event(R"(,"contact":{"properties":{"":"x"}})"), ""},  // changes implied
       {Event(""), "hubspotId:43"},
       {Event(""), "hubspotId:42"},
   };

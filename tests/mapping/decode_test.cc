@@ -397,5 +397,59 @@ TEST(FieldSetTest, FieldsBuiltInOrderEqualTheSameFieldsInserted) {
   EXPECT_EQ(empty.begin(), empty.end());
 }
 
+constexpr const char* kUpdate =
+    R"({"eventId":"e-1","occurredAt":"2026-11-23T12:00:00Z","externalIdKey":"hubspotId",)"
+    R"("externalIdValue":"42","kind":"contact.updated","origin":"crm")";
+
+TEST(DecodeChangesTest, AnEventThatDoesNotSayWhatChangedChangedWhatItCarries) {
+  const DecodeResult result = DecodeCanonical(
+      std::string(kUpdate) + R"(,"status":"completed","contact":{"email":"a@example.com",)" +
+          R"("lastName":"Lovelace","properties":{"tier":"pro","lifecycleStage":"customer"}}})",
+      "hubspotId:42");
+  ASSERT_TRUE(std::holds_alternative<CrmEvent>(result));
+  const CrmEvent& event = std::get<CrmEvent>(result);
+  EXPECT_TRUE(event.changes_implied);
+  EXPECT_TRUE(event.changed_fields.empty());
+  EXPECT_EQ(Fields(event.ChangedFields()),
+            (std::vector<std::string>{"contact.email", "contact.lastName",
+                                      "properties.lifecycleStage", "properties.tier", "status"}));
+  for (const char* field : {"contact.email", "contact.lastName", "properties.tier", "status"}) {
+    EXPECT_TRUE(event.Changed(field)) << field;
+  }
+  for (const char* field : {"contact.phone", "contact.firstName", "properties.region", "origin",
+                            "eventId", "kind", "properties."}) {
+    EXPECT_FALSE(event.Changed(field)) << field;
+  }
+}
+
+TEST(DecodeChangesTest, AnEventThatListsItsChangesChangedThoseOnly) {
+  const DecodeResult listed = DecodeCanonical(
+      std::string(kUpdate) +
+          R"(,"changedFields":["contact.phone"],"contact":{"email":"a@example.com"}})",
+      "");
+  ASSERT_TRUE(std::holds_alternative<CrmEvent>(listed));
+  const CrmEvent& event = std::get<CrmEvent>(listed);
+  EXPECT_FALSE(event.changes_implied);
+  EXPECT_TRUE(event.Changed("contact.phone"));
+  EXPECT_FALSE(event.Changed("contact.email")) << "carried, not listed";
+  EXPECT_EQ(Fields(event.ChangedFields()), (std::vector<std::string>{"contact.phone"}));
+
+  const DecodeResult none = DecodeCanonical(
+      std::string(kUpdate) + R"(,"changedFields":[],"contact":{"email":"a@example.com"}})", "");
+  ASSERT_TRUE(std::holds_alternative<CrmEvent>(none));
+  EXPECT_FALSE(std::get<CrmEvent>(none).Changed("contact.email"));
+  EXPECT_TRUE(std::get<CrmEvent>(none).ChangedFields().empty());
+}
+
+TEST(DecodeChangesTest, AnImpliedChangeOfAPropertyWithoutANameIsRefused) {
+  const DecodeResult result =
+      DecodeCanonical(std::string(kUpdate) + R"(,"contact":{"properties":{"":"x"}}})", "");
+  ASSERT_TRUE(std::holds_alternative<DecodeError>(result));
+  const DecodeError& error = std::get<DecodeError>(result);
+  EXPECT_NE(error.reason.find("'properties.' is not a field reference"), std::string::npos)
+      << error.reason;
+  EXPECT_EQ(error.json_path, "/changedFields");
+}
+
 }  // namespace
 }  // namespace crmsync::mapping

@@ -281,6 +281,30 @@ TEST(ConditionTest, EachOperatorHoldsAsDocumented) {
   EXPECT_FALSE(holds(When("origin", ConditionOp::kNotContains, {"client=crmsync"})));
 }
 
+TEST(ConditionTest, AnEventThatDoesNotSayWhatChangedChangedWhatItCarries) {
+  CrmEvent event = Event(EventKind::kUpdated, "completed");
+  event.contact.phone.reset();
+  event.origin = "crm";
+  event.changes_implied = true;
+  auto changed = [&event](const std::string& field) {
+    Rule rule = Named("r", {});
+    rule.conditions = {When(field, ConditionOp::kChanged)};
+    return Matches(rule, event);
+  };
+  EXPECT_TRUE(changed("properties.tier"));
+  EXPECT_TRUE(changed("contact.email"));
+  EXPECT_TRUE(changed("status"));
+  EXPECT_FALSE(changed("contact.phone")) << "not carried";
+  EXPECT_FALSE(changed("properties.region")) << "not carried";
+  EXPECT_FALSE(changed("origin")) << "not a contact field";
+  Rule becomes = Named("b", {});
+  becomes.conditions = {When("status", ConditionOp::kBecomes, {"completed"})};
+  EXPECT_TRUE(Matches(becomes, event));
+  event.changes_implied = false;
+  EXPECT_FALSE(changed("properties.tier")) << "changes listed, and none are";
+  EXPECT_FALSE(Matches(becomes, event));
+}
+
 TEST(ConditionTest, BecomesNeedsAChangeIntoTheValue) {
   CrmEvent event = Event(EventKind::kUpdated);  // lifecycleStage "customer"
   Rule rule = Named("r", {});
