@@ -909,6 +909,12 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
       w.Key("final_state_matches_clean_run");
       w.Bool(r.crash_state_matches);
       if (r.scenario.python_baseline) {
+        const double python_replayed =
+            r.python_kills > 0
+                ? (r.python_contacts_sent_crash - r.python_contacts_sent_clean) / r.python_kills
+                : 0;
+        w.Key("baseline_replayed_per_kill");
+        w.Double(python_replayed);
         w.Key("python_baseline");
         w.StartObject();
         w.Key("kills");
@@ -918,10 +924,7 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
         w.Key("contacts_sent_with_kills");
         w.Double(r.python_contacts_sent_crash);
         w.Key("replayed_per_kill");
-        w.Double(r.python_kills > 0
-                     ? (r.python_contacts_sent_crash - r.python_contacts_sent_clean) /
-                           r.python_kills
-                     : 0);
+        w.Double(python_replayed);
         w.Key("final_state_matches_clean_run");
         w.Bool(r.python_crash_state_matches);
         w.EndObject();
@@ -937,6 +940,12 @@ void Report(const std::vector<Result>& results, const std::string& out_path) {
     }
     if (r.python_active_seconds) {
       const double python_eps = r.scenario.events / *r.python_active_seconds;
+      // The script's figures beside crmsync's, flat for a reader of the
+      // table, and again with the ratios in their own object.
+      w.Key("baseline_events_per_s");
+      w.Double(python_eps);
+      w.Key("baseline_cpu_us_per_event");
+      w.Double(*r.python_cpu_us_per_event);
       w.Key("python_baseline");
       w.StartObject();
       w.Key("events_per_s");
